@@ -1,0 +1,156 @@
+"""Helpers for end-to-end tests: a real server on 127.0.0.1, tokens, test-only methods.
+
+The test-only methods (``test/*``) are registered on a router the tests hand to
+``build_app``, the same way namespaces are: they give the session machinery something
+slow to cancel, a way to make the server call the client, and a flood of notifications
+for flow control, without a production method existing only for tests.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import secrets
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from yamabiko.client import Client
+from yamabiko.schema.base import MethodSchema, Params, Result
+from yamabiko.schema.methods import build_table
+from yamabiko.server.app import App
+from yamabiko.server.auth import mint_token
+from yamabiko.server.settings import load_settings
+from yamabiko.server.wiring import build_app
+from yamabiko.sessions.methods import Router
+from yamabiko.sessions.session import Context
+from yamabiko.store.revocations import RevokedTokens
+
+
+class SleepParams(Params):
+    seconds: float
+
+
+class SleepResult(Result):
+    slept: float
+
+
+class AskParams(Params):
+    method: str
+    params: dict[str, Any] = {}
+
+
+class AskResult(Result):
+    answer: Any
+
+
+class FloodParams(Params):
+    count: int
+    size: int = 100
+    key: str | None = None
+    """When set, notifications replace each other in the queue (the ghost policy)."""
+
+
+class CountResult(Result):
+    count: int
+
+
+class ProgressParams(Params):
+    steps: int
+
+
+TEST_SCHEMAS = build_table(
+    [
+        MethodSchema("test/sleep", SleepParams, SleepResult, "Sleep, cancellably."),
+        MethodSchema("test/ask", AskParams, AskResult, "Ask the client something."),
+        MethodSchema("test/flood", FloodParams, CountResult, "Queue notifications."),
+        MethodSchema("test/fail", Params, Result, "Raise an unexpected exception."),
+        MethodSchema("test/steps", ProgressParams, CountResult, "Report progress per step."),
+        MethodSchema("test/admin", Params, Result, "Needs admin.", scope="admin"),
+    ]
+)
+
+
+def test_router() -> Router:
+    router = Router(TEST_SCHEMAS)
+
+    @router.method("test/sleep")
+    async def sleep(ctx: Context, params: SleepParams) -> SleepResult:
+        await asyncio.sleep(params.seconds)
+        return SleepResult(slept=params.seconds)
+
+    @router.method("test/ask")
+    async def ask(ctx: Context, params: AskParams) -> AskResult:
+        answer = await ctx.session.request(params.method, params.params, Any, timeout=5)  # type: ignore[arg-type]
+        return AskResult(answer=answer)
+
+    @router.method("test/flood")
+    async def flood(ctx: Context, params: FloodParams) -> CountResult:
+        pad = "x" * params.size
+        for i in range(params.count):
+            body = {"i": i, "pad": pad}
+            if params.key is None:
+                ctx.session.notify("test/item", body)
+            else:
+                ctx.session.notify_latest(params.key, "test/item", body)
+        return CountResult(count=params.count)
+
+    @router.method("test/fail")
+    async def fail(ctx: Context, params: Params) -> Result:
+        raise RuntimeError("secret internal detail")
+
+    @router.method("test/steps")
+    async def steps(ctx: Context, params: ProgressParams) -> CountResult:
+        for i in range(params.steps):
+            ctx.progress(i + 1, params.steps, f"step {i + 1}")
+            await asyncio.sleep(0)
+        return CountResult(count=params.steps)
+
+    @router.method("test/admin")
+    async def admin(ctx: Context, params: Params) -> Result:
+        return Result()
+
+    return router
+
+
+@dataclass
+class Running:
+    app: App
+    secret: str
+    data_dir: Path
+
+    @property
+    def url(self) -> str:
+        return self.app.url
+
+    @property
+    def http(self) -> str:
+        return f"http://127.0.0.1:{self.app.port}"
+
+    def token(self, sub: str = "alice", tenant: str = "acme", **kw: Any) -> str:
+        return mint_token(self.secret, sub=sub, tenant=tenant, **kw)
+
+    async def client(self, sub: str = "alice", tenant: str = "acme", **kw: Any) -> Client:
+        return await Client.connect(self.url, token=self.token(sub, tenant), **kw)
+
+
+@asynccontextmanager
+async def running_server(
+    tmp: Path,
+    *,
+    env: dict[str, str] | None = None,
+    revoked: RevokedTokens | None = None,
+    **overrides: Any,
+) -> AsyncIterator[Running]:
+    secret = secrets.token_urlsafe(48)
+    values = {"YAMABIKO_JWT_SECRET": secret, **(env or {})}
+    settings = load_settings(
+        env=values, overrides={"port": 0, "data_dir": str(tmp / "data"), **overrides}
+    )
+    app = build_app(settings, routers=[test_router()], revoked=revoked)
+    await app.start()
+    try:
+        yield Running(app, secret, tmp / "data")
+    finally:
+        await app.stop()

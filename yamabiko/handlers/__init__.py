@@ -1,0 +1,14 @@
+"""One module per namespace, each a :class:`~yamabiko.sessions.methods.Router`.
+
+The lifecycle methods (``initialize``, ``ping``, ``session/refresh``...) belong to the
+session itself and live in :mod:`yamabiko.sessions.lifecycle`.
+"""
+
+from __future__ import annotations
+
+from yamabiko.sessions.methods import Router
+
+
+def routers() -> list[Router]:
+    """Every namespace's router, for the server to assemble."""
+    return []

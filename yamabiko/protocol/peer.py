@@ -1,0 +1,173 @@
+"""The sans-I/O JSON-RPC 2.0 peer.
+
+Theory of operation
+-------------------
+A :class:`Peer` is one end of a bidirectional JSON-RPC conversation. It does no I/O and
+knows no method. Bytes go in through :meth:`Peer.receive`, which returns what they mean
+as events (:class:`Request`, :class:`Notification`, :class:`Response`, :class:`Invalid`,
+:class:`Dropped`, or a :class:`Batch` of them); outgoing messages come out of the
+``encode_*`` functions and :meth:`Peer.request` as bytes, for the caller to send.
+
+Both directions carry requests. Our own requests get increasing integer ids and wait in
+``pending`` until the peer answers; a response is matched by id and popped, so an
+unknown or duplicate response id becomes :class:`Dropped` (logged, never raised). How
+long to wait is the caller's business: it calls :meth:`Peer.forget` when it gives up, so
+a late answer is dropped too.
+
+Batches follow the spec to the letter: an empty array is one -32600; each bad element
+gets its own error; the caller sends the responses of a batch as one array, and nothing
+at all when every element was a notification.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Final
+
+import msgspec
+from msgspec import UNSET, Raw
+
+from yamabiko.protocol.errors import INVALID_REQUEST, PARSE_ERROR
+from yamabiko.protocol.messages import (
+    JSONRPC_VERSION,
+    Batch,
+    Dropped,
+    Envelope,
+    IdOnly,
+    Incoming,
+    Invalid,
+    Notification,
+    Request,
+    Response,
+    encode_request,
+)
+
+EMPTY_PARAMS: Final = b"{}"
+DEFAULT_MAX_BATCH: Final = 100
+
+_decode_message = msgspec.json.Decoder(Envelope | list[Raw]).decode
+_decode_envelope = msgspec.json.Decoder(Envelope).decode
+_decode_id_only = msgspec.json.Decoder(IdOnly).decode
+
+
+class Peer:
+    """One end of a JSON-RPC 2.0 conversation, without I/O."""
+
+    __slots__ = ("_next_id", "max_batch", "pending")
+
+    def __init__(self, *, max_batch: int = DEFAULT_MAX_BATCH) -> None:
+        self.max_batch = max_batch
+        self.pending: dict[int | str, str] = {}
+        """Our requests awaiting an answer: id -> method."""
+        self._next_id = 0
+
+    # Outgoing
+
+    def request(self, method: str, params: Any) -> tuple[int, bytes]:
+        """Make a request of ours: its id and the bytes to send."""
+        self._next_id += 1
+        request_id = self._next_id
+        self.pending[request_id] = method
+        return request_id, encode_request(request_id, method, params)
+
+    def forget(self, request_id: int | str) -> None:
+        """Stop waiting for ``request_id`` (timed out or cancelled): a late answer drops."""
+        self.pending.pop(request_id, None)
+
+    # Incoming
+
+    def receive(self, data: bytes | str) -> Incoming | Batch:
+        """What one WebSocket message means."""
+        try:
+            message = _decode_message(data)
+        except msgspec.ValidationError as exc:
+            if data.lstrip()[:1] in (b"{", "{"):
+                return _invalid_envelope(data, exc)
+            # Valid JSON, but neither an object nor an array: not a request at all.
+            return Invalid(None, INVALID_REQUEST, "invalid request: expected an object or array")
+        except (msgspec.DecodeError, UnicodeDecodeError, RecursionError) as exc:
+            return Invalid(None, PARSE_ERROR, _parse_message(exc))
+        if type(message) is Envelope:
+            return self._classify(message, data)
+        assert isinstance(message, list)
+        if not message:
+            return Invalid(None, INVALID_REQUEST, "invalid request: empty batch")
+        if len(message) > self.max_batch:
+            return Invalid(
+                None,
+                INVALID_REQUEST,
+                f"invalid request: batch of {len(message)} messages exceeds {self.max_batch}",
+            )
+        return Batch([self._receive_element(raw) for raw in message])
+
+    def _receive_element(self, raw: Raw) -> Incoming:
+        data = bytes(raw)
+        try:
+            envelope = _decode_envelope(data)
+        except msgspec.ValidationError as exc:
+            return _invalid_envelope(data, exc)
+        except (msgspec.DecodeError, RecursionError) as exc:  # pragma: no cover - outer parse
+            return Invalid(None, PARSE_ERROR, _parse_message(exc))
+        return self._classify(envelope, data)
+
+    def _classify(self, env: Envelope, data: bytes | str) -> Incoming:
+        method = env.method
+        request_id = env.id
+        if env.jsonrpc != JSONRPC_VERSION:
+            salvaged = None if request_id is UNSET else request_id
+            return Invalid(salvaged, INVALID_REQUEST, 'invalid request: jsonrpc must be "2.0"')
+        if method is not UNSET:
+            if env.result is not UNSET or env.error is not UNSET:
+                return _invalid(request_id, "a request cannot carry result or error")
+            params = env.params
+            if params is UNSET:
+                params_json = EMPTY_PARAMS
+            else:
+                params_json = bytes(params)
+                first = params_json[:1]
+                if first != b"{" and first != b"[":
+                    return _invalid(request_id, "params must be an object or an array")
+            if request_id is UNSET:
+                return Notification(method, params_json)
+            return Request(request_id, method, params_json)
+        # A response to one of ours.
+        if request_id is UNSET or (env.result is UNSET) == (env.error is UNSET):
+            if env.error is not UNSET and request_id in (UNSET, None):
+                return Dropped("error response without id", None)
+            return _invalid(request_id, "a message needs method, or id with result or error")
+        if request_id is None:
+            return Dropped("response with null id", None)
+        pending_method = self.pending.pop(request_id, None)
+        if pending_method is None:
+            return Dropped("response to an unknown or already answered id", request_id)
+        result = env.result
+        error = env.error
+        return Response(
+            request_id,
+            pending_method,
+            None if result is UNSET else bytes(result),
+            None if error is UNSET else error,
+        )
+
+
+def _invalid(request_id: Any, reason: str) -> Invalid:
+    rid = None if request_id is UNSET else request_id
+    return Invalid(rid, INVALID_REQUEST, f"invalid request: {reason}")
+
+
+def _invalid_envelope(data: bytes | str, exc: msgspec.ValidationError) -> Invalid:
+    """An object that is not a valid envelope: answer with its id when the id is usable."""
+    try:
+        salvaged = _decode_id_only(data).id
+    except (msgspec.ValidationError, msgspec.DecodeError, RecursionError):
+        salvaged = None
+    if type(salvaged) is not int and type(salvaged) is not str:
+        salvaged = None
+    return Invalid(salvaged, INVALID_REQUEST, f"invalid request: {exc}")
+
+
+def _parse_message(exc: BaseException) -> str:
+    if isinstance(exc, UnicodeDecodeError):
+        return "parse error: message is not valid UTF-8"
+    if isinstance(exc, RecursionError):
+        return "parse error: message nested too deeply"
+    return f"parse error: {exc}"

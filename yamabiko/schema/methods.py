@@ -1,0 +1,23 @@
+"""The method table: every method of the contract, by name."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from types import MappingProxyType
+
+from yamabiko.schema import session
+from yamabiko.schema.base import MethodSchema
+
+
+def build_table(*groups: Iterable[MethodSchema]) -> Mapping[str, MethodSchema]:
+    """Index method schemas by name; a name defined twice is an error."""
+    table: dict[str, MethodSchema] = {}
+    for group in groups:
+        for schema in group:
+            if schema.name in table:
+                raise ValueError(f"method {schema.name!r} is defined twice")
+            table[schema.name] = schema
+    return MappingProxyType(table)
+
+
+METHODS: Mapping[str, MethodSchema] = build_table(session.METHODS)

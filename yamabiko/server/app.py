@@ -1,0 +1,390 @@
+"""The WebSocket server: handshake and auth, HTTP endpoints on the same port, the read
+loop of each connection, graceful shutdown.
+
+The handshake is where identity is settled: a request to ``/ws`` or ``/mcp`` without a
+valid token is refused with 401 before any upgrade (and never gets a session); plain
+``GET`` requests to the HTTP endpoints are answered there too. A connection that is
+upgraded gets one :class:`~yamabiko.sessions.session.Session`, fed by
+:meth:`App._serve_connection`, the only reader of its socket.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from http import HTTPStatus
+from typing import Final
+from urllib.parse import parse_qs, urlsplit
+
+from websockets.asyncio.server import Server, ServerConnection, serve
+from websockets.datastructures import Headers
+from websockets.exceptions import ConnectionClosed
+from websockets.http11 import Request
+from websockets.http11 import Response as HttpResponse
+from websockets.typing import Subprotocol
+
+from yamabiko.protocol import errors
+from yamabiko.server.auth import TokenRejected, TokenVerifier
+from yamabiko.server.metrics import render_metrics
+from yamabiko.sessions.identity import Identity
+from yamabiko.sessions.methods import MethodEntry
+from yamabiko.sessions.registry import SessionRegistry
+from yamabiko.sessions.session import Session, SessionConfig
+from yamabiko.sessions.stats import Stats
+from yamabiko.sessions.transport import WS_1001_GOING_AWAY
+
+log = logging.getLogger("yamabiko.server")
+
+WS_PATHS: Final = frozenset({"/ws", "/mcp"})
+SUBPROTOCOLS: Final = ("yamabiko.v1", "mcp")
+SECURITY_HEADERS: Final = (
+    ("X-Content-Type-Options", "nosniff"),
+    ("Referrer-Policy", "no-referrer"),
+    ("Content-Security-Policy", "default-src 'none'; frame-ancestors 'none'"),
+    ("Cache-Control", "no-store"),
+)
+
+ReadyCheck = Callable[[], Awaitable[None]]
+
+
+class WebSocketTransport:
+    """:class:`~yamabiko.sessions.transport.Transport` over a ``websockets`` connection."""
+
+    __slots__ = ("_ws",)
+
+    def __init__(self, ws: ServerConnection) -> None:
+        self._ws = ws
+
+    async def send_text(self, data: bytes) -> None:
+        try:
+            await self._ws.send(data, text=True)
+        except ConnectionClosed as exc:
+            raise ConnectionError("connection closed") from exc
+
+    async def send_binary(self, data: bytes) -> None:
+        try:
+            await self._ws.send(data, text=False)
+        except ConnectionClosed as exc:
+            raise ConnectionError("connection closed") from exc
+
+    async def close(self, code: int, reason: str) -> None:
+        await self._ws.close(code, reason)
+
+
+class ServerOptions:
+    """What the server needs beyond the method table, grouped by concern."""
+
+    def __init__(
+        self,
+        *,
+        host: str = "127.0.0.1",
+        port: int = 8765,
+        max_message_bytes: int = 1 << 20,
+        ping_interval_s: float = 20.0,
+        ping_timeout_s: float = 20.0,
+        compression: bool = False,
+        allowed_origins: Sequence[str] = (),
+        max_connections_per_user: int = 16,
+        shutdown_timeout_s: float = 10.0,
+    ) -> None:
+        self.host = host
+        self.port = port
+        self.max_message_bytes = max_message_bytes
+        self.ping_interval_s = ping_interval_s
+        self.ping_timeout_s = ping_timeout_s
+        self.compression = compression
+        self.allowed_origins = frozenset(allowed_origins)
+        self.max_connections_per_user = max_connections_per_user
+        self.shutdown_timeout_s = shutdown_timeout_s
+
+
+class App:
+    """One Yamabiko node's socket server."""
+
+    def __init__(
+        self,
+        options: ServerOptions,
+        *,
+        verifier: TokenVerifier,
+        methods: Mapping[str, MethodEntry],
+        session_config: SessionConfig,
+        openrpc: bytes,
+        ready_checks: Sequence[ReadyCheck] = (),
+        stats: Stats | None = None,
+    ) -> None:
+        self.options = options
+        self.verifier = verifier
+        self.methods = methods
+        self.session_config = session_config
+        self.openrpc = openrpc
+        self.ready_checks = list(ready_checks)
+        self.stats = stats or Stats()
+        self.registry = SessionRegistry()
+        self._identities: dict[ServerConnection, Identity] = {}
+        self._server: Server | None = None
+        self._sweeper: asyncio.Task[None] | None = None
+        self._http: dict[str, Callable[[], Awaitable[HttpResponse]]] = {
+            "/health/live": self._live,
+            "/health/ready": self._ready,
+            "/metrics": self._metrics,
+            "/schema/openrpc.json": self._openrpc,
+        }
+
+    # Lifecycle
+
+    async def start(self) -> None:
+        opts = self.options
+        self._server = await serve(
+            self._serve_connection,
+            opts.host,
+            opts.port,
+            process_request=self._process_request,
+            select_subprotocol=_select_subprotocol,
+            compression="deflate" if opts.compression else None,
+            max_size=opts.max_message_bytes,
+            ping_interval=opts.ping_interval_s,
+            ping_timeout=opts.ping_timeout_s,
+            server_header="Yamabiko",
+        )
+        self._sweeper = asyncio.get_running_loop().create_task(self._sweep_forever())
+
+    @property
+    def port(self) -> int:
+        assert self._server is not None
+        for sock in self._server.sockets:
+            return int(sock.getsockname()[1])
+        raise RuntimeError("server has no socket")
+
+    @property
+    def url(self) -> str:
+        return f"ws://{self.options.host}:{self.port}/ws"
+
+    async def stop(self) -> None:
+        """Stop accepting, let running requests finish (bounded), close with 1001."""
+        server = self._server
+        if server is None:
+            return
+        server.close(close_connections=False)
+        running = [t for s in self.registry.sessions.values() for t in s.running.values()]
+        if running:
+            await asyncio.wait(running, timeout=self.options.shutdown_timeout_s)
+        for session in list(self.registry.sessions.values()):
+            try:
+                async with asyncio.timeout(1.0):
+                    await session.outbound.drain()
+            except TimeoutError:
+                pass
+        closes = [
+            s.close(WS_1001_GOING_AWAY, "server shutting down")
+            for s in list(self.registry.sessions.values())
+        ]
+        if closes:
+            await asyncio.wait(
+                [asyncio.ensure_future(c) for c in closes],
+                timeout=self.options.shutdown_timeout_s,
+            )
+        await server.wait_closed()
+        if self._sweeper is not None:
+            self._sweeper.cancel()
+        self._server = None
+
+    async def _sweep_forever(self) -> None:
+        while True:
+            await asyncio.sleep(0.5)
+            self.registry.sweep()
+
+    # Handshake
+
+    async def _process_request(
+        self, connection: ServerConnection, request: Request
+    ) -> HttpResponse | None:
+        parts = urlsplit(request.path)
+        path = parts.path
+        if path not in WS_PATHS:
+            handler = self._http.get(path)
+            if handler is None:
+                return _respond(connection, HTTPStatus.NOT_FOUND, b"not found\n")
+            return await handler()
+        origin = request.headers.get("Origin")
+        allowed = self.options.allowed_origins
+        if allowed and origin is not None and origin not in allowed:
+            return self._refuse(
+                connection, HTTPStatus.FORBIDDEN, "origin_not_allowed", "origin not allowed"
+            )
+        token = _bearer_token(request.headers) or _query_token(parts.query)
+        if token is None:
+            return self._refuse(
+                connection,
+                HTTPStatus.UNAUTHORIZED,
+                "missing_token",
+                "missing bearer token",
+                challenge='Bearer realm="yamabiko"',
+            )
+        try:
+            identity = await self.verifier.verify(token)
+        except TokenRejected as exc:
+            challenge = (
+                f'Bearer realm="yamabiko", error="{exc.error}", error_description="{exc.reason}"'
+            )
+            return self._refuse(
+                connection,
+                HTTPStatus.UNAUTHORIZED,
+                "invalid_token",
+                exc.reason,
+                challenge=challenge,
+            )
+        limit = self.options.max_connections_per_user
+        if self.registry.connections_of(identity.tid, identity.sub) >= limit:
+            return self._refuse(
+                connection,
+                HTTPStatus.TOO_MANY_REQUESTS,
+                "too_many_connections",
+                f"too many connections for this user (limit {limit})",
+            )
+        self._identities[connection] = identity
+        return None
+
+    def _refuse(
+        self,
+        connection: ServerConnection,
+        status: HTTPStatus,
+        kind: str,
+        reason: str,
+        *,
+        challenge: str | None = None,
+    ) -> HttpResponse:
+        self.stats.rejected(kind)
+        log.info(
+            "handshake refused",
+            extra={"status": int(status), "reason": reason, "peer": _peer(connection)},
+        )
+        response = _respond(connection, status, reason.encode() + b"\n")
+        if challenge is not None:
+            response.headers["WWW-Authenticate"] = challenge
+        return response
+
+    async def _verify_for_refresh(self, token: str) -> Identity:
+        try:
+            return await self.verifier.verify(token)
+        except TokenRejected as exc:
+            raise errors.Unauthorized(f"token refused: {exc.reason}") from None
+
+    # Connections
+
+    async def _serve_connection(self, ws: ServerConnection) -> None:
+        identity = self._identities.pop(ws)
+        session = Session(
+            WebSocketTransport(ws),
+            self.methods,
+            identity=identity,
+            config=self.session_config,
+            stats=self.stats,
+            verify_token=self._verify_for_refresh,
+            subprotocol=ws.subprotocol,
+        )
+        stats = self.stats
+        stats.connections_open += 1
+        stats.connections_total += 1
+        self.registry.add(session)
+        opened = time.monotonic()
+        log.info(
+            "session opened",
+            extra={
+                "session": session.id,
+                "sub": identity.sub,
+                "tid": identity.tid,
+                "subprotocol": ws.subprotocol,
+            },
+        )
+        receive = session.receive
+        recv = ws.recv
+        try:
+            while True:
+                await receive(await recv(decode=False))
+        except ConnectionClosed:
+            pass
+        finally:
+            session.shutdown()
+            self.registry.remove(session)
+            stats.connections_open -= 1
+            close = ws.protocol.close_rcvd or ws.protocol.close_sent
+            log.info(
+                "session closed",
+                extra={
+                    "session": session.id,
+                    "code": close.code if close is not None else None,
+                    "seconds": round(time.monotonic() - opened, 3),
+                },
+            )
+
+    # HTTP endpoints
+
+    async def _live(self) -> HttpResponse:
+        return _json(HTTPStatus.OK, b'{"status":"ok"}')
+
+    async def _ready(self) -> HttpResponse:
+        try:
+            async with asyncio.timeout(2.0):
+                for check in self.ready_checks:
+                    await check()
+        except Exception as exc:
+            log.info("not ready", extra={"reason": type(exc).__name__})
+            return _json(HTTPStatus.SERVICE_UNAVAILABLE, b'{"status":"unavailable"}')
+        return _json(HTTPStatus.OK, b'{"status":"ready"}')
+
+    async def _metrics(self) -> HttpResponse:
+        body, content_type = render_metrics(self.stats, self.registry)
+        return _make(HTTPStatus.OK, body, content_type)
+
+    async def _openrpc(self) -> HttpResponse:
+        return _json(HTTPStatus.OK, self.openrpc)
+
+
+def _select_subprotocol(
+    connection: ServerConnection, offered: Sequence[Subprotocol]
+) -> Subprotocol | None:
+    # Subprotocols are optional: a client that offers none is served plain JSON-RPC.
+    for name in offered:
+        if name in SUBPROTOCOLS:
+            return name
+    return None
+
+
+def _bearer_token(headers: Headers) -> str | None:
+    value = headers.get("Authorization")
+    if value is None:
+        return None
+    scheme, _, token = value.partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        return None
+    return token.strip()
+
+
+def _query_token(query: str) -> str | None:
+    values = parse_qs(query).get("access_token")
+    return values[0] if values else None
+
+
+def _peer(connection: ServerConnection) -> str:
+    try:
+        address = connection.remote_address
+        return f"{address[0]}:{address[1]}"
+    except Exception:
+        return "?"
+
+
+def _make(status: HTTPStatus, body: bytes, content_type: str) -> HttpResponse:
+    headers = Headers([("Content-Type", content_type), ("Content-Length", str(len(body)))])
+    for name, value in SECURITY_HEADERS:
+        headers[name] = value
+    return HttpResponse(int(status), status.phrase, headers, body)
+
+
+def _json(status: HTTPStatus, body: bytes) -> HttpResponse:
+    return _make(status, body, "application/json")
+
+
+def _respond(connection: ServerConnection, status: HTTPStatus, body: bytes) -> HttpResponse:
+    return _make(status, body, "text/plain; charset=utf-8")

@@ -1,0 +1,219 @@
+"""The ``yamabiko`` command: serve, token, call.
+
+Exit codes: 0 success; 1 the call got an error response or failed; 2 bad usage or bad
+settings (the message names the setting).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import os
+import signal
+import sys
+from collections.abc import Sequence
+from typing import Any
+
+from yamabiko import __version__
+
+EXIT_ERROR = 1
+EXIT_USAGE = 2
+
+
+def _settings_args(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--host", help="interface to listen on (YAMABIKO_HOST)")
+    parser.add_argument("--port", help="port (YAMABIKO_PORT, default 8765)")
+    parser.add_argument("--data-dir", help="data dir (YAMABIKO_DATA_DIR, default ./.yamabiko)")
+    parser.add_argument("--config", help="TOML settings file (YAMABIKO_CONFIG)")
+    parser.add_argument("--log-level", help="DEBUG, INFO, WARNING or ERROR")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="yamabiko", description="A real-time AI server: JSON-RPC 2.0 over one WebSocket."
+    )
+    parser.add_argument("--version", action="version", version=f"yamabiko {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    serve = sub.add_parser("serve", help="run the server")
+    _settings_args(serve)
+    serve.add_argument("--mcp-port", help="port of the MCP Streamable HTTP face")
+
+    token = sub.add_parser("token", help="mint a dev token signed with the data dir's secret")
+    token.add_argument("--data-dir", help="data dir (default ./.yamabiko or YAMABIKO_DATA_DIR)")
+    token.add_argument("--sub", required=True, help="the user id")
+    token.add_argument("--tenant", required=True, help="the tenant id")
+    token.add_argument(
+        "--scope", default="chat agent ghost audio mcp", help="space-separated scopes"
+    )
+    token.add_argument("--ttl", type=float, default=3600.0, help="lifetime in seconds")
+
+    call = sub.add_parser("call", help="call one method and print its result as JSON")
+    call.add_argument("--url", default=None, help="server URL (default ws://127.0.0.1:8765/ws)")
+    group = call.add_mutually_exclusive_group()
+    group.add_argument("--token", help="bearer token (or YAMABIKO_TOKEN)")
+    group.add_argument("--data-dir", help="mint a short-lived admin-less token from this dir")
+    call.add_argument("--sub", default="cli", help="user for a token minted from --data-dir")
+    call.add_argument("--tenant", default="default", help="tenant for a minted token")
+    call.add_argument("--scope", default="chat agent ghost audio mcp", help="scopes if minted")
+    call.add_argument("--timeout", type=float, default=60.0, help="seconds to wait")
+    call.add_argument("method", help="the method, e.g. ping")
+    call.add_argument("params", nargs="?", default=None, help="params as a JSON object")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    command: str = args.command
+    if command == "serve":
+        return _serve(args)
+    if command == "token":
+        return _token(args)
+    return _call(args)
+
+
+# serve
+
+
+def _serve(args: argparse.Namespace) -> int:
+    from yamabiko.server.datadir import DataDirError
+    from yamabiko.server.logs import configure_logging
+    from yamabiko.server.settings import SettingsError, load_settings
+
+    overrides: dict[str, Any] = {
+        "host": args.host,
+        "port": args.port,
+        "data_dir": args.data_dir,
+        "log_level": args.log_level,
+        "mcp_port": args.mcp_port,
+    }
+    try:
+        settings = load_settings(env=os.environ, config_file=args.config, overrides=overrides)
+    except SettingsError as exc:
+        print(f"yamabiko: bad settings: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    configure_logging(settings.log_level)
+    try:
+        return _run(_serve_async(settings))
+    except DataDirError as exc:
+        print(f"yamabiko: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except OSError as exc:
+        print(
+            f"yamabiko: cannot listen on {settings.host}:{settings.port}: {exc.strerror}",
+            file=sys.stderr,
+        )
+        return EXIT_ERROR
+
+
+async def _serve_async(settings: Any) -> int:
+    from yamabiko.server.wiring import build_app
+
+    app = build_app(settings)
+    await app.start()
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        with contextlib.suppress(NotImplementedError):
+            loop.add_signal_handler(sig, stop.set)
+    print(f"listening on ws://{settings.host}:{app.port}/ws", flush=True)
+    await stop.wait()
+    print("shutting down", file=sys.stderr, flush=True)
+    await app.stop()
+    return 0
+
+
+def _run(coro: Any) -> int:
+    try:
+        import uvloop
+    except ImportError:  # pragma: no cover - uvloop is a dependency off Windows
+        return int(asyncio.run(coro))
+    return int(uvloop.run(coro))
+
+
+# token
+
+
+def _token(args: argparse.Namespace) -> int:
+    from yamabiko.server.auth import mint_token
+    from yamabiko.server.datadir import DataDirError, read_data_dir
+
+    path = args.data_dir or os.environ.get("YAMABIKO_DATA_DIR") or ".yamabiko"
+    secret = os.environ.get("YAMABIKO_JWT_SECRET")
+    if not secret or args.data_dir:
+        try:
+            secret = read_data_dir(path).jwt_secret
+        except DataDirError as exc:
+            print(f"yamabiko: {exc}", file=sys.stderr)
+            return EXIT_USAGE
+    print(
+        mint_token(
+            secret, sub=args.sub, tenant=args.tenant, scopes=args.scope.split(), ttl_s=args.ttl
+        )
+    )
+    return 0
+
+
+# call
+
+
+def _call(args: argparse.Namespace) -> int:
+    params: Any = None
+    if args.params is not None:
+        try:
+            params = json.loads(args.params)
+        except json.JSONDecodeError as exc:
+            print(f"yamabiko: params are not JSON: {exc}", file=sys.stderr)
+            return EXIT_USAGE
+    token = args.token or os.environ.get("YAMABIKO_TOKEN")
+    if token is None:
+        from yamabiko.server.auth import mint_token
+        from yamabiko.server.datadir import DataDirError, read_data_dir
+
+        path = args.data_dir or os.environ.get("YAMABIKO_DATA_DIR") or ".yamabiko"
+        try:
+            secret = read_data_dir(path).jwt_secret
+        except DataDirError as exc:
+            print(f"yamabiko: no --token given and {exc}", file=sys.stderr)
+            return EXIT_USAGE
+        token = mint_token(
+            secret, sub=args.sub, tenant=args.tenant, scopes=args.scope.split(), ttl_s=300
+        )
+    url = args.url or os.environ.get("YAMABIKO_URL") or "ws://127.0.0.1:8765/ws"
+    return _run(_call_async(url, token, args.method, params, args.timeout))
+
+
+async def _call_async(url: str, token: str, method: str, params: Any, timeout: float) -> int:
+    from websockets.exceptions import InvalidStatus
+
+    from yamabiko.client import Client, RemoteError
+
+    try:
+        client = await Client.connect(url, token=token)
+    except InvalidStatus as exc:
+        body = exc.response.body.decode(errors="replace").strip() if exc.response.body else ""
+        print(f"yamabiko: refused: HTTP {exc.response.status_code} {body}", file=sys.stderr)
+        return EXIT_ERROR
+    except OSError as exc:
+        print(f"yamabiko: cannot connect to {url}: {exc}", file=sys.stderr)
+        return EXIT_ERROR
+    async with client:
+        try:
+            result = await client.call(method, params, timeout=timeout)
+        except RemoteError as exc:
+            error = {"code": exc.wire_code, "message": exc.message}
+            if exc.data is not None:
+                error["data"] = exc.data
+            print(json.dumps({"error": error}, ensure_ascii=False, indent=2))
+            return EXIT_ERROR
+        except TimeoutError:
+            print(f"yamabiko: no answer within {timeout} s", file=sys.stderr)
+            return EXIT_ERROR
+    print(json.dumps(result, ensure_ascii=False, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,100 @@
+"""Prometheus exposition, folded from the plain counters at scrape time.
+
+The hot path only bumps integers in :class:`~yamabiko.sessions.stats.Stats`; this
+module turns them into metric families when ``/metrics`` is scraped (DESIGN.md
+section 14).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+from prometheus_client import CONTENT_TYPE_LATEST, PROCESS_COLLECTOR, generate_latest
+from prometheus_client.core import (
+    CounterMetricFamily,
+    GaugeMetricFamily,
+    HistogramMetricFamily,
+    Metric,
+)
+
+from yamabiko.sessions.registry import SessionRegistry
+from yamabiko.sessions.stats import LATENCY_BUCKETS, OUTCOMES, Stats
+
+
+class StatsCollector:
+    """A collector over one process's :class:`Stats`."""
+
+    def __init__(self, stats: Stats, registry: SessionRegistry) -> None:
+        self.stats = stats
+        self.registry = registry
+
+    def collect(self) -> Iterator[Metric]:
+        stats = self.stats
+        yield GaugeMetricFamily(
+            "yamabiko_connections", "Open WebSocket sessions.", value=stats.connections_open
+        )
+        yield CounterMetricFamily(
+            "yamabiko_connections", "WebSocket sessions opened.", value=stats.connections_total
+        )
+        rejected = CounterMetricFamily(
+            "yamabiko_handshakes_rejected", "Refused handshakes by reason.", labels=["reason"]
+        )
+        for reason, count in sorted(stats.handshakes_rejected.items()):
+            rejected.add_metric([reason], count)
+        yield rejected
+        closed = CounterMetricFamily(
+            "yamabiko_sessions_closed_by_server",
+            "Sessions the server closed, by close code.",
+            labels=["code"],
+        )
+        for code, count in sorted(stats.closed_by_code.items()):
+            closed.add_metric([str(code)], count)
+        yield closed
+        yield CounterMetricFamily(
+            "yamabiko_messages_received", "WebSocket messages received.", value=stats.messages_in
+        )
+        yield CounterMetricFamily(
+            "yamabiko_invalid_messages",
+            "Messages answered with -32700 or -32600.",
+            value=stats.invalid_messages,
+        )
+        yield CounterMetricFamily(
+            "yamabiko_rate_limited", "Requests refused with -32029.", value=stats.rate_limited
+        )
+        yield CounterMetricFamily(
+            "yamabiko_notifications_sent",
+            "Notifications queued to clients.",
+            value=stats.notifications_sent,
+        )
+        requests = CounterMetricFamily(
+            "yamabiko_requests", "Requests by method and outcome.", labels=["method", "outcome"]
+        )
+        latency = HistogramMetricFamily(
+            "yamabiko_request_seconds", "Request latency by method.", labels=["method"]
+        )
+        for method, ms in sorted(stats.methods.items()):
+            for outcome, count in zip(OUTCOMES, ms.outcomes, strict=True):
+                if count:
+                    requests.add_metric([method, outcome], count)
+            cumulative = 0
+            buckets: list[tuple[str, float]] = []
+            for bound, count in zip((*LATENCY_BUCKETS, float("inf")), ms.buckets, strict=True):
+                cumulative += count
+                buckets.append(("+Inf" if bound == float("inf") else repr(bound), cumulative))
+            latency.add_metric([method], buckets, ms.sum)
+        yield requests
+        yield latency
+
+
+class _Both:
+    def __init__(self, ours: StatsCollector) -> None:
+        self.ours = ours
+
+    def collect(self) -> Iterator[Metric]:
+        yield from self.ours.collect()
+        yield from PROCESS_COLLECTOR.collect()
+
+
+def render_metrics(stats: Stats, registry: SessionRegistry) -> tuple[bytes, str]:
+    """The ``/metrics`` body and its content type."""
+    return generate_latest(_Both(StatsCollector(stats, registry))), CONTENT_TYPE_LATEST

@@ -1,0 +1,98 @@
+"""Wiring: settings -> data dir -> token verifier -> method table -> :class:`App`.
+
+The only place that knows the whole; everything it builds is handed on as a value.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+from yamabiko import __version__
+from yamabiko.handlers import routers as handler_routers
+from yamabiko.schema.openrpc import PATH as OPENRPC_PATH
+from yamabiko.server.app import App, ServerOptions
+from yamabiko.server.auth import TokenVerifier
+from yamabiko.server.datadir import DataDir, ensure_data_dir
+from yamabiko.server.settings import Settings
+from yamabiko.sessions import lifecycle
+from yamabiko.sessions.methods import MethodEntry, Router
+from yamabiko.sessions.session import SessionConfig
+from yamabiko.store.revocations import MemoryRevokedTokens, RevokedTokens
+
+
+def session_config(settings: Settings) -> SessionConfig:
+    return SessionConfig(
+        max_message_bytes=settings.max_message_bytes,
+        max_running_requests=settings.max_running_requests,
+        max_subscriptions=settings.max_subscriptions,
+        max_audio_streams=settings.max_audio_streams,
+        max_documents=settings.max_documents,
+        max_batch=settings.max_batch,
+        outbound_queue_bytes=settings.outbound_queue_bytes,
+        ping_interval_s=settings.ping_interval_s,
+        requests_per_second=settings.requests_per_second,
+        request_burst=settings.request_burst,
+        slow_consumer_s=settings.slow_consumer_timeout_s,
+        server_version=__version__,
+    )
+
+
+def server_options(settings: Settings) -> ServerOptions:
+    return ServerOptions(
+        host=settings.host,
+        port=settings.port,
+        max_message_bytes=settings.max_message_bytes,
+        ping_interval_s=settings.ping_interval_s,
+        ping_timeout_s=settings.ping_timeout_s,
+        compression=settings.compression,
+        allowed_origins=settings.allowed_origins,
+        max_connections_per_user=settings.max_connections_per_user,
+        shutdown_timeout_s=settings.shutdown_timeout_s,
+    )
+
+
+def build_verifier(
+    settings: Settings, data_dir: DataDir | None, revoked: RevokedTokens | None
+) -> TokenVerifier:
+    """The verifier for the configured keys; the data dir's secret only when none is."""
+    public_key = None
+    if settings.jwt_public_key_file:
+        public_key = Path(settings.jwt_public_key_file).read_bytes()
+    secret = settings.jwt_secret
+    if secret is None and public_key is None and not settings.jwt_jwks_url:
+        assert data_dir is not None, "no JWT key configured and no data dir"
+        secret = data_dir.jwt_secret
+    return TokenVerifier(
+        secret=secret,
+        public_key_pem=public_key,
+        jwks_url=settings.jwt_jwks_url,
+        audience=settings.jwt_audience,
+        issuer=settings.jwt_issuer,
+        leeway_s=settings.jwt_leeway_s,
+        revoked=revoked,
+    )
+
+
+def method_table(routers: Sequence[Router]) -> Mapping[str, MethodEntry]:
+    """Every served method; a name registered twice is an error."""
+    table = Router().include(lifecycle.router, *handler_routers(), *routers)
+    return dict(table.entries)
+
+
+def build_app(
+    settings: Settings,
+    *,
+    routers: Sequence[Router] = (),
+    revoked: RevokedTokens | None = None,
+) -> App:
+    """A ready-to-start node for ``settings``; ``routers`` add methods (tests, plugins)."""
+    data_dir = ensure_data_dir(settings.data_path)
+    revoked = revoked if revoked is not None else MemoryRevokedTokens()
+    return App(
+        server_options(settings),
+        verifier=build_verifier(settings, data_dir, revoked),
+        methods=method_table(routers),
+        session_config=session_config(settings),
+        openrpc=OPENRPC_PATH.read_bytes(),
+    )

@@ -1,0 +1,538 @@
+"""One session per connection.
+
+Theory of operation
+-------------------
+The server's read loop hands each incoming message to :meth:`Session.receive`, one at a
+time. The session decodes it with its :class:`~yamabiko.protocol.peer.Peer` and acts:
+
+- a request is checked in this order: known method (-32601), session state (-32002
+  before ``initialize``), scope (-32003), params (-32602), rate limit (-32029), running
+  requests (-32029 past ``max_running_requests``); then its handler runs, inline for the
+  handlers registered ``inline`` and as its own task otherwise, so a slow handler never
+  holds up the next message. A task is kept by request id so that
+  ``notifications/cancelled`` can cancel it;
+- a notification runs its handler inline; it never gets a response, so its errors are
+  only logged;
+- a response is matched to one of our own requests (:meth:`Session.request`);
+- a batch runs its elements concurrently and answers with one array.
+
+States, and the only transitions::
+
+    NEW --initialize--> READY --close--> CLOSED
+     |                                     ^
+     +-------------------close-------------+
+
+This module is the single place where exceptions become wire errors: a
+:class:`YamabikoError` keeps its code and message; anything else becomes -32603 with a
+fresh ``errorId`` that is also on the log line carrying the traceback.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import enum
+import logging
+import time
+import uuid
+from collections.abc import Awaitable, Callable, Coroutine, Mapping
+from datetime import UTC, datetime
+from functools import partial
+from typing import Any, Final, TypeVar
+
+import msgspec
+
+from yamabiko.protocol import errors
+from yamabiko.protocol.messages import (
+    Batch,
+    Dropped,
+    Invalid,
+    Notification,
+    Request,
+    Response,
+    encode_batch,
+    encode_error,
+    encode_notification,
+    encode_result,
+)
+from yamabiko.protocol.peer import Peer
+from yamabiko.schema.base import RequestMeta
+from yamabiko.schema.session import PROGRESS, ProgressParams
+from yamabiko.sessions.identity import Identity
+from yamabiko.sessions.methods import MethodEntry
+from yamabiko.sessions.outbound import Binary, Mergeable, Outbound
+from yamabiko.sessions.stats import CANCELLED, ERROR, OK, Stats
+from yamabiko.sessions.transport import Transport
+
+log = logging.getLogger("yamabiko.session")
+
+T = TypeVar("T")
+
+PRE_INIT_METHODS: Final = frozenset({"initialize", "ping"})
+"""Served before ``initialize``; everything else is -32002 until then."""
+
+TokenVerifier = Callable[[str], Awaitable[Identity]]
+RateLimiter = Callable[[Identity, str], Awaitable[int]]
+"""Returns 0 to admit a request, else how many ms to wait before retrying."""
+
+
+class State(enum.Enum):
+    NEW = "new"
+    READY = "ready"
+    CLOSED = "closed"
+
+
+class SessionConfig(msgspec.Struct, frozen=True, kw_only=True):
+    """Per-session limits and identity of the server; one value shared by all sessions."""
+
+    max_message_bytes: int = 1 << 20
+    max_running_requests: int = 8
+    max_subscriptions: int = 32
+    max_audio_streams: int = 4
+    max_documents: int = 16
+    max_batch: int = 100
+    outbound_queue_bytes: int = 4 << 20
+    ping_interval_s: float = 20.0
+    requests_per_second: float = 100.0
+    request_burst: int = 200
+    slow_consumer_s: float = 30.0
+    client_request_timeout_s: float = 30.0
+    expiry_warning_s: float = 60.0
+    server_name: str = "yamabiko"
+    server_version: str = "0.1.0"
+    instructions: str | None = None
+
+
+class Context:
+    """What a handler gets besides its params: who is calling and how to talk back."""
+
+    __slots__ = ("meta", "request_id", "session")
+
+    def __init__(
+        self, session: Session, request_id: int | str | None, meta: RequestMeta | None
+    ) -> None:
+        self.session = session
+        self.request_id = request_id
+        self.meta = meta
+
+    @property
+    def identity(self) -> Identity:
+        return self.session.identity
+
+    def progress(
+        self, progress: float, total: float | None = None, message: str | None = None
+    ) -> None:
+        """Report progress if the request asked for it (``_meta.progressToken``)."""
+        meta = self.meta
+        if meta is None or meta.progress_token is None:
+            return
+        self.session.notify(
+            PROGRESS,
+            ProgressParams(
+                progress_token=meta.progress_token, progress=progress, total=total, message=message
+            ),
+        )
+
+    @property
+    def traceparent(self) -> str | None:
+        return self.meta.traceparent if self.meta is not None else None
+
+
+class Session:
+    """One connection's protocol state. Never shared between connections."""
+
+    def __init__(
+        self,
+        transport: Transport,
+        methods: Mapping[str, MethodEntry],
+        *,
+        identity: Identity,
+        config: SessionConfig,
+        stats: Stats | None = None,
+        verify_token: TokenVerifier | None = None,
+        rate_limiter: RateLimiter | None = None,
+        subprotocol: str | None = None,
+        session_id: str | None = None,
+    ) -> None:
+        self.id = session_id or uuid.uuid4().hex
+        self.identity = identity
+        self.config = config
+        self.subprotocol = subprotocol
+        self.state = State.NEW
+        self.client_ready = False
+        self.protocol_version: str | None = None
+        self.client_info: Any = None
+        self.capabilities: Any = None
+        self.outbound = Outbound(transport, max_bytes=config.outbound_queue_bytes)
+        self.stats = stats if stats is not None else Stats()
+        self.verify_token = verify_token
+        self.rate_limiter = rate_limiter
+        self.running: dict[int | str, asyncio.Task[Any]] = {}
+        self.expiry_warned = False
+        self._transport = transport
+        self._methods = methods
+        self._peer = Peer(max_batch=config.max_batch)
+        self._waiters: dict[int | str, asyncio.Future[Response]] = {}
+        self._cancelled: set[int | str] = set()
+        self._on_close: list[Callable[[], None]] = []
+        self._close_code: int | None = None
+
+    # Incoming
+
+    async def receive(self, data: bytes | str) -> None:
+        """Act on one WebSocket message. Never raises for anything the peer sent."""
+        self.stats.messages_in += 1
+        event = self._peer.receive(data)
+        kind = type(event)
+        if kind is Request:
+            assert isinstance(event, Request)
+            await self._on_request(event)
+        elif kind is Notification:
+            assert isinstance(event, Notification)
+            await self._on_notification(event)
+        elif kind is Response:
+            assert isinstance(event, Response)
+            self._on_response(event)
+        elif kind is Invalid:
+            assert isinstance(event, Invalid)
+            self.stats.invalid_messages += 1
+            await self.outbound.send(encode_error(event.id, event.code, event.message))
+        elif kind is Batch:
+            assert isinstance(event, Batch)
+            await self._on_batch(event)
+        else:
+            assert isinstance(event, Dropped)
+            log.info("dropped a message", extra={"session": self.id, "reason": event.reason})
+
+    async def _on_request(self, req: Request) -> None:
+        entry = self._methods.get(req.method)
+        if entry is not None and entry.inline:
+            await self.outbound.send(await self._call(req, entry))
+            return
+        response = self._admit(req, entry)
+        if response is not None:
+            await self.outbound.send(response)
+            return
+        assert entry is not None
+        self._start(req, self._run(req, entry))
+
+    def _admit(self, req: Request, entry: MethodEntry | None) -> bytes | None:
+        """An error response if a task-run request cannot start now."""
+        if entry is None:
+            return self._reject(req, errors.MethodNotFound(f"method not found: {req.method}"))
+        if req.id is None:
+            return self._reject(
+                req,
+                errors.InvalidRequest(
+                    "invalid request: id null is reserved for unreadable requests"
+                ),
+            )
+        if req.id in self.running:
+            return self._reject(
+                req,
+                errors.InvalidRequest(
+                    f"invalid request: id {req.id!r} is already in use by a running request"
+                ),
+            )
+        if len(self.running) >= self.config.max_running_requests:
+            limit = self.config.max_running_requests
+            return self._reject(
+                req,
+                errors.RateLimited(
+                    100, f"too many running requests (limit {limit})", limit="maxRunningRequests"
+                ),
+            )
+        return None
+
+    def _reject(self, req: Request, exc: errors.YamabikoError) -> bytes:
+        self.stats.record(req.method if req.method in self._methods else "(unknown)", ERROR, 0.0)
+        return encode_error(req.id, errors.wire_code(exc), exc.message, exc.data)
+
+    async def _run(self, req: Request, entry: MethodEntry) -> None:
+        response = await self._call(req, entry)
+        with contextlib.suppress(ConnectionError):
+            await self.outbound.send(response)
+
+    def _start(
+        self, req: Request, coro: Coroutine[Any, Any, T], *, answer_cancel: bool = True
+    ) -> asyncio.Task[T]:
+        """Run a request as a task, kept by id so that it can be cancelled.
+
+        ``answer_cancel``: send -32800 when cancelled (a batch answers in its array).
+        """
+        task = asyncio.get_running_loop().create_task(coro)
+        request_id: int | str = req.id  # type: ignore[assignment]
+        self.running[request_id] = task
+        task.add_done_callback(partial(self._finished, request_id, answer_cancel))
+        return task
+
+    def _finished(
+        self, request_id: int | str, answer_cancel: bool, task: asyncio.Task[Any]
+    ) -> None:
+        # A done callback rather than a finally: a task cancelled before its first step
+        # never enters its own try blocks.
+        self.running.pop(request_id, None)
+        if request_id in self._cancelled:
+            self._cancelled.discard(request_id)
+            if answer_cancel and task.cancelled() and self.state is not State.CLOSED:
+                self.outbound.push(_cancelled_response(request_id))
+
+    async def _call(self, req: Request, entry: MethodEntry | None) -> bytes:
+        """Run one request to its response bytes. The exception boundary."""
+        started = time.perf_counter()
+        method = req.method
+        outcome = OK
+        try:
+            if entry is None:
+                method = "(unknown)"
+                raise errors.MethodNotFound(f"method not found: {req.method}")
+            if self.state is not State.READY and method not in PRE_INIT_METHODS:
+                raise errors.NotInitialized()
+            scope = entry.scope
+            if scope is not None and scope not in self.identity.scopes:
+                raise errors.Forbidden(f"forbidden: method {method} needs scope {scope!r}")
+            try:
+                params = entry.decode(req.params)
+            except msgspec.ValidationError as exc:
+                raise errors.InvalidParams(str(exc).replace("`", "")) from None
+            if self.rate_limiter is not None and method != "ping":
+                retry_after = await self.rate_limiter(self.identity, method)
+                if retry_after:
+                    self.stats.rate_limited += 1
+                    raise errors.RateLimited(retry_after)
+            result = await entry.handler(Context(self, req.id, params.meta), params)
+            return encode_result(req.id, result)
+        except errors.YamabikoError as exc:
+            outcome = ERROR
+            return encode_error(req.id, errors.wire_code(exc), exc.message, exc.data)
+        except asyncio.CancelledError:
+            outcome = CANCELLED
+            raise
+        except Exception:
+            outcome = ERROR
+            error_id = uuid.uuid4().hex
+            log.exception(
+                "internal error",
+                extra={"session": self.id, "method": method, "errorId": error_id},
+            )
+            return encode_error(
+                req.id, errors.INTERNAL_ERROR, "internal error", {"errorId": error_id}
+            )
+        finally:
+            elapsed = time.perf_counter() - started
+            self.stats.record(method, outcome, elapsed)
+            if log.isEnabledFor(logging.DEBUG):
+                log.debug(
+                    "request",
+                    extra={
+                        "session": self.id,
+                        "method": method,
+                        "latencyMs": round(elapsed * 1000, 3),
+                        "outcome": ("ok", "error", "cancelled")[outcome],
+                        "traceparent": _traceparent(req),
+                    },
+                )
+
+    async def _on_notification(self, note: Notification) -> None:
+        entry = self._methods.get(note.method)
+        if entry is None or not entry.schema.is_notification:
+            log.debug(
+                "unknown notification dropped", extra={"session": self.id, "method": note.method}
+            )
+            return
+        if self.state is not State.READY and note.method != "notifications/initialized":
+            log.debug(
+                "notification before initialize dropped",
+                extra={"session": self.id, "method": note.method},
+            )
+            return
+        try:
+            params = entry.decode(note.params)
+            await entry.handler(Context(self, None, params.meta), params)
+        except msgspec.ValidationError as exc:
+            log.info(
+                "invalid notification params",
+                extra={
+                    "session": self.id,
+                    "method": note.method,
+                    "reason": str(exc).replace("`", ""),
+                },
+            )
+        except errors.YamabikoError as exc:
+            log.info(
+                "notification refused",
+                extra={"session": self.id, "method": note.method, "reason": exc.message},
+            )
+        except Exception:
+            log.exception(
+                "internal error in a notification handler",
+                extra={"session": self.id, "method": note.method, "errorId": uuid.uuid4().hex},
+            )
+
+    def _on_response(self, response: Response) -> None:
+        waiter = self._waiters.get(response.id)
+        if waiter is not None and not waiter.done():
+            waiter.set_result(response)
+
+    async def _on_batch(self, batch: Batch) -> None:
+        """Answer a batch with one array: each element on its own, concurrently."""
+        calls: list[tuple[int | str | None, Awaitable[bytes]]] = []
+        parts: list[bytes] = []
+        for item in batch.items:
+            kind = type(item)
+            if kind is Request:
+                assert isinstance(item, Request)
+                entry = self._methods.get(item.method)
+                if entry is not None and entry.inline:
+                    calls.append((item.id, self._call(item, entry)))
+                    continue
+                rejected = self._admit(item, entry)
+                if rejected is not None:
+                    parts.append(rejected)
+                else:
+                    assert entry is not None
+                    task = self._start(item, self._call(item, entry), answer_cancel=False)
+                    calls.append((item.id, task))
+            elif kind is Notification:
+                assert isinstance(item, Notification)
+                await self._on_notification(item)
+            elif kind is Invalid:
+                assert isinstance(item, Invalid)
+                self.stats.invalid_messages += 1
+                parts.append(encode_error(item.id, item.code, item.message))
+            elif kind is Response:
+                assert isinstance(item, Response)
+                self._on_response(item)
+        if calls:
+            results = await asyncio.gather(*(c for _, c in calls), return_exceptions=True)
+            for (request_id, _), result in zip(calls, results, strict=True):
+                if isinstance(result, bytes):
+                    parts.append(result)
+                elif isinstance(result, asyncio.CancelledError):
+                    parts.append(_cancelled_response(request_id))
+                else:  # pragma: no cover - _call turns every exception into bytes
+                    raise result
+        if parts:
+            await self.outbound.send(encode_batch(parts))
+
+    # Cancellation
+
+    def cancel_request(self, request_id: int | str) -> bool:
+        """Cancel a running request of the client; its response becomes -32800."""
+        task = self.running.get(request_id)
+        if task is None or task.done():
+            return False
+        self._cancelled.add(request_id)
+        task.cancel()
+        return True
+
+    # Outgoing
+
+    def notify(self, method: str, params: Any) -> None:
+        """Send a notification (queued, never dropped, never blocks)."""
+        self.stats.notifications_sent += 1
+        self.outbound.push(encode_notification(method, params))
+
+    def notify_latest(self, key: Any, method: str, params: Any) -> None:
+        """Send a notification that replaces a queued one with the same key."""
+        self.stats.notifications_sent += 1
+        self.outbound.replace(key, encode_notification(method, params))
+
+    def notify_merged(self, key: Any, item: Mergeable) -> None:
+        """Queue an item that merges into a queued one with the same key."""
+        self.stats.notifications_sent += 1
+        self.outbound.merge(key, item)
+
+    async def send_binary(self, data: bytes) -> None:
+        """Queue a binary frame; waits while the client is slow (never dropped)."""
+        await self.outbound.push_wait(Binary(data))
+
+    async def request(
+        self, method: str, params: Any, result_type: type[T], *, timeout: float | None = None
+    ) -> T:
+        """Send a request to the client and wait for its result.
+
+        Raises :class:`~yamabiko.protocol.errors.RemoteError` for an error response and
+        :class:`~yamabiko.protocol.errors.RequestTimeout` when the client does not answer
+        within ``timeout`` (default ``client_request_timeout_s``).
+        """
+        request_id, data = self._peer.request(method, params)
+        waiter: asyncio.Future[Response] = asyncio.get_running_loop().create_future()
+        self._waiters[request_id] = waiter
+        try:
+            self.outbound.push(data)
+            async with asyncio.timeout(timeout or self.config.client_request_timeout_s):
+                response = await waiter
+        except TimeoutError:
+            raise errors.RequestTimeout(f"the client did not answer {method} in time") from None
+        finally:
+            self._waiters.pop(request_id, None)
+            self._peer.forget(request_id)
+        if response.error is not None:
+            err = response.error
+            raise errors.RemoteError(err.code, err.message, err.data)
+        try:
+            return msgspec.json.decode(response.result or b"null", type=result_type)
+        except msgspec.ValidationError as exc:
+            raise errors.InvalidParams(
+                f"invalid result from the client for {method}: {exc}".replace("`", "")
+            ) from None
+
+    # Lifecycle
+
+    @property
+    def closing(self) -> bool:
+        """True once a close has been asked for."""
+        return self._close_code is not None
+
+    def on_close(self, callback: Callable[[], None]) -> None:
+        """Run ``callback`` once when the session closes (release subscriptions...)."""
+        self._on_close.append(callback)
+
+    async def close(self, code: int, reason: str) -> None:
+        """Close the connection with ``code`` (the read loop then ends)."""
+        if self._close_code is None:
+            self._close_code = code
+            self.stats.closed(code)
+        with contextlib.suppress(ConnectionError):
+            await self._transport.close(code, reason)
+
+    def shutdown(self) -> None:
+        """Stop everything the session runs; called once by the server when the
+        connection is gone."""
+        if self.state is State.CLOSED:
+            return
+        self.state = State.CLOSED
+        self.outbound.close()
+        for task in list(self.running.values()):
+            task.cancel()
+        for waiter in self._waiters.values():
+            if not waiter.done():
+                waiter.cancel()
+        for callback in self._on_close:
+            try:
+                callback()
+            except Exception:
+                log.exception("error in a session close callback", extra={"session": self.id})
+
+    def expires_at(self) -> datetime:
+        return datetime.fromtimestamp(self.identity.exp, UTC)
+
+
+def _cancelled_response(request_id: int | str | None) -> bytes:
+    return encode_error(request_id, errors.REQUEST_CANCELLED, "request cancelled")
+
+
+def _traceparent(req: Request) -> str | None:
+    # Only looked at when DEBUG logging is on: the params are not decoded twice otherwise.
+    if b"traceparent" not in req.params:
+        return None
+    try:
+        meta = msgspec.json.decode(req.params, type=_MetaOnly).meta
+    except (msgspec.ValidationError, msgspec.DecodeError):
+        return None
+    return meta.traceparent if meta is not None else None
+
+
+class _MetaOnly(msgspec.Struct):
+    meta: RequestMeta | None = msgspec.field(default=None, name="_meta")
