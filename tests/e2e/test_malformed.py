@@ -78,6 +78,7 @@ CASES = [
         id="positional-params",
     ),
     pytest.param(b'{"jsonrpc":"2.0","method":"no/such","id":9}', -32601, 9, id="unknown-method"),
+    pytest.param(b'{"jsonrpc":"2.0","method":"ping","id":null}', -32600, None, id="null-id"),
 ]
 
 

@@ -31,7 +31,7 @@ from yamabiko.server.metrics import render_metrics
 from yamabiko.sessions.identity import Identity
 from yamabiko.sessions.methods import MethodEntry
 from yamabiko.sessions.registry import SessionRegistry
-from yamabiko.sessions.session import Session, SessionConfig
+from yamabiko.sessions.session import RateLimiter, Session, SessionConfig
 from yamabiko.sessions.stats import Stats
 from yamabiko.sessions.transport import WS_1001_GOING_AWAY
 
@@ -113,6 +113,7 @@ class App:
         openrpc: bytes,
         ready_checks: Sequence[ReadyCheck] = (),
         stats: Stats | None = None,
+        rate_limiter: RateLimiter | None = None,
     ) -> None:
         self.options = options
         self.verifier = verifier
@@ -120,6 +121,7 @@ class App:
         self.session_config = session_config
         self.openrpc = openrpc
         self.ready_checks = list(ready_checks)
+        self.rate_limiter = rate_limiter
         self.stats = stats or Stats()
         self.registry = SessionRegistry()
         self._identities: dict[ServerConnection, Identity] = {}
@@ -282,6 +284,7 @@ class App:
             config=self.session_config,
             stats=self.stats,
             verify_token=self._verify_for_refresh,
+            rate_limiter=self.rate_limiter,
             subprotocol=ws.subprotocol,
         )
         stats = self.stats

@@ -5,7 +5,7 @@ The only place that knows the whole; everything it builds is handed on as a valu
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from pathlib import Path
 
 from yamabiko import __version__
@@ -16,8 +16,10 @@ from yamabiko.server.auth import TokenVerifier
 from yamabiko.server.datadir import DataDir, ensure_data_dir
 from yamabiko.server.settings import Settings
 from yamabiko.sessions import lifecycle
+from yamabiko.sessions.identity import Identity
 from yamabiko.sessions.methods import MethodEntry, Router
 from yamabiko.sessions.session import SessionConfig
+from yamabiko.store.ratelimit import MemoryRateLimiter, RateLimiter
 from yamabiko.store.revocations import MemoryRevokedTokens, RevokedTokens
 
 
@@ -74,6 +76,24 @@ def build_verifier(
     )
 
 
+def rate_limiter(settings: Settings) -> RateLimiter:
+    return MemoryRateLimiter(
+        user_rate=settings.requests_per_second,
+        user_burst=settings.request_burst,
+        tenant_rate=settings.tenant_requests_per_second,
+        tenant_burst=settings.tenant_request_burst,
+    )
+
+
+def session_rate_limiter(limiter: RateLimiter) -> Callable[[Identity, str], Awaitable[int]]:
+    """Adapt a store limiter to the session's hook (which knows identities, not ids)."""
+
+    async def admit(identity: Identity, method: str) -> int:
+        return await limiter.admit(identity.tid, identity.sub)
+
+    return admit
+
+
 def method_table(routers: Sequence[Router]) -> Mapping[str, MethodEntry]:
     """Every served method; a name registered twice is an error."""
     table = Router().include(lifecycle.router, *handler_routers(), *routers)
@@ -95,4 +115,5 @@ def build_app(
         methods=method_table(routers),
         session_config=session_config(settings),
         openrpc=OPENRPC_PATH.read_bytes(),
+        rate_limiter=session_rate_limiter(rate_limiter(settings)),
     )

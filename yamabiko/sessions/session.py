@@ -206,7 +206,7 @@ class Session:
 
     async def _on_request(self, req: Request) -> None:
         entry = self._methods.get(req.method)
-        if entry is not None and entry.inline:
+        if entry is not None and entry.inline and req.id is not None:
             await self.outbound.send(await self._call(req, entry))
             return
         response = self._admit(req, entry)
@@ -383,7 +383,7 @@ class Session:
             if kind is Request:
                 assert isinstance(item, Request)
                 entry = self._methods.get(item.method)
-                if entry is not None and entry.inline:
+                if entry is not None and entry.inline and item.id is not None:
                     calls.append((item.id, self._call(item, entry)))
                     continue
                 rejected = self._admit(item, entry)

@@ -1,0 +1,120 @@
+"""The ``yamabiko`` command as a user runs it: serve, token, call, in subprocesses."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+YAMABIKO = [sys.executable, "-m", "yamabiko.server.cli"]
+
+
+def run(
+    *args: str, env: dict[str, str] | None = None, timeout: float = 30
+) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [*YAMABIKO, *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env={**_clean_env(), **(env or {})},
+        check=False,
+    )
+
+
+def _clean_env() -> dict[str, str]:
+    return {k: v for k, v in os.environ.items() if not k.startswith("YAMABIKO_")}
+
+
+@pytest.fixture
+def served(tmp_path: Path) -> Iterator[tuple[str, Path, subprocess.Popen[str]]]:
+    data = tmp_path / "data"
+    with (
+        (tmp_path / "server.log").open("w") as log,
+        subprocess.Popen(
+            [*YAMABIKO, "serve", "--port", "0", "--data-dir", str(data)],
+            stdout=subprocess.PIPE,
+            stderr=log,
+            text=True,
+            env=_clean_env(),
+        ) as proc,
+    ):
+        try:
+            assert proc.stdout is not None
+            line = proc.stdout.readline()  # bounded by the test timeout
+            assert line.startswith("listening on ws://127.0.0.1:"), line
+            yield line.split()[-1], data, proc
+        finally:
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGTERM)
+                try:
+                    proc.wait(10)
+                except subprocess.TimeoutExpired:
+                    proc.kill()
+                    proc.wait()
+
+
+def test_first_start_creates_the_data_dir_then_token_and_call_work(
+    served: tuple[str, Path, subprocess.Popen[str]],
+) -> None:
+    url, data, _ = served
+    assert (data / "jwt_secret").stat().st_mode & 0o777 == 0o600
+    assert (data / "fernet.key").stat().st_mode & 0o777 == 0o600
+    token = run("token", "--data-dir", str(data), "--sub", "alice", "--tenant", "acme")
+    assert token.returncode == 0, token.stderr
+    jwt = token.stdout.strip()
+    assert jwt.count(".") == 2
+    ping = run("call", "--url", url, "--token", jwt, "ping")
+    assert ping.returncode == 0, ping.stderr
+    assert json.loads(ping.stdout) == {}
+    # Without --token, call mints one from the data dir.
+    ping = run("call", "--url", url, "--data-dir", str(data), "ping")
+    assert (ping.returncode, json.loads(ping.stdout)) == (0, {})
+
+
+def test_call_exits_non_zero_on_an_error_response(
+    served: tuple[str, Path, subprocess.Popen[str]],
+) -> None:
+    url, data, _ = served
+    result = run("call", "--url", url, "--data-dir", str(data), "no/such", "{}")
+    assert result.returncode == 1
+    assert json.loads(result.stdout)["error"]["code"] == -32601
+    bad = run("call", "--url", url, "--data-dir", str(data), "ping", "{not json")
+    assert bad.returncode == 2
+    assert "not JSON" in bad.stderr
+
+
+def test_call_with_a_bad_token_reports_the_refusal(
+    served: tuple[str, Path, subprocess.Popen[str]],
+) -> None:
+    url, _, _ = served
+    result = run("call", "--url", url, "--token", "x.y.z", "ping")
+    assert result.returncode == 1
+    assert "401" in result.stderr
+
+
+def test_sigterm_shuts_down_cleanly(served: tuple[str, Path, subprocess.Popen[str]]) -> None:
+    _, _, proc = served
+    proc.send_signal(signal.SIGTERM)
+    assert proc.wait(10) == 0
+
+
+def test_bad_setting_stops_the_start_naming_it(tmp_path: Path) -> None:
+    result = run("serve", "--data-dir", str(tmp_path), env={"YAMABIKO_PORT": "eighty"})
+    assert result.returncode == 2
+    assert "YAMABIKO_PORT" in result.stderr
+    result = run("serve", "--data-dir", str(tmp_path), "--port", "99999")
+    assert result.returncode == 2
+    assert "--port" in result.stderr
+
+
+def test_token_without_a_data_dir_says_what_to_do(tmp_path: Path) -> None:
+    result = run("token", "--data-dir", str(tmp_path / "none"), "--sub", "a", "--tenant", "t")
+    assert result.returncode == 2
+    assert "yamabiko serve" in result.stderr
