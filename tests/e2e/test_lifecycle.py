@@ -212,20 +212,22 @@ async def test_shutdown_finishes_running_requests_then_closes_1001(tmp_path: Pat
 
 
 async def test_burst_over_the_bucket_is_rate_limited(tmp_path: Path) -> None:
-    async with running_server(tmp_path, requests_per_second=5, request_burst=3) as server:
-        async with await server.client() as client:
-            limits = client.initialize_result["limits"]  # type: ignore[index]
-            assert (limits["requestsPerSecond"], limits["requestBurst"]) == (5.0, 3)
-            for _ in range(2):  # initialize took the first token
-                await client.call("test/sleep", {"seconds": 0})
-            with pytest.raises(RemoteError) as info:
-                await client.call("test/sleep", {"seconds": 0})
-            assert info.value.wire_code == -32029
-            retry_ms = info.value.data["retryAfterMs"]
-            assert 100 <= retry_ms <= 200  # one token at 5/s is 200 ms away, at most
-            assert await client.call("ping") == {}  # the keepalive is exempt
-            # Another user has a bucket of their own.
-            async with await server.client(sub="bob") as bob:
-                assert await bob.call("test/sleep", {"seconds": 0}) == {"slept": 0}
-            await asyncio.sleep(retry_ms / 1000)
-            assert await client.call("test/sleep", {"seconds": 0}) == {"slept": 0}
+    async with (
+        running_server(tmp_path, requests_per_second=5, request_burst=3) as server,
+        await server.client() as client,
+    ):
+        limits = client.initialize_result["limits"]  # type: ignore[index]
+        assert (limits["requestsPerSecond"], limits["requestBurst"]) == (5.0, 3)
+        for _ in range(2):  # initialize took the first token
+            await client.call("test/sleep", {"seconds": 0})
+        with pytest.raises(RemoteError) as info:
+            await client.call("test/sleep", {"seconds": 0})
+        assert info.value.wire_code == -32029
+        retry_ms = info.value.data["retryAfterMs"]
+        assert 100 <= retry_ms <= 200  # one token at 5/s is 200 ms away, at most
+        assert await client.call("ping") == {}  # the keepalive is exempt
+        # Another user has a bucket of their own.
+        async with await server.client(sub="bob") as bob:
+            assert await bob.call("test/sleep", {"seconds": 0}) == {"slept": 0}
+        await asyncio.sleep(retry_ms / 1000)
+        assert await client.call("test/sleep", {"seconds": 0}) == {"slept": 0}
