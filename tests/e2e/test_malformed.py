@@ -183,3 +183,24 @@ async def test_unexpected_exception_is_32603_with_error_id(
     logged = [r for r in caplog.records if getattr(r, "errorId", None) == error_id]
     assert logged
     assert logged[0].exc_info is not None
+
+
+async def test_errors_are_logged_at_info_without_params(
+    server: Running, caplog: pytest.LogCaptureFixture
+) -> None:
+    from yamabiko.server.logs import JsonFormatter
+
+    caplog.set_level("INFO", logger="yamabiko")
+    async with await server.client() as client:
+        with pytest.raises(Exception) as info:
+            await client.call("test/sleep", {"seconds": "SECRET-PARAM-VALUE"})
+        assert getattr(info.value, "wire_code", None) == -32602
+        session_id = client.initialize_result["sessionId"]  # type: ignore[index]
+    lines = [json.loads(JsonFormatter().format(r)) for r in caplog.records]
+    failed = [x for x in lines if x["msg"] == "request failed"]
+    assert failed
+    assert failed[0]["session"] == session_id
+    assert failed[0]["code"] == -32602
+    assert failed[0]["method"] == "test/sleep"
+    assert not any("SECRET-PARAM-VALUE" in json.dumps(x) for x in lines)
+    assert not any(server.token() in json.dumps(x) for x in lines)

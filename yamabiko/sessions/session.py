@@ -196,6 +196,10 @@ class Session:
         elif kind is Invalid:
             assert isinstance(event, Invalid)
             self.stats.invalid_messages += 1
+            log.info(
+                "invalid message",
+                extra={"session": self.id, "code": event.code, "reason": event.message},
+            )
             await self.outbound.send(encode_error(event.id, event.code, event.message))
         elif kind is Batch:
             assert isinstance(event, Batch)
@@ -245,8 +249,18 @@ class Session:
         return None
 
     def _reject(self, req: Request, exc: errors.YamabikoError) -> bytes:
-        self.stats.record(req.method if req.method in self._methods else "(unknown)", ERROR, 0.0)
-        return encode_error(req.id, errors.wire_code(exc), exc.message, exc.data)
+        method = req.method if req.method in self._methods else "(unknown)"
+        self.stats.record(method, ERROR, 0.0)
+        return self._error(req.id, method, exc)
+
+    def _error(self, request_id: Any, method: str, exc: errors.YamabikoError) -> bytes:
+        """An error response, and its INFO line (code and reason; never params)."""
+        code = errors.wire_code(exc)
+        log.info(
+            "request failed",
+            extra={"session": self.id, "method": method, "code": code, "reason": exc.message},
+        )
+        return encode_error(request_id, code, exc.message, exc.data)
 
     async def _run(self, req: Request, entry: MethodEntry) -> None:
         response = await self._call(req, entry)
@@ -304,7 +318,7 @@ class Session:
             return encode_result(req.id, result)
         except errors.YamabikoError as exc:
             outcome = ERROR
-            return encode_error(req.id, errors.wire_code(exc), exc.message, exc.data)
+            return self._error(req.id, method, exc)
         except asyncio.CancelledError:
             outcome = CANCELLED
             raise
