@@ -1,0 +1,145 @@
+"""Conversations and their messages."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.store.conftest import ACME, ALICE, BOB
+from yamabiko.schema.objects import AgentId, ConversationId, MessageId, MessageRole, UserId
+from yamabiko.store import Store
+
+MISSING = ConversationId("00000000-0000-7000-8000-000000000000")
+
+
+async def test_create_and_get(store: Store) -> None:
+    conversation = await store.conversations.create(
+        ACME, ALICE, title="Chorus ideas", agent_id=AgentId("agent-1")
+    )
+    assert conversation.tenant_id == ACME
+    assert conversation.owner == ALICE
+    assert conversation.title == "Chorus ideas"
+    assert conversation.agent_id == "agent-1"
+    assert conversation.archived is False
+    assert await store.conversations.get(ACME, conversation.id, owner=ALICE) == conversation
+    assert await store.conversations.get(ACME, conversation.id, owner=None) == conversation
+    assert await store.conversations.get(ACME, conversation.id, owner=BOB) is None
+    assert await store.conversations.get(ACME, MISSING, owner=None) is None
+
+
+async def test_list_newest_first_by_owner_and_archived(store: Store) -> None:
+    c1 = await store.conversations.create(ACME, ALICE, title="1")
+    c2 = await store.conversations.create(ACME, BOB, title="2")
+    c3 = await store.conversations.create(ACME, ALICE, title="3")
+    archived = await store.conversations.archive(ACME, c1.id, owner=ALICE)
+    assert archived is not None
+    assert archived.archived is True
+    assert archived.updated_at > c1.updated_at
+
+    async def ids(owner: UserId | None, include_archived: bool = False) -> list[ConversationId]:
+        page = await store.conversations.list(ACME, owner=owner, include_archived=include_archived)
+        return [c.id for c in page.items]
+
+    assert await ids(ALICE) == [c3.id]
+    assert await ids(ALICE, include_archived=True) == [c3.id, c1.id]
+    assert await ids(None) == [c3.id, c2.id]
+    assert await ids(None, include_archived=True) == [c3.id, c2.id, c1.id]
+    assert await ids(BOB) == [c2.id]
+
+
+async def test_archive_is_idempotent_and_reversible(store: Store) -> None:
+    conversation = await store.conversations.create(ACME, ALICE)
+    for _ in range(2):
+        again = await store.conversations.archive(ACME, conversation.id, owner=ALICE)
+        assert again is not None
+        assert again.archived is True
+    restored = await store.conversations.archive(ACME, conversation.id, owner=ALICE, archived=False)
+    assert restored is not None
+    assert restored.archived is False
+    assert await store.conversations.archive(ACME, conversation.id, owner=BOB) is None
+    assert await store.conversations.archive(ACME, MISSING, owner=None) is None
+
+
+async def test_delete_takes_its_messages(store: Store) -> None:
+    conversation = await store.conversations.create(ACME, ALICE)
+    message = await store.messages.append(ACME, conversation.id, role="user", content="hi")
+    assert message is not None
+    assert await store.conversations.delete(ACME, conversation.id, owner=BOB) is False
+    assert await store.conversations.delete(ACME, conversation.id, owner=ALICE) is True
+    assert await store.conversations.delete(ACME, conversation.id, owner=ALICE) is False
+    assert await store.conversations.get(ACME, conversation.id, owner=None) is None
+    assert await store.messages.list(ACME, conversation.id, owner=None) is None
+    assert await store.messages.update(ACME, message.id, content="gone") is None
+
+
+async def test_append_and_list_in_order(store: Store) -> None:
+    conversation = await store.conversations.create(ACME, ALICE)
+    roles: list[MessageRole] = ["system", "user", "assistant", "tool", "user"]
+    appended = []
+    for i, role in enumerate(roles):
+        message = await store.messages.append(ACME, conversation.id, role=role, content=f"m{i}")
+        assert message is not None
+        appended.append(message)
+    first = appended[0]
+    assert first.conversation_id == conversation.id
+    assert first.status == "complete"
+    assert (first.input_tokens, first.output_tokens, first.cost_usd) == (0, 0, 0.0)
+    assert first.model is None
+
+    page = await store.messages.list(ACME, conversation.id, owner=ALICE, limit=3)
+    assert page is not None
+    assert page.items == appended[:3]
+    rest = await store.messages.list(
+        ACME, conversation.id, owner=ALICE, limit=3, cursor=page.next_cursor
+    )
+    assert rest is not None
+    assert rest.items == appended[3:]
+    assert rest.next_cursor is None
+
+    after = await store.conversations.get(ACME, conversation.id, owner=None)
+    assert after is not None
+    assert after.updated_at == appended[-1].created_at  # appending moves updatedAt
+
+
+async def test_finish_a_streaming_assistant_message(store: Store) -> None:
+    conversation = await store.conversations.create(ACME, ALICE)
+    draft = await store.messages.append(
+        ACME,
+        conversation.id,
+        role="assistant",
+        content="",
+        status="streaming",
+        model="openai/gpt-4.1-mini",
+    )
+    assert draft is not None
+    assert draft.status == "streaming"
+    done = await store.messages.update(
+        ACME,
+        draft.id,
+        content="Here you go.",
+        status="complete",
+        input_tokens=120,
+        output_tokens=45,
+        cost_usd=0.000120,
+    )
+    assert done is not None
+    assert (done.content, done.status) == ("Here you go.", "complete")
+    assert (done.input_tokens, done.output_tokens) == (120, 45)
+    assert done.cost_usd == pytest.approx(0.000120)
+    assert done.model == "openai/gpt-4.1-mini"
+    assert done.created_at == draft.created_at
+    assert done.updated_at > draft.updated_at
+    cancelled = await store.messages.update(ACME, draft.id, status="cancelled")
+    assert cancelled is not None
+    assert (cancelled.status, cancelled.content) == ("cancelled", "Here you go.")
+
+
+async def test_messages_of_a_conversation_not_found(store: Store) -> None:
+    conversation = await store.conversations.create(ACME, ALICE)
+    assert await store.messages.append(ACME, MISSING, role="user", content="x") is None
+    assert await store.messages.list(ACME, conversation.id, owner=BOB) is None
+    assert await store.messages.list(ACME, MISSING, owner=None) is None
+    empty = await store.messages.list(ACME, conversation.id, owner=ALICE)
+    assert empty is not None
+    assert (empty.items, empty.next_cursor) == ([], None)
+    missing = MessageId("00000000-0000-7000-8000-000000000000")
+    assert await store.messages.update(ACME, missing, content="x") is None

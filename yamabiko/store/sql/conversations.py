@@ -1,0 +1,233 @@
+"""Conversations and their messages in SQL."""
+
+# ruff: noqa: S608 - SQL text is built from this module's constants; values are parameters.
+
+from __future__ import annotations
+
+from msgspec import UNSET, UnsetType
+
+from yamabiko.schema.objects import (
+    AgentId,
+    Conversation,
+    ConversationId,
+    Message,
+    MessageId,
+    MessageRole,
+    MessageStatus,
+    Page,
+    TenantId,
+    UserId,
+)
+from yamabiko.store.ids import new_id, utc_now
+from yamabiko.store.pagination import DEFAULT_LIMIT
+from yamabiko.store.sql.database import Database
+from yamabiko.store.sql.rows import fetch_page, owner_filter, provided, set_clause, to_object
+
+_CONVERSATION = "id, tenant_id, owner, title, agent_id, archived, created_at, updated_at"
+_MESSAGE = (
+    "id, conversation_id, role, content, model, status, input_tokens, output_tokens, cost_usd,"
+    " created_at, updated_at"
+)
+
+
+class SqlConversations:
+    """:class:`~yamabiko.store.repositories.ConversationRepository` in SQL."""
+
+    def __init__(self, db: Database) -> None:
+        self._db = db
+
+    async def create(
+        self,
+        tenant_id: TenantId,
+        owner: UserId,
+        *,
+        title: str = "",
+        agent_id: AgentId | None = None,
+    ) -> Conversation:
+        row = await self._db.fetchrow(
+            "INSERT INTO conversations (id, tenant_id, owner, title, agent_id, archived,"
+            " created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $7)"
+            f" RETURNING {_CONVERSATION}",
+            new_id(),
+            tenant_id,
+            owner,
+            title,
+            agent_id,
+            False,
+            utc_now(),
+        )
+        assert row is not None  # an INSERT without conflict handling returns its row
+        return to_object(self._db.dialect, row, Conversation)
+
+    async def get(
+        self, tenant_id: TenantId, conversation_id: ConversationId, *, owner: UserId | None
+    ) -> Conversation | None:
+        row = await self._db.fetchrow(
+            f"SELECT {_CONVERSATION} FROM conversations"
+            f" WHERE id = $1 AND tenant_id = $2 AND {owner_filter(3)}",
+            conversation_id,
+            tenant_id,
+            owner,
+        )
+        return None if row is None else to_object(self._db.dialect, row, Conversation)
+
+    async def list(
+        self,
+        tenant_id: TenantId,
+        *,
+        owner: UserId | None,
+        include_archived: bool = False,
+        limit: int = DEFAULT_LIMIT,
+        cursor: str | None = None,
+    ) -> Page[Conversation]:
+        # $3 true: every conversation; false: only those not archived.
+        return await fetch_page(
+            self._db,
+            Conversation,
+            select=f"SELECT {_CONVERSATION} FROM conversations",
+            where=f"tenant_id = $1 AND {owner_filter(2)} AND ($3 OR NOT archived)",
+            args=(tenant_id, owner, include_archived),
+            limit=limit,
+            cursor=cursor,
+            order="desc",
+        )
+
+    async def archive(
+        self,
+        tenant_id: TenantId,
+        conversation_id: ConversationId,
+        *,
+        owner: UserId | None,
+        archived: bool = True,
+    ) -> Conversation | None:
+        row = await self._db.fetchrow(
+            "UPDATE conversations SET archived = $4, updated_at = $5"
+            f" WHERE id = $1 AND tenant_id = $2 AND {owner_filter(3)} RETURNING {_CONVERSATION}",
+            conversation_id,
+            tenant_id,
+            owner,
+            archived,
+            utc_now(),
+        )
+        return None if row is None else to_object(self._db.dialect, row, Conversation)
+
+    async def delete(
+        self, tenant_id: TenantId, conversation_id: ConversationId, *, owner: UserId | None
+    ) -> bool:
+        # Its messages go with it: messages references conversations ON DELETE CASCADE.
+        deleted = await self._db.execute(
+            f"DELETE FROM conversations WHERE id = $1 AND tenant_id = $2 AND {owner_filter(3)}",
+            conversation_id,
+            tenant_id,
+            owner,
+        )
+        return deleted > 0
+
+
+class SqlMessages:
+    """:class:`~yamabiko.store.repositories.MessageRepository` in SQL."""
+
+    def __init__(self, db: Database) -> None:
+        self._db = db
+
+    async def append(
+        self,
+        tenant_id: TenantId,
+        conversation_id: ConversationId,
+        *,
+        role: MessageRole,
+        content: str,
+        model: str | None = None,
+        status: MessageStatus = "complete",
+        input_tokens: int = 0,
+        output_tokens: int = 0,
+        cost_usd: float = 0.0,
+    ) -> Message | None:
+        now = utc_now()
+        async with self._db.transaction() as tx:
+            touched = await tx.execute(
+                "UPDATE conversations SET updated_at = $3 WHERE id = $1 AND tenant_id = $2",
+                conversation_id,
+                tenant_id,
+                now,
+            )
+            if not touched:
+                return None
+            row = await tx.fetchrow(
+                "INSERT INTO messages (id, tenant_id, conversation_id, role, content, model,"
+                " status, input_tokens, output_tokens, cost_usd, created_at, updated_at)"
+                " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $11)"
+                f" RETURNING {_MESSAGE}",
+                new_id(),
+                tenant_id,
+                conversation_id,
+                role,
+                content,
+                model,
+                status,
+                input_tokens,
+                output_tokens,
+                cost_usd,
+                now,
+            )
+        assert row is not None  # an INSERT without conflict handling returns its row
+        return to_object(self._db.dialect, row, Message)
+
+    async def list(
+        self,
+        tenant_id: TenantId,
+        conversation_id: ConversationId,
+        *,
+        owner: UserId | None,
+        limit: int = DEFAULT_LIMIT,
+        cursor: str | None = None,
+    ) -> Page[Message] | None:
+        visible = await self._db.fetchrow(
+            "SELECT 1 AS found FROM conversations"
+            f" WHERE id = $1 AND tenant_id = $2 AND {owner_filter(3)}",
+            conversation_id,
+            tenant_id,
+            owner,
+        )
+        if visible is None:
+            return None
+        return await fetch_page(
+            self._db,
+            Message,
+            select=f"SELECT {_MESSAGE} FROM messages",
+            where="conversation_id = $1 AND tenant_id = $2",
+            args=(conversation_id, tenant_id),
+            limit=limit,
+            cursor=cursor,
+        )
+
+    async def update(
+        self,
+        tenant_id: TenantId,
+        message_id: MessageId,
+        *,
+        content: str | UnsetType = UNSET,
+        status: MessageStatus | UnsetType = UNSET,
+        model: str | UnsetType | None = UNSET,
+        input_tokens: int | UnsetType = UNSET,
+        output_tokens: int | UnsetType = UNSET,
+        cost_usd: float | UnsetType = UNSET,
+    ) -> Message | None:
+        changes = provided(
+            content=content,
+            status=status,
+            model=model,
+            input_tokens=input_tokens,
+            output_tokens=output_tokens,
+            cost_usd=cost_usd,
+            updated_at=utc_now(),
+        )
+        assignments, values = set_clause(changes, first=3)
+        row = await self._db.fetchrow(
+            f"UPDATE messages SET {assignments} WHERE id = $1 AND tenant_id = $2"
+            f" RETURNING {_MESSAGE}",
+            message_id,
+            tenant_id,
+            *values,
+        )
+        return None if row is None else to_object(self._db.dialect, row, Message)

@@ -1,0 +1,39 @@
+"""Revoked token ids in SQL: the revocation list every node sharing the database sees."""
+
+from __future__ import annotations
+
+import time
+
+from yamabiko.store.sql.database import Database
+
+
+class SqlRevokedTokens:
+    """:class:`~yamabiko.store.revocations.RevokedTokens` in SQL. A revocation is
+    committed when ``revoke`` returns, so every node reading the database sees it.
+    Expired entries are pruned on each ``revoke``."""
+
+    def __init__(self, db: Database) -> None:
+        self._db = db
+
+    async def revoke(self, tenant_id: str, jti: str, expires_at: float) -> None:
+        async with self._db.transaction() as tx:
+            await tx.execute("DELETE FROM revoked_tokens WHERE expires_at < $1", time.time())
+            # Revoking twice keeps the later expiry: the token stays refused as long as
+            # either revocation asked.
+            await tx.execute(
+                "INSERT INTO revoked_tokens (tenant_id, jti, expires_at) VALUES ($1, $2, $3)"
+                " ON CONFLICT (tenant_id, jti) DO UPDATE SET expires_at ="
+                " CASE WHEN excluded.expires_at > revoked_tokens.expires_at"
+                " THEN excluded.expires_at ELSE revoked_tokens.expires_at END",
+                tenant_id,
+                jti,
+                float(expires_at),
+            )
+
+    async def is_revoked(self, tenant_id: str, jti: str) -> bool:
+        row = await self._db.fetchrow(
+            "SELECT 1 AS found FROM revoked_tokens WHERE tenant_id = $1 AND jti = $2",
+            tenant_id,
+            jti,
+        )
+        return row is not None
