@@ -105,7 +105,8 @@ class Peer:
             envelope = _decode_envelope(data)
         except msgspec.ValidationError as exc:
             return _invalid_envelope(data, exc)
-        except (msgspec.DecodeError, RecursionError) as exc:  # pragma: no cover - outer parse
+        except (msgspec.DecodeError, UnicodeDecodeError, RecursionError) as exc:
+            # Raw elements of a batch are not UTF-8 checked until decoded here.
             return Invalid(None, PARSE_ERROR, _parse_message(exc))
         return self._classify(envelope, data)
 

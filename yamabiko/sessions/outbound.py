@@ -110,6 +110,8 @@ class Outbound:
                     self._start_writer()
             return
         await self._wait_for_room(self.max_bytes)
+        if self._closed:
+            raise ConnectionError("session closed")
         self._append(data, len(data))
 
     def push(self, data: bytes) -> None:
@@ -200,7 +202,8 @@ class Outbound:
         while entries and not self._busy:
             entry = entries.popleft()
             if isinstance(entry, _Keyed):
-                del self._keyed[entry.key]
+                if self._keyed.get(entry.key) is entry:
+                    del self._keyed[entry.key]
                 size = entry.size
                 item = entry.item
                 data = item if isinstance(item, bytes) else item.encode()

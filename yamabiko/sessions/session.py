@@ -174,6 +174,7 @@ class Session:
         self._peer = Peer(max_batch=config.max_batch)
         self._waiters: dict[int | str, asyncio.Future[Response]] = {}
         self._cancelled: set[int | str] = set()
+        self._batches: set[asyncio.Task[None]] = set()
         self._on_close: list[Callable[[], None]] = []
         self._close_code: int | None = None
 
@@ -203,7 +204,10 @@ class Session:
             await self.outbound.send(encode_error(event.id, event.code, event.message))
         elif kind is Batch:
             assert isinstance(event, Batch)
-            await self._on_batch(event)
+            # Its own task: a slow element must not stop the read loop (pings, cancels).
+            task = asyncio.get_running_loop().create_task(self._on_batch(event))
+            self._batches.add(task)
+            task.add_done_callback(self._batches.discard)
         else:
             assert isinstance(event, Dropped)
             log.info("dropped a message", extra={"session": self.id, "reason": event.reason})
@@ -264,6 +268,8 @@ class Session:
 
     async def _run(self, req: Request, entry: MethodEntry) -> None:
         response = await self._call(req, entry)
+        # Answered: a cancel arriving while the response is written must find nothing.
+        self.running.pop(req.id, None)  # type: ignore[arg-type]
         with contextlib.suppress(ConnectionError):
             await self.outbound.send(response)
 
@@ -427,7 +433,8 @@ class Session:
                 else:  # pragma: no cover - _call turns every exception into bytes
                     raise result
         if parts:
-            await self.outbound.send(encode_batch(parts))
+            with contextlib.suppress(ConnectionError):
+                await self.outbound.send(encode_batch(parts))
 
     # Cancellation
 
@@ -475,7 +482,8 @@ class Session:
         self._waiters[request_id] = waiter
         try:
             self.outbound.push(data)
-            async with asyncio.timeout(timeout or self.config.client_request_timeout_s):
+            limit = self.config.client_request_timeout_s if timeout is None else timeout
+            async with asyncio.timeout(limit):
                 response = await waiter
         except TimeoutError:
             raise errors.RequestTimeout(f"the client did not answer {method} in time") from None
@@ -518,7 +526,7 @@ class Session:
             return
         self.state = State.CLOSED
         self.outbound.close()
-        for task in list(self.running.values()):
+        for task in [*self.running.values(), *self._batches]:
             task.cancel()
         for waiter in self._waiters.values():
             if not waiter.done():
