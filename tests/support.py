@@ -148,7 +148,7 @@ async def running_server(
     settings = load_settings(
         env=values, overrides={"port": 0, "data_dir": str(tmp / "data"), **overrides}
     )
-    app = build_app(settings, routers=[test_router()], revoked=revoked)
+    app = await build_app(settings, routers=[test_router()], revoked=revoked)
     await app.start()
     try:
         yield Running(app, secret, tmp / "data")

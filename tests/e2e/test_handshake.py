@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import hashlib
 import hmac
@@ -211,3 +212,33 @@ async def test_http_endpoints(server: Running) -> None:
     assert headers["Content-Type"].startswith("text/plain")
     assert b'yamabiko_requests_total{method="ping",outcome="ok"} 1.0' in body
     assert b"yamabiko_connections " in body
+
+
+async def test_revocation_closes_an_open_session_within_a_second(server: Running) -> None:
+    token = server.token(jti="live-1")
+    client = await Client.connect(server.url, token=token)
+    other = await server.client()  # same user, another token: unaffected
+    assert server.app.revoked is not None
+    started = time.monotonic()
+    await server.app.revoked.revoke("acme", "live-1", time.time() + 600)
+    async with asyncio.timeout(5):
+        await client.wait_closed()
+    assert time.monotonic() - started < 1.5
+    assert client.close_code == 4001
+    assert await other.call("ping") == {}
+    await other.close()
+    await client.close()
+    status, _, body = await refused(server.url, token)
+    assert status == 401
+    assert "revoked" in body
+
+
+async def test_refused_handshakes_are_audited(server: Running) -> None:
+    await refused(server.url)
+    await refused(server.url, "x.y.z")
+    store = server.app.services.store
+    page = await store.audit.list(None, limit=10)
+    events = {(e.action, e.outcome, e.detail["reason"]) for e in page.items}
+    assert ("connection.refused", "refused", "missing bearer token") in events
+    assert ("token.refused", "refused", "malformed token") in events
+    assert all("x.y.z" not in str(e.detail) for e in page.items)

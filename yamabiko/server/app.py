@@ -15,7 +15,7 @@ import logging
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from http import HTTPStatus
-from typing import Final
+from typing import Any, Final
 from urllib.parse import parse_qs, urlsplit
 
 from websockets.asyncio.server import Server, ServerConnection, serve
@@ -33,7 +33,8 @@ from yamabiko.sessions.methods import MethodEntry
 from yamabiko.sessions.registry import SessionRegistry
 from yamabiko.sessions.session import RateLimiter, Session, SessionConfig
 from yamabiko.sessions.stats import Stats
-from yamabiko.sessions.transport import WS_1001_GOING_AWAY
+from yamabiko.sessions.transport import WS_1001_GOING_AWAY, WS_4001_TOKEN_EXPIRED
+from yamabiko.store.revocations import RevokedTokens
 
 log = logging.getLogger("yamabiko.server")
 
@@ -47,6 +48,9 @@ SECURITY_HEADERS: Final = (
 )
 
 ReadyCheck = Callable[[], Awaitable[None]]
+Closer = Callable[[], Awaitable[None]]
+AuditHook = Callable[[str | None, str | None, str, str, dict[str, Any]], Awaitable[None]]
+"""``(tenant_id, subject, action, outcome, detail)``: records a security event."""
 
 
 class WebSocketTransport:
@@ -114,6 +118,10 @@ class App:
         ready_checks: Sequence[ReadyCheck] = (),
         stats: Stats | None = None,
         rate_limiter: RateLimiter | None = None,
+        services: Any = None,
+        audit: AuditHook | None = None,
+        revoked: RevokedTokens | None = None,
+        closers: Sequence[Closer] = (),
     ) -> None:
         self.options = options
         self.verifier = verifier
@@ -122,6 +130,11 @@ class App:
         self.openrpc = openrpc
         self.ready_checks = list(ready_checks)
         self.rate_limiter = rate_limiter
+        self.services = services
+        self.audit = audit
+        self.revoked = revoked
+        self.closers = list(closers)
+        self._revocations_seen = time.time()
         self.stats = stats or Stats()
         self.registry = SessionRegistry()
         self._identities: dict[ServerConnection, Identity] = {}
@@ -191,11 +204,38 @@ class App:
         if self._sweeper is not None:
             self._sweeper.cancel()
         self._server = None
+        for close in self.closers:
+            try:
+                await close()
+            except Exception:
+                log.exception("error while closing")
 
     async def _sweep_forever(self) -> None:
         while True:
             await asyncio.sleep(0.5)
             self.registry.sweep()
+            if self.revoked is not None and self.registry.sessions:
+                try:
+                    await self._close_revoked(self.revoked)
+                except Exception:
+                    log.exception("revocation check failed")
+
+    async def _close_revoked(self, revoked: RevokedTokens) -> None:
+        """Close, with 4001, open sessions whose token was revoked on any node."""
+        # Look back a little past the last check: another node's clock may lag, and a
+        # revocation committed during the last query must not be missed.
+        now = time.time()
+        found = await revoked.revoked_since(self._revocations_seen - 5.0)
+        self._revocations_seen = now
+        if not found:
+            return
+        wanted = set(found)
+        for session in list(self.registry.sessions.values()):
+            identity = session.identity
+            jti = identity.jti
+            if jti is not None and (identity.tid, jti) in wanted and not session.closing:
+                log.info("token revoked: closing", extra={"session": session.id})
+                self.registry.close_later(session, WS_4001_TOKEN_EXPIRED, "token revoked")
 
     # Handshake
 
@@ -212,12 +252,12 @@ class App:
         origin = request.headers.get("Origin")
         allowed = self.options.allowed_origins
         if allowed and origin is not None and origin not in allowed:
-            return self._refuse(
+            return await self._refuse(
                 connection, HTTPStatus.FORBIDDEN, "origin_not_allowed", "origin not allowed"
             )
         token = _bearer_token(request.headers) or _query_token(parts.query)
         if token is None:
-            return self._refuse(
+            return await self._refuse(
                 connection,
                 HTTPStatus.UNAUTHORIZED,
                 "missing_token",
@@ -230,7 +270,7 @@ class App:
             challenge = (
                 f'Bearer realm="yamabiko", error="{exc.error}", error_description="{exc.reason}"'
             )
-            return self._refuse(
+            return await self._refuse(
                 connection,
                 HTTPStatus.UNAUTHORIZED,
                 "invalid_token",
@@ -239,16 +279,17 @@ class App:
             )
         limit = self.options.max_connections_per_user
         if self.registry.connections_of(identity.tid, identity.sub) >= limit:
-            return self._refuse(
+            return await self._refuse(
                 connection,
                 HTTPStatus.TOO_MANY_REQUESTS,
                 "too_many_connections",
                 f"too many connections for this user (limit {limit})",
+                identity=identity,
             )
         self._identities[connection] = identity
         return None
 
-    def _refuse(
+    async def _refuse(
         self,
         connection: ServerConnection,
         status: HTTPStatus,
@@ -256,12 +297,23 @@ class App:
         reason: str,
         *,
         challenge: str | None = None,
+        identity: Identity | None = None,
     ) -> HttpResponse:
         self.stats.rejected(kind)
-        log.info(
-            "handshake refused",
-            extra={"status": int(status), "reason": reason, "peer": _peer(connection)},
-        )
+        peer = _peer(connection)
+        log.info("handshake refused", extra={"status": int(status), "reason": reason, "peer": peer})
+        if self.audit is not None:
+            action = "token.refused" if kind == "invalid_token" else "connection.refused"
+            try:
+                await self.audit(
+                    identity.tid if identity else None,
+                    identity.sub if identity else None,
+                    action,
+                    "refused",
+                    {"reason": reason, "status": int(status), "peer": peer},
+                )
+            except Exception:
+                log.exception("could not record an audit event")
         response = _respond(connection, status, reason.encode() + b"\n")
         if challenge is not None:
             response.headers["WWW-Authenticate"] = challenge
@@ -286,6 +338,7 @@ class App:
             verify_token=self._verify_for_refresh,
             rate_limiter=self.rate_limiter,
             subprotocol=ws.subprotocol,
+            services=self.services,
         )
         stats = self.stats
         stats.connections_open += 1

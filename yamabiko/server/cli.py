@@ -111,7 +111,7 @@ def _serve(args: argparse.Namespace) -> int:
 async def _serve_async(settings: Any) -> int:
     from yamabiko.server.wiring import build_app
 
-    app = build_app(settings)
+    app = await build_app(settings)
     await app.start()
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()

@@ -7,9 +7,12 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from pathlib import Path
+from typing import Any, cast
 
 from yamabiko import __version__
 from yamabiko.handlers import routers as handler_routers
+from yamabiko.handlers.services import Services
+from yamabiko.schema.objects import AuditOutcome, TenantId
 from yamabiko.schema.openrpc import PATH as OPENRPC_PATH
 from yamabiko.server.app import App, ServerOptions
 from yamabiko.server.auth import TokenVerifier
@@ -19,8 +22,9 @@ from yamabiko.sessions import lifecycle
 from yamabiko.sessions.identity import Identity
 from yamabiko.sessions.methods import MethodEntry, Router
 from yamabiko.sessions.session import SessionConfig
+from yamabiko.store import open_store
 from yamabiko.store.ratelimit import MemoryRateLimiter, RateLimiter
-from yamabiko.store.revocations import MemoryRevokedTokens, RevokedTokens
+from yamabiko.store.revocations import RevokedTokens
 
 
 def session_config(settings: Settings) -> SessionConfig:
@@ -100,15 +104,37 @@ def method_table(routers: Sequence[Router]) -> Mapping[str, MethodEntry]:
     return dict(table.entries)
 
 
-def build_app(
+async def build_app(
     settings: Settings,
     *,
     routers: Sequence[Router] = (),
     revoked: RevokedTokens | None = None,
 ) -> App:
-    """A ready-to-start node for ``settings``; ``routers`` add methods (tests, plugins)."""
+    """A ready-to-start node for ``settings``: opens (and migrates) the store.
+
+    ``routers`` add methods (tests, plugins); ``revoked`` replaces the store's
+    revocation list (tests).
+    """
     data_dir = ensure_data_dir(settings.data_path)
-    revoked = revoked if revoked is not None else MemoryRevokedTokens()
+    keys = list(settings.encryption_keys) or [data_dir.fernet_key]
+    store = await open_store(settings.effective_database_url, encryption_keys=keys)
+    revoked = revoked if revoked is not None else store.revocations
+
+    async def audit(
+        tenant_id: str | None,
+        subject: str | None,
+        action: str,
+        outcome: str,
+        detail: dict[str, Any],
+    ) -> None:
+        await store.audit.record(
+            TenantId(tenant_id) if tenant_id is not None else None,
+            subject=subject,
+            action=action,
+            outcome=cast(AuditOutcome, outcome),
+            detail=detail,
+        )
+
     return App(
         server_options(settings),
         verifier=build_verifier(settings, data_dir, revoked),
@@ -116,4 +142,9 @@ def build_app(
         session_config=session_config(settings),
         openrpc=OPENRPC_PATH.read_bytes(),
         rate_limiter=session_rate_limiter(rate_limiter(settings)),
+        services=Services(store=store),
+        audit=audit,
+        revoked=revoked,
+        ready_checks=[store.ping],
+        closers=[store.close],
     )

@@ -56,16 +56,16 @@ class SessionRegistry:
             exp = session.identity.exp
             if wall >= exp:
                 log.info("token expired: closing", extra={"session": session.id})
-                self._close(session, WS_4001_TOKEN_EXPIRED, "token expired")
+                self.close_later(session, WS_4001_TOKEN_EXPIRED, "token expired")
                 continue
             if not session.expiry_warned and wall >= exp - session.config.expiry_warning_s:
                 session.expiry_warned = True
                 session.notify(SESSION_EXPIRING, ExpiringParams(expires_at=session.expires_at()))
             if session.outbound.stalled_for(mono) > session.config.slow_consumer_s:
                 log.info("client reads nothing: closing", extra={"session": session.id})
-                self._close(session, WS_4008_SLOW_CONSUMER, "slow consumer")
+                self.close_later(session, WS_4008_SLOW_CONSUMER, "slow consumer")
 
-    def _close(self, session: Session, code: int, reason: str) -> None:
+    def close_later(self, session: Session, code: int, reason: str) -> None:
         # A close may wait for the client's closing handshake: never let one slow
         # client hold up the sweep of the others.
         task = asyncio.get_running_loop().create_task(session.close(code, reason))

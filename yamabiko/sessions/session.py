@@ -119,6 +119,10 @@ class Context:
     def identity(self) -> Identity:
         return self.session.identity
 
+    @property
+    def services(self) -> Any:
+        return self.session.services
+
     def progress(
         self, progress: float, total: float | None = None, message: str | None = None
     ) -> None:
@@ -153,6 +157,7 @@ class Session:
         rate_limiter: RateLimiter | None = None,
         subprotocol: str | None = None,
         session_id: str | None = None,
+        services: Any = None,
     ) -> None:
         self.id = session_id or uuid.uuid4().hex
         self.identity = identity
@@ -167,6 +172,8 @@ class Session:
         self.stats = stats if stats is not None else Stats()
         self.verify_token = verify_token
         self.rate_limiter = rate_limiter
+        self.services = services
+        """What handlers need (store, engines...): opaque here, typed in ``handlers``."""
         self.running: dict[int | str, asyncio.Task[Any]] = {}
         self.expiry_warned = False
         self._transport = transport

@@ -21,13 +21,16 @@ class SqlRevokedTokens:
             # Revoking twice keeps the later expiry: the token stays refused as long as
             # either revocation asked.
             await tx.execute(
-                "INSERT INTO revoked_tokens (tenant_id, jti, expires_at) VALUES ($1, $2, $3)"
+                "INSERT INTO revoked_tokens (tenant_id, jti, expires_at, revoked_at)"
+                " VALUES ($1, $2, $3, $4)"
                 " ON CONFLICT (tenant_id, jti) DO UPDATE SET expires_at ="
                 " CASE WHEN excluded.expires_at > revoked_tokens.expires_at"
-                " THEN excluded.expires_at ELSE revoked_tokens.expires_at END",
+                " THEN excluded.expires_at ELSE revoked_tokens.expires_at END,"
+                " revoked_at = excluded.revoked_at",
                 tenant_id,
                 jti,
                 float(expires_at),
+                time.time(),
             )
 
     async def is_revoked(self, tenant_id: str, jti: str) -> bool:
@@ -37,3 +40,9 @@ class SqlRevokedTokens:
             jti,
         )
         return row is not None
+
+    async def revoked_since(self, since: float) -> list[tuple[str, str]]:
+        rows = await self._db.fetch(
+            "SELECT tenant_id, jti FROM revoked_tokens WHERE revoked_at >= $1", float(since)
+        )
+        return [(row["tenant_id"], row["jti"]) for row in rows]

@@ -1,0 +1,22 @@
+"""What handlers reach beyond their params: the store and the services built on it.
+
+The server builds one :class:`Services` per node and hands it to every session; the
+session carries it without knowing its type (sessions may not import the store).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import cast
+
+from yamabiko.sessions.session import Context
+from yamabiko.store import Store
+
+
+@dataclass(frozen=True)
+class Services:
+    store: Store
+
+
+def services(ctx: Context) -> Services:
+    return cast(Services, ctx.services)
