@@ -11,4 +11,6 @@ from yamabiko.sessions.methods import Router
 
 def routers() -> list[Router]:
     """Every namespace's router, for the server to assemble."""
-    return []
+    from yamabiko.handlers import admin, agents, conversations
+
+    return [agents.router, conversations.router, admin.router]

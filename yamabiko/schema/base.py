@@ -6,7 +6,7 @@ server; wrong types and missing required fields are -32602 with the field path.
 
 from __future__ import annotations
 
-from typing import Final, NamedTuple
+from typing import Annotated, Final, NamedTuple
 
 import msgspec
 from msgspec import Struct, field
@@ -62,3 +62,10 @@ class MethodSchema(NamedTuple):
     @property
     def is_notification(self) -> bool:
         return self.result is None
+
+
+class PageParams(Params):
+    """Cursor pagination: pass back ``nextCursor`` to get the next page."""
+
+    cursor: str | None = None
+    limit: Annotated[int, msgspec.Meta(ge=1, le=100)] = 50

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from types import MappingProxyType
 
-from yamabiko.schema import session
+from yamabiko.schema import admin, agents, conversations, session
 from yamabiko.schema.base import MethodSchema
 
 
@@ -20,4 +20,6 @@ def build_table(*groups: Iterable[MethodSchema]) -> Mapping[str, MethodSchema]:
     return MappingProxyType(table)
 
 
-METHODS: Mapping[str, MethodSchema] = build_table(session.METHODS)
+METHODS: Mapping[str, MethodSchema] = build_table(
+    session.METHODS, agents.METHODS, conversations.METHODS, admin.METHODS
+)

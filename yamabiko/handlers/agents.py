@@ -1,0 +1,7 @@
+"""Handlers of the `agents` namespace."""
+
+from __future__ import annotations
+
+from yamabiko.sessions.methods import Router
+
+router = Router()
