@@ -30,6 +30,12 @@ def _settings_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--log-level", help="DEBUG, INFO, WARNING or ERROR")
 
 
+def _store_args(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--data-dir", help="data dir (YAMABIKO_DATA_DIR, default ./.yamabiko)")
+    parser.add_argument("--config", help="TOML settings file (YAMABIKO_CONFIG)")
+    parser.add_argument("--database-url", help="overrides YAMABIKO_DATABASE_URL")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="yamabiko", description="A real-time AI server: JSON-RPC 2.0 over one WebSocket."
@@ -49,6 +55,15 @@ def build_parser() -> argparse.ArgumentParser:
         "--scope", default="chat agent ghost audio mcp", help="space-separated scopes"
     )
     token.add_argument("--ttl", type=float, default=3600.0, help="lifetime in seconds")
+
+    migrate = sub.add_parser("migrate", help="bring the database schema up to date")
+    _store_args(migrate)
+
+    rotate = sub.add_parser(
+        "rotate-keys",
+        help="re-encrypt every stored secret with the first of YAMABIKO_ENCRYPTION_KEYS",
+    )
+    _store_args(rotate)
 
     call = sub.add_parser("call", help="call one method and print its result as JSON")
     call.add_argument("--url", default=None, help="server URL (default ws://127.0.0.1:8765/ws)")
@@ -71,6 +86,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _serve(args)
     if command == "token":
         return _token(args)
+    if command in ("migrate", "rotate-keys"):
+        return _store_command(command, args)
     return _call(args)
 
 
@@ -131,6 +148,75 @@ def _run(coro: Any) -> int:
     except ImportError:  # pragma: no cover - uvloop is a dependency off Windows
         return int(asyncio.run(coro))
     return int(uvloop.run(coro))
+
+
+# migrate, rotate-keys
+
+
+def _store_command(command: str, args: argparse.Namespace) -> int:
+    from yamabiko.server.datadir import DataDirError
+    from yamabiko.server.settings import SettingsError, load_settings
+
+    overrides = {"data_dir": args.data_dir, "database_url": args.database_url}
+    try:
+        settings = load_settings(env=os.environ, config_file=args.config, overrides=overrides)
+    except SettingsError as exc:
+        print(f"yamabiko: bad settings: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    try:
+        if command == "migrate":
+            return _run(_migrate(settings))
+        return _run(_rotate_keys(settings))
+    except DataDirError as exc:
+        print(f"yamabiko: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+
+
+async def _migrate(settings: Any) -> int:
+    from yamabiko.store import migrate
+
+    applied = await migrate(settings.effective_database_url)
+    if applied:
+        for name in applied:
+            print(f"applied {name}")
+    else:
+        print("up to date")
+    return 0
+
+
+async def _rotate_keys(settings: Any) -> int:
+    from yamabiko.server.datadir import ensure_data_dir
+    from yamabiko.store import open_store
+    from yamabiko.store.errors import SecretDecryptError
+
+    keys = list(settings.encryption_keys)
+    if not keys:
+        keys = [ensure_data_dir(settings.data_path).fernet_key]
+    store = await open_store(settings.effective_database_url, encryption_keys=keys)
+    try:
+        try:
+            count = await store.secrets.reencrypt_all()
+        except SecretDecryptError as exc:
+            await store.audit.record(
+                None,
+                subject="operator",
+                action="keys.rotate",
+                outcome="error",
+                detail={"reason": str(exc)},
+            )
+            print(f"yamabiko: {exc}; nothing was changed", file=sys.stderr)
+            return EXIT_ERROR
+        await store.audit.record(
+            None,
+            subject="operator",
+            action="keys.rotate",
+            outcome="ok",
+            detail={"secrets": count, "keys": len(keys)},
+        )
+    finally:
+        await store.close()
+    print(f"re-encrypted {count} secrets with the first key")
+    return 0
 
 
 # token
