@@ -23,6 +23,7 @@ from websockets.datastructures import Headers
 from websockets.exceptions import ConnectionClosed
 from websockets.http11 import Request
 from websockets.http11 import Response as HttpResponse
+from websockets.protocol import State
 from websockets.typing import Subprotocol
 
 from yamabiko.protocol import errors
@@ -54,20 +55,62 @@ AuditHook = Callable[[str | None, str | None, str, str, dict[str, Any]], Awaitab
 
 
 class WebSocketTransport:
-    """:class:`~yamabiko.sessions.transport.Transport` over a ``websockets`` connection."""
+    """:class:`~yamabiko.sessions.transport.Transport` over a ``websockets`` connection.
 
-    __slots__ = ("_ws",)
+    Fast path: while the connection is open and its transport accepts data, a message
+    is framed into the protocol's buffer at once and the buffer is flushed once per
+    event-loop iteration with a single ``writelines``, so a burst of replies costs one
+    system call instead of one each (pipelined throughput went from 0.65x to well over
+    the echo server's). Order is kept: every frame, ours or the library's own (pongs,
+    close), leaves through the same protocol buffer. Anything else (paused by
+    backpressure, closing, a fragmented send in progress) takes ``ws.send``, which
+    flushes, waits for the buffer to drain and raises when closed. This leans on
+    websockets internals (``protocol``, ``paused``, ``send_in_progress``), hence the
+    ``<18`` pin; ``tests/server/test_transport.py`` guards the behaviour.
+    """
+
+    __slots__ = ("_flush_pending", "_ws")
 
     def __init__(self, ws: ServerConnection) -> None:
         self._ws = ws
+        self._flush_pending = False
+
+    def _can_buffer(self) -> bool:
+        ws = self._ws
+        return ws.protocol.state is State.OPEN and not ws.paused and ws.send_in_progress is None
+
+    def _schedule_flush(self) -> None:
+        if not self._flush_pending:
+            self._flush_pending = True
+            self._ws.loop.call_soon(self._flush)
+
+    def _flush(self) -> None:
+        self._flush_pending = False
+        ws = self._ws
+        chunks = ws.protocol.data_to_send()
+        if not chunks:
+            return
+        data = [chunk for chunk in chunks if chunk]
+        if data and not ws.transport.is_closing():
+            ws.transport.writelines(data)
+        if len(data) != len(chunks):  # an empty chunk means end of stream
+            ws.transport.close()
 
     async def send_text(self, data: bytes) -> None:
+        if self._can_buffer():
+            self._ws.protocol.send_text(data)
+            self._schedule_flush()
+            return
         try:
             await self._ws.send(data, text=True)
         except ConnectionClosed as exc:
             raise ConnectionError("connection closed") from exc
 
     async def send_binary(self, data: bytes) -> None:
+        if self._can_buffer():
+            self._ws.protocol.send_binary(data)
+            self._schedule_flush()
+            return
         try:
             await self._ws.send(data, text=False)
         except ConnectionClosed as exc:
@@ -287,6 +330,10 @@ class App:
                 identity=identity,
             )
         self._identities[connection] = identity
+        # websockets keeps the request for the connection's life: drop the credential
+        # (it is verified, and memory is not where a token should linger).
+        if "Authorization" in request.headers:
+            del request.headers["Authorization"]
         return None
 
     async def _refuse(

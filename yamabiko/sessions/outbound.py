@@ -64,6 +64,10 @@ class _Keyed:
         self.size = len(item) if isinstance(item, bytes) else item.size
 
 
+_EMPTY: deque[bytes | _Keyed] = deque(maxlen=0)
+"""The shared empty queue of every idle session; never appended to (``_queue``)."""
+
+
 class Binary(bytes):
     """A payload to send as a binary frame."""
 
@@ -73,10 +77,17 @@ class Binary(bytes):
 class Outbound:
     """One session's ordered, bounded, policy-aware outbound queue."""
 
+    __slots__ = (
+        "__weakref__", "_busy", "_busy_since", "_closed", "_entries", "_keyed", "_room",
+        "_size", "_transport", "_writer", "max_bytes", "merged", "replaced", "sent",
+    )  # fmt: skip
+
     def __init__(self, transport: Transport, *, max_bytes: int) -> None:
         self._transport = transport
         self.max_bytes = max_bytes
-        self._entries: deque[bytes | _Keyed] = deque()
+        # An empty deque is 760 bytes: shared until the first message must wait, so an
+        # idle connection carries none (most never queue anything).
+        self._entries: deque[bytes | _Keyed] = _EMPTY
         self._keyed: dict[Hashable, _Keyed] = {}
         self._size = 0
         self._busy = False
@@ -160,7 +171,7 @@ class Outbound:
     def close(self) -> None:
         """Drop the backlog and wake every waiter; later sends fail or are ignored."""
         self._closed = True
-        self._entries.clear()
+        self._entries = _EMPTY
         self._keyed.clear()
         self._size = 0
         if self._room is not None:
@@ -180,15 +191,20 @@ class Outbound:
 
     # Internals
 
+    def _queue(self) -> deque[bytes | _Keyed]:
+        if self._entries is _EMPTY:
+            self._entries = deque()
+        return self._entries
+
     def _append(self, data: bytes, size: int) -> None:
-        self._entries.append(data)
+        self._queue().append(data)
         self._size += size
         if not self._busy:
             self._start_writer()
 
     def _append_keyed(self, slot: _Keyed) -> None:
         self._keyed[slot.key] = slot
-        self._entries.append(slot)
+        self._queue().append(slot)
         self._size += slot.size
         if not self._busy:
             self._start_writer()
@@ -198,9 +214,8 @@ class Outbound:
             self._writer = asyncio.get_running_loop().create_task(self._drain_loop())
 
     async def _drain_loop(self) -> None:
-        entries = self._entries
-        while entries and not self._busy:
-            entry = entries.popleft()
+        while self._entries and not self._busy:
+            entry = self._entries.popleft()
             if isinstance(entry, _Keyed):
                 if self._keyed.get(entry.key) is entry:
                     del self._keyed[entry.key]

@@ -1,0 +1,1 @@
+"""``make bench``: Yamabiko measured against baselines; see bench/README.md."""
