@@ -290,7 +290,7 @@ class App:
         if path not in WS_PATHS:
             handler = self._http.get(path)
             if handler is None:
-                return _respond(connection, HTTPStatus.NOT_FOUND, b"not found\n")
+                return _text(HTTPStatus.NOT_FOUND, b"not found\n")
             return await handler()
         origin = request.headers.get("Origin")
         allowed = self.options.allowed_origins
@@ -361,7 +361,7 @@ class App:
                 )
             except Exception:
                 log.exception("could not record an audit event")
-        response = _respond(connection, status, reason.encode() + b"\n")
+        response = _text(status, reason.encode() + b"\n")
         if challenge is not None:
             response.headers["WWW-Authenticate"] = challenge
         return response
@@ -489,5 +489,5 @@ def _json(status: HTTPStatus, body: bytes) -> HttpResponse:
     return _make(status, body, "application/json")
 
 
-def _respond(connection: ServerConnection, status: HTTPStatus, body: bytes) -> HttpResponse:
+def _text(status: HTTPStatus, body: bytes) -> HttpResponse:
     return _make(status, body, "text/plain; charset=utf-8")
