@@ -84,6 +84,13 @@ class WebSocketTransport:
             self._flush_pending = True
             self._ws.loop.call_soon(self._flush)
 
+    def flush_if_pending(self) -> None:
+        """Write what is buffered now rather than at the end of the loop iteration
+        (the read loop calls this when no further message is waiting: a lone reply
+        then leaves at once, while a pipelined burst still goes out in one write)."""
+        if self._flush_pending:
+            self._flush()
+
     def _flush(self) -> None:
         self._flush_pending = False
         ws = self._ws
@@ -376,8 +383,9 @@ class App:
 
     async def _serve_connection(self, ws: ServerConnection) -> None:
         identity = self._identities.pop(ws)
+        transport = WebSocketTransport(ws)
         session = Session(
-            WebSocketTransport(ws),
+            transport,
             self.methods,
             identity=identity,
             config=self.session_config,
@@ -403,9 +411,13 @@ class App:
         )
         receive = session.receive
         recv = ws.recv
+        flush = transport.flush_if_pending
+        incoming = ws.recv_messages.frames  # websockets internals: see WebSocketTransport
         try:
             while True:
                 await receive(await recv(decode=False))
+                if not incoming:
+                    flush()
         except ConnectionClosed:
             pass
         finally:
