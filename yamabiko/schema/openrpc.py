@@ -40,10 +40,6 @@ ERRORS: Final = [
 ]
 
 
-def _ref_name(cls: type) -> str:
-    return cls.__name__
-
-
 def build() -> dict[str, Any]:
     """The OpenRPC document as a dict (deterministic: sorted by method name)."""
     types: list[Any] = []
@@ -51,9 +47,11 @@ def build() -> dict[str, Any]:
         types.append(schema.params)
         if schema.result is not None:
             types.append(schema.result)
-    _, components = msgspec.json.schema_components(
+    refs, components = msgspec.json.schema_components(
         types, ref_template="#/components/schemas/{name}"
     )
+    # msgspec names each type's component (generics too: Page[Agent] -> Page_Agent_).
+    ref_of = {id(t): r for t, r in zip(types, refs, strict=True)}
     methods: list[dict[str, Any]] = []
     for name in sorted(METHODS):
         schema = METHODS[name]
@@ -65,14 +63,14 @@ def build() -> dict[str, Any]:
                 {
                     "name": "params",
                     "required": True,
-                    "schema": {"$ref": f"#/components/schemas/{_ref_name(schema.params)}"},
+                    "schema": ref_of[id(schema.params)],
                 }
             ],
         }
         if schema.result is not None:
             method["result"] = {
                 "name": "result",
-                "schema": {"$ref": f"#/components/schemas/{_ref_name(schema.result)}"},
+                "schema": ref_of[id(schema.result)],
             }
         else:
             method["x-notification"] = True
