@@ -1,7 +1,173 @@
-"""Handlers of the `admin` namespace."""
+"""Handlers of the admin namespaces: tenants, models, usage, audit, revocation.
+
+Scope ``admin`` (checked by the session from the schema); everything acts within the
+caller's own tenant (``tid``): another tenant's id is "not found". Every write is an
+audit event.
+"""
 
 from __future__ import annotations
 
+from typing import Any
+
+import msgspec
+
+from yamabiko.handlers.common import audit, found, tenant
+from yamabiko.handlers.services import services
+from yamabiko.protocol import errors
+from yamabiko.schema import admin as schema
+from yamabiko.schema.admin import (
+    AuditListParams,
+    Done,
+    ModelRef,
+    ModelRegisterParams,
+    ModelUpdateParams,
+    Revoked,
+    RevokeTokenParams,
+    TenantCreateParams,
+    TenantRef,
+    TenantUpdateParams,
+    UsageReport,
+    UsageReportParams,
+)
+from yamabiko.schema.base import PageParams
+from yamabiko.schema.objects import AuditEvent, ModelEntry, ModelId, Page, Tenant
 from yamabiko.sessions.methods import Router
+from yamabiko.sessions.session import Context
 
 router = Router()
+
+
+def _own(ctx: Context, tenant_id: str) -> None:
+    if tenant_id != ctx.identity.tid:
+        raise errors.NotFound(f"tenant not found: {tenant_id}")
+
+
+def _changes(params: msgspec.Struct, *names: str) -> dict[str, Any]:
+    return {n: getattr(params, n) for n in names if getattr(params, n) is not msgspec.UNSET}
+
+
+# tenants
+
+
+@router.method(schema.TENANTS_CREATE)
+async def create_tenant(ctx: Context, params: TenantCreateParams) -> Tenant:
+    created = await services(ctx).store.tenants.create(
+        tenant_id=tenant(ctx),
+        name=params.name,
+        system_prompt=params.system_prompt,
+        default_model=params.default_model,
+        monthly_budget_usd=params.monthly_budget_usd,
+        rate_limits=params.rate_limits,
+    )
+    await audit(ctx, "tenant.create", target=created.id)
+    return created
+
+
+@router.method(schema.TENANTS_GET)
+async def get_tenant(ctx: Context, params: TenantRef) -> Tenant:
+    _own(ctx, params.tenant_id)
+    return found(await services(ctx).store.tenants.get(tenant(ctx)), "tenant", params.tenant_id)
+
+
+@router.method(schema.TENANTS_UPDATE)
+async def update_tenant(ctx: Context, params: TenantUpdateParams) -> Tenant:
+    _own(ctx, params.tenant_id)
+    changes = _changes(
+        params, "name", "system_prompt", "default_model", "monthly_budget_usd", "rate_limits"
+    )
+    updated = await services(ctx).store.tenants.update(tenant(ctx), **changes)
+    updated = found(updated, "tenant", params.tenant_id)
+    await audit(ctx, "tenant.update", target=updated.id, detail={"fields": sorted(changes)})
+    return updated
+
+
+@router.method(schema.TENANTS_DELETE)
+async def delete_tenant(ctx: Context, params: TenantRef) -> Done:
+    _own(ctx, params.tenant_id)
+    found(await services(ctx).store.tenants.delete(tenant(ctx)), "tenant", params.tenant_id)
+    await audit(ctx, "tenant.delete", target=params.tenant_id)
+    return Done(ok=True)
+
+
+@router.method(schema.TENANTS_LIST)
+async def list_tenants(ctx: Context, params: PageParams) -> Page[Tenant]:
+    own = await services(ctx).store.tenants.get(tenant(ctx))
+    return Page(items=[own] if own is not None and params.cursor is None else [], next_cursor=None)
+
+
+# models
+
+
+@router.method(schema.MODELS_REGISTER)
+async def register_model(ctx: Context, params: ModelRegisterParams) -> ModelEntry:
+    entry = await services(ctx).store.models.register(
+        tenant(ctx),
+        ModelId(params.model_id),
+        provider=params.provider,
+        provider_model=params.provider_model,
+        aliases=params.aliases,
+        input_price_per_mtok=params.input_price_per_mtok,
+        output_price_per_mtok=params.output_price_per_mtok,
+        context_window=params.context_window,
+    )
+    await audit(ctx, "model.register", target=entry.id)
+    return entry
+
+
+@router.method(schema.MODELS_LIST)
+async def list_models(ctx: Context, params: PageParams) -> Page[ModelEntry]:
+    return await services(ctx).store.models.list(
+        tenant(ctx), limit=params.limit, cursor=params.cursor
+    )
+
+
+@router.method(schema.MODELS_UPDATE)
+async def update_model(ctx: Context, params: ModelUpdateParams) -> ModelEntry:
+    changes = _changes(
+        params, "provider", "provider_model", "aliases", "input_price_per_mtok",
+        "output_price_per_mtok", "context_window",
+    )  # fmt: skip
+    # Only the tenant's own entries: a global entry is overridden by registering one.
+    entry = await services(ctx).store.models.update(
+        tenant(ctx), ModelId(params.model_id), **changes
+    )
+    entry = found(entry, "model", params.model_id)
+    await audit(ctx, "model.update", target=entry.id, detail={"fields": sorted(changes)})
+    return entry
+
+
+@router.method(schema.MODELS_DELETE)
+async def delete_model(ctx: Context, params: ModelRef) -> Done:
+    done = await services(ctx).store.models.delete(tenant(ctx), ModelId(params.model_id))
+    found(done, "model", params.model_id)
+    await audit(ctx, "model.delete", target=params.model_id)
+    return Done(ok=True)
+
+
+# usage, audit, revocation
+
+
+@router.method(schema.USAGE_REPORT)
+async def usage_report(ctx: Context, params: UsageReportParams) -> UsageReport:
+    if params.end <= params.start:
+        raise errors.InvalidParams("to must be after from - at $.to")
+    rows = await services(ctx).store.usage.report(
+        tenant(ctx), start=params.start, end=params.end, group_by=params.group_by
+    )
+    return UsageReport(items=rows, total_cost_usd=round(sum(r.cost_usd for r in rows), 8))
+
+
+@router.method(schema.AUDIT_LIST)
+async def audit_list(ctx: Context, params: AuditListParams) -> Page[AuditEvent]:
+    return await services(ctx).store.audit.list(
+        tenant(ctx), action=params.action, limit=params.limit, cursor=params.cursor
+    )
+
+
+@router.method(schema.REVOKE_TOKEN)
+async def revoke_token(ctx: Context, params: RevokeTokenParams) -> Revoked:
+    await services(ctx).store.revocations.revoke(
+        tenant(ctx), params.jti, params.expires_at.timestamp()
+    )
+    await audit(ctx, "token.revoke", target=params.jti)
+    return Revoked(revoked=True)
