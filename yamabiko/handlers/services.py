@@ -11,11 +11,14 @@ from typing import cast
 
 from yamabiko.sessions.session import Context
 from yamabiko.store import Store
+from yamabiko.store.budget import Budget
 
 
 @dataclass(frozen=True)
 class Services:
     store: Store
+    budget: Budget
+    """Checked before each generation (-32011); records usage."""
 
 
 def services(ctx: Context) -> Services:

@@ -9,12 +9,14 @@ from collections.abc import Awaitable, Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, cast
 
+from redis.asyncio import Redis
+
 from yamabiko import __version__
 from yamabiko.handlers import routers as handler_routers
 from yamabiko.handlers.services import Services
 from yamabiko.schema.objects import AuditOutcome, TenantId
 from yamabiko.schema.openrpc import PATH as OPENRPC_PATH
-from yamabiko.server.app import App, ServerOptions
+from yamabiko.server.app import App, Closer, ServerOptions
 from yamabiko.server.auth import TokenVerifier
 from yamabiko.server.datadir import DataDir, ensure_data_dir
 from yamabiko.server.settings import Settings
@@ -23,7 +25,8 @@ from yamabiko.sessions.identity import Identity
 from yamabiko.sessions.methods import MethodEntry, Router
 from yamabiko.sessions.session import SessionConfig
 from yamabiko.store import open_store
-from yamabiko.store.ratelimit import MemoryRateLimiter, RateLimiter
+from yamabiko.store.budget import Budget
+from yamabiko.store.ratelimit import MemoryRateLimiter, RateLimiter, RedisRateLimiter
 from yamabiko.store.revocations import RevokedTokens
 
 
@@ -80,13 +83,23 @@ def build_verifier(
     )
 
 
-def rate_limiter(settings: Settings) -> RateLimiter:
-    return MemoryRateLimiter(
-        user_rate=settings.requests_per_second,
-        user_burst=settings.request_burst,
-        tenant_rate=settings.tenant_requests_per_second,
-        tenant_burst=settings.tenant_request_burst,
-    )
+def rate_limiter(settings: Settings) -> tuple[RateLimiter, Closer | None]:
+    """Redis buckets shared by every node when ``YAMABIKO_REDIS_URL`` is set, else
+    in-process ones; and what closes it."""
+    user_rate, user_burst = settings.requests_per_second, settings.request_burst
+    tenant_rate, tenant_burst = settings.tenant_requests_per_second, settings.tenant_request_burst
+    if settings.redis_url:
+        client = Redis.from_url(settings.redis_url)
+        limiter = RedisRateLimiter(
+            client, user_rate=user_rate, user_burst=user_burst,
+            tenant_rate=tenant_rate, tenant_burst=tenant_burst,
+        )  # fmt: skip
+        return limiter, client.aclose
+    memory = MemoryRateLimiter(
+        user_rate=user_rate, user_burst=user_burst,
+        tenant_rate=tenant_rate, tenant_burst=tenant_burst,
+    )  # fmt: skip
+    return memory, None
 
 
 def session_rate_limiter(limiter: RateLimiter) -> Callable[[Identity, str], Awaitable[int]]:
@@ -135,16 +148,20 @@ async def build_app(
             detail=detail,
         )
 
+    limiter, close_limiter = rate_limiter(settings)
+    closers: list[Closer] = [store.close]
+    if close_limiter is not None:
+        closers.append(close_limiter)
     return App(
         server_options(settings),
         verifier=build_verifier(settings, data_dir, revoked),
         methods=method_table(routers),
         session_config=session_config(settings),
         openrpc=OPENRPC_PATH.read_bytes(),
-        rate_limiter=session_rate_limiter(rate_limiter(settings)),
-        services=Services(store=store),
+        rate_limiter=session_rate_limiter(limiter),
+        services=Services(store=store, budget=Budget(store)),
         audit=audit,
         revoked=revoked,
         ready_checks=[store.ping],
-        closers=[store.close],
+        closers=closers,
     )

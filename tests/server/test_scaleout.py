@@ -1,0 +1,89 @@
+"""Two server processes sharing Redis share each user's rate-limit bucket."""
+
+from __future__ import annotations
+
+import os
+import secrets
+import signal
+import subprocess
+import sys
+import uuid
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
+from pathlib import Path
+
+import pytest
+from redis.asyncio import Redis
+
+from yamabiko.client import Client, RemoteError
+from yamabiko.server.auth import mint_token
+
+
+@contextmanager
+def node(tmp: Path, name: str, env: dict[str, str]) -> Iterator[str]:
+    """A ``yamabiko serve`` process; yields its socket URL."""
+    clean = {k: v for k, v in os.environ.items() if not k.startswith("YAMABIKO_")}
+    with (
+        (tmp / f"{name}.log").open("w") as log,
+        subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "yamabiko.server.cli",
+                "serve",
+                "--port",
+                "0",
+                "--data-dir",
+                str(tmp / name),
+            ],
+            stdout=subprocess.PIPE,
+            stderr=log,
+            text=True,
+            env={**clean, **env},
+        ) as proc,
+    ):
+        try:
+            assert proc.stdout is not None
+            line = proc.stdout.readline()
+            assert line.startswith("listening on "), (tmp / f"{name}.log").read_text()
+            yield line.split()[-1]
+        finally:
+            proc.send_signal(signal.SIGTERM)
+            try:
+                proc.wait(10)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+
+
+async def test_two_processes_share_one_bucket_through_redis(redis_url: str, tmp_path: Path) -> None:
+    secret = secrets.token_urlsafe(48)
+    tenant = f"t-{uuid.uuid4().hex}"
+    env = {
+        "YAMABIKO_JWT_SECRET": secret,
+        "YAMABIKO_REDIS_URL": redis_url,
+        "YAMABIKO_REQUEST_BURST": "6",
+        "YAMABIKO_REQUESTS_PER_SECOND": "0.001",
+    }
+    token = mint_token(secret, sub="alice", tenant=tenant)
+    with ExitStack() as stack:
+        urls = [stack.enter_context(node(tmp_path, name, env)) for name in ("a", "b")]
+        clients = [await Client.connect(url, token=token) for url in urls]  # 2 tokens
+        try:
+            for i in range(4):  # 4 tokens left, taken alternately on both nodes
+                assert "items" in await clients[i % 2].call("agents/presets")
+            for client in clients:  # the shared bucket is empty on each node
+                with pytest.raises(RemoteError) as info:
+                    await client.call("agents/presets")
+                assert info.value.wire_code == -32029
+                assert info.value.data["retryAfterMs"] > 0
+        finally:
+            for client in clients:
+                await client.close()
+    redis = Redis.from_url(redis_url)
+    try:
+        keys = [k async for k in redis.scan_iter(f"yamabiko:rl:{{{tenant}}}*")]
+        assert keys
+        await redis.delete(*keys)
+    finally:
+        await redis.aclose()
