@@ -1,7 +1,10 @@
 """The ``conversations`` namespace (DESIGN.md section 7).
 
-A conversation belongs to the user who created it; a tenant admin sees all of the
-tenant's. Scope ``chat``.
+Every method needs scope ``chat``: a conversation is what ``chat/send`` writes to, so
+whoever may chat may keep and read their conversations (scope ``agent`` is not needed
+to use an agent in one). A conversation belongs to the user who created it; a tenant
+admin (scope ``admin``) reaches all of its tenant's. Any other conversation id, another
+tenant's included, is -32004 ``conversation not found: <id>``, never -32003.
 """
 
 from __future__ import annotations
@@ -10,7 +13,7 @@ from typing import Annotated, Final
 
 from msgspec import Meta
 
-from yamabiko.schema.agents import AgentIdParam, Deleted
+from yamabiko.schema.agents import AgentIdParam, Deleted, ObjectId
 from yamabiko.schema.base import SCOPE_CHAT, MethodSchema, PageParams, Params
 from yamabiko.schema.objects import Conversation, Message, Page
 
@@ -21,29 +24,45 @@ CONVERSATIONS_ARCHIVE: Final = "conversations/archive"
 CONVERSATIONS_DELETE: Final = "conversations/delete"
 CONVERSATIONS_MESSAGES: Final = "conversations/messages"
 
-ConversationIdParam = Annotated[str, Meta(min_length=1, max_length=64)]
+ConversationIdParam = ObjectId
+Title = Annotated[str, Meta(max_length=200)]
 
 
 class ConversationCreateParams(Params):
-    title: Annotated[str, Meta(max_length=200)] = ""
+    """A new, empty conversation owned by the caller."""
+
+    title: Title = ""
     agent_id: AgentIdParam | None = None
-    """The agent that answers in it; must be one the caller can see."""
+    """The agent that answers in it: one the caller can see (else -32004 ``agent not
+    found``). Deleting the agent later leaves the conversation, naming nothing."""
 
 
 class ConversationRef(Params):
+    """Names one conversation the caller can see."""
+
     conversation_id: ConversationIdParam
 
 
 class ConversationListParams(PageParams):
+    """The caller's conversations (a tenant admin: all of the tenant's), newest first
+    by creation, so that paging is stable while new ones are added."""
+
     include_archived: bool = False
+    """Archived conversations are left out unless this is true."""
 
 
 class ArchiveParams(ConversationRef):
+    """Archives a conversation (hides it from ``conversations/list``; it keeps its
+    messages and can still be read) or, with ``archived: false``, restores it.
+    Idempotent. Returns the conversation as it now is."""
+
     archived: bool = True
-    """False restores an archived conversation."""
 
 
 class MessagesParams(PageParams, kw_only=True):
+    """A conversation's messages, oldest first (in the order they were appended).
+    An assistant message still being generated is listed with status ``streaming``."""
+
     conversation_id: ConversationIdParam
 
 
