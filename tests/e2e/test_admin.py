@@ -51,6 +51,12 @@ async def code_of(client: Client, method: str, params: Any) -> int:
     return info.value.wire_code
 
 
+async def refusal(client: Client, method: str, params: Any) -> tuple[int, str]:
+    with pytest.raises(RemoteError) as info:
+        await client.call(method, params)
+    return info.value.wire_code, info.value.message
+
+
 @pytest.mark.parametrize(("method", "params"), ADMIN_CALLS, ids=[m for m, _ in ADMIN_CALLS])
 async def test_admin_methods_need_the_admin_scope(
     server: Running, method: str, params: dict[str, Any]
@@ -74,13 +80,40 @@ async def test_tenant_settings_are_the_admins_own(server: Running) -> None:
         )
         assert updated["systemPrompt"] == "Be brief."
         assert updated["rateLimits"] == {"requestsPerSecond": 5.0, "burst": 10}
-        assert [t["id"] for t in (await root.call("tenants/list", {}))["items"]] == ["acme"]
+        assert await root.call("tenants/get", {"tenantId": "acme"}) == updated
+        listed = await root.call("tenants/list", {})
+        assert ([t["id"] for t in listed["items"]], listed.get("nextCursor")) == (["acme"], None)
+        assert await code_of(root, "tenants/list", {"cursor": "x"}) == -32602
+        # Another tenant's id is "not found" (it may well exist); creating one is refused.
+        async with await admin(server, tenant="other") as other:
+            await other.call("tenants/create", {"name": "Other"})
         for method in ("tenants/get", "tenants/delete"):
             assert await code_of(root, method, {"tenantId": "other"}) == -32004
-        assert (
-            await code_of(root, "tenants/update", {"tenantId": "acme", "monthlyBudgetUsd": -1})
-            == -32602
-        )
+        assert await code_of(root, "tenants/update", {"tenantId": "other", "name": "x"}) == -32004
+        for tid in ("other", "nobody"):
+            code = await code_of(root, "tenants/create", {"tenantId": tid, "name": "x"})
+            assert code == -32003
+        assert await code_of(root, "tenants/create", {"tenantId": "acme", "name": "x"}) == -32009
+        assert await refusal(
+            root, "tenants/update", {"tenantId": "acme", "monthlyBudgetUsd": -1}
+        ) == (-32602, "Expected float >= 0.0 - at $.monthlyBudgetUsd")
+        # The other tenant's row is untouched by all this.
+        async with await admin(server, tenant="other") as other:
+            assert (await other.call("tenants/get", {"tenantId": "other"}))["name"] == "Other"
+
+
+async def test_tenant_delete_keeps_the_audit_trail(server: Running) -> None:
+    async with await admin(server) as root:
+        assert await code_of(root, "tenants/delete", {"tenantId": "acme"}) == -32004  # no row
+        await root.call("tenants/create", {"tenantId": "acme", "name": "Acme"})
+        assert await root.call("tenants/delete", {"tenantId": "acme"}) == {"ok": True}
+        assert await code_of(root, "tenants/get", {"tenantId": "acme"}) == -32004
+        assert (await root.call("tenants/list", {}))["items"] == []
+        events = (await root.call("audit/list", {}))["items"]
+        assert [(e["action"], e["target"]) for e in events] == [
+            ("tenant.delete", "acme"),
+            ("tenant.create", "acme"),
+        ]
 
 
 async def test_model_catalogue(server: Running) -> None:
@@ -108,7 +141,12 @@ async def test_model_catalogue(server: Running) -> None:
         other_ids = [m["id"] for m in (await other.call("models/list", {"limit": 100}))["items"]]
         assert "openai/house-model" not in other_ids
         assert await code_of(other, "models/delete", {"modelId": "openai/house-model"}) == -32004
-        assert await code_of(root, "models/delete", {"modelId": "openai/gpt-4.1-mini"}) == -32004
+        global_entry = {"modelId": "openai/gpt-4.1-mini"}
+        assert await code_of(root, "models/delete", global_entry) == -32004
+        assert await code_of(root, "models/update", {**global_entry, "contextWindow": 1}) == -32004
+        assert await code_of(root, "models/register", {**bad_base(), "modelId": entry["id"]}) == (
+            -32009
+        )
         bad = {
             "modelId": "openai/y",
             "provider": "openai",
@@ -121,7 +159,54 @@ async def test_model_catalogue(server: Running) -> None:
             await root.call("models/register", bad)
         assert info.value.wire_code == -32602
         assert "$.inputPricePerMtok" in info.value.message
+        for field, value in (
+            ("outputPricePerMtok", -0.01),
+            ("contextWindow", 0),
+            ("modelId", "no-engine"),
+            ("aliases", [""]),
+        ):
+            code, message = await refusal(root, "models/register", {**bad_base(), field: value})
+            assert (code, f"$.{field}" in message) == (-32602, True)
+        code, message = await refusal(
+            root, "models/update", {"modelId": "openai/house-model", "aliases": [""]}
+        )
+        assert (code, "$.aliases[0]" in message) == (-32602, True)
         assert await root.call("models/delete", {"modelId": "openai/house-model"}) == {"ok": True}
+        assert await code_of(root, "models/delete", {"modelId": "openai/house-model"}) == -32004
+        ids = [m["id"] for m in (await root.call("models/list", {"limit": 100}))["items"]]
+        assert "openai/house-model" not in ids
+        events = (await root.call("audit/list", {}))["items"]
+        assert [(e["action"], e["target"]) for e in events] == [
+            ("model.delete", "openai/house-model"),
+            ("model.update", "openai/house-model"),
+            ("model.register", "openai/house-model"),
+        ]
+
+
+async def test_a_tenant_overrides_a_global_model(server: Running) -> None:
+    async with await admin(server) as root, await admin(server, tenant="other") as other:
+        override = {**bad_base(), "modelId": "openai/gpt-4.1-mini", "inputPricePerMtok": 0.1}
+        assert (await root.call("models/register", override))["tenantId"] == "acme"
+        mine = {m["id"]: m for m in (await root.call("models/list", {"limit": 100}))["items"]}
+        theirs = {m["id"]: m for m in (await other.call("models/list", {"limit": 100}))["items"]}
+        assert mine["openai/gpt-4.1-mini"]["inputPricePerMtok"] == 0.1
+        assert theirs["openai/gpt-4.1-mini"]["tenantId"] is None
+        # Deleting the override brings the global entry back, untouched.
+        await root.call("models/delete", {"modelId": "openai/gpt-4.1-mini"})
+        mine = {m["id"]: m for m in (await root.call("models/list", {"limit": 100}))["items"]}
+        assert mine["openai/gpt-4.1-mini"] == theirs["openai/gpt-4.1-mini"]
+
+
+def bad_base() -> dict[str, Any]:
+    """Valid register params, for tests to spoil one field at a time."""
+    return {
+        "modelId": "openai/y",
+        "provider": "openai",
+        "providerModel": "y",
+        "inputPricePerMtok": 1,
+        "outputPricePerMtok": 1,
+        "contextWindow": 1,
+    }
 
 
 async def test_usage_report_groups_and_totals(server: Running) -> None:
@@ -166,6 +251,21 @@ async def test_usage_report_groups_and_totals(server: Running) -> None:
         assert (
             await code_of(root, "usage/report", {"from": span["to"], "to": span["from"]}) == -32602
         )
+        assert await code_of(root, "usage/report", {"from": span["to"], "to": span["to"]}) == (
+            -32602
+        )
+        # A datetime without an offset is refused, not read in the server's local time.
+        naive = {"from": "2026-03-01T00:00:00", "to": span["to"]}
+        assert await refusal(root, "usage/report", naive) == (
+            -32602,
+            "Expected datetime with a timezone component - at $.from",
+        )
+        # The range is half-open, and offsets are honoured: [day1 12:00Z, day2 12:00Z).
+        window = {"from": "2026-03-01T14:00:00+02:00", "to": "2026-03-02T12:00:00Z"}
+        by_user = await root.call("usage/report", {**window, "groupBy": "user"})
+        assert [(r["key"], r["requests"]) for r in by_user["items"]] == [("alice", 1), ("bob", 1)]
+        empty = {"from": "2025-01-01T00:00:00Z", "to": "2025-02-01T00:00:00Z"}
+        assert await root.call("usage/report", empty) == {"items": [], "totalCostUsd": 0.0}
 
 
 async def test_admin_writes_are_audited_per_tenant(server: Running) -> None:
@@ -210,7 +310,18 @@ async def test_revoked_token_is_closed_and_refused(server: Running) -> None:
         assert [e["target"] for e in events] == ["stolen-1"]
     status, _, _ = await refused(server.url, victim_token)
     assert status == 401
-    # The same jti in another tenant is another token.
+    # The same jti in another tenant is another token: still open, still accepted.
     assert await twin.call("ping") == {}
+    async with await Client.connect(server.url, token=server.token("eve", "other", jti="stolen-1")):
+        pass
     await twin.close()
     await victim.close()
+
+
+async def test_revocation_needs_an_offset(server: Running) -> None:
+    async with await admin(server) as root:
+        code, message = await refusal(
+            root, "admin/revokeToken", {"jti": "j", "expiresAt": "2030-01-01T00:00:00"}
+        )
+        assert (code, "$.expiresAt" in message) == (-32602, True)
+        assert (await root.call("audit/list", {"action": "token.revoke"}))["items"] == []

@@ -1,8 +1,23 @@
 """Handlers of the admin namespaces: tenants, models, usage, audit, revocation.
 
 Scope ``admin`` (checked by the session from the schema); everything acts within the
-caller's own tenant (``tid``): another tenant's id is "not found". Every write is an
-audit event.
+caller's own tenant (``tid``). Every write is an audit event (outcome ``ok``) with the
+caller as subject.
+
+Decisions (docs/api.md):
+
+- A tenant admin's token is scoped to its ``tid``, so it administers that tenant only.
+  ``tenants/get|update|delete`` with another id answer -32004, like an id that does not
+  exist; ``tenants/list`` lists the caller's own row (if created); ``tenants/create``
+  creates the caller's own row (-32009 if it exists) and refuses another ``tenantId``
+  with -32003: creating tenants is a platform operator's job, which a later operator
+  face (not a tenant's token) will do. That answer is the same whether the other tenant
+  exists, so it reveals nothing.
+- ``models/update|delete`` reach the tenant's own entries only; a global entry answers
+  -32004 (the tenant has no such entry of its own), as does another tenant's. A tenant
+  changes a global entry for itself by registering an override with the same id.
+- ``admin/revokeToken`` revokes ``(tid, jti)``: another tenant's token with the same
+  ``jti`` is untouched.
 """
 
 from __future__ import annotations
@@ -33,6 +48,7 @@ from yamabiko.schema.base import PageParams
 from yamabiko.schema.objects import AuditEvent, ModelEntry, ModelId, Page, Tenant
 from yamabiko.sessions.methods import Router
 from yamabiko.sessions.session import Context
+from yamabiko.store.errors import InvalidCursor
 
 router = Router()
 
@@ -51,6 +67,8 @@ def _changes(params: msgspec.Struct, *names: str) -> dict[str, Any]:
 
 @router.method(schema.TENANTS_CREATE)
 async def create_tenant(ctx: Context, params: TenantCreateParams) -> Tenant:
+    if params.tenant_id is not None and params.tenant_id != ctx.identity.tid:
+        raise errors.Forbidden("forbidden: an admin creates only its own tenant - at $.tenantId")
     created = await services(ctx).store.tenants.create(
         tenant_id=tenant(ctx),
         name=params.name,
@@ -91,8 +109,11 @@ async def delete_tenant(ctx: Context, params: TenantRef) -> Done:
 
 @router.method(schema.TENANTS_LIST)
 async def list_tenants(ctx: Context, params: PageParams) -> Page[Tenant]:
+    # One page at most, so no cursor was ever handed out: any cursor is not ours.
+    if params.cursor is not None:
+        raise InvalidCursor()
     own = await services(ctx).store.tenants.get(tenant(ctx))
-    return Page(items=[own] if own is not None and params.cursor is None else [], next_cursor=None)
+    return Page(items=[own] if own is not None else [], next_cursor=None)
 
 
 # models
