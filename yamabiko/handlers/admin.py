@@ -187,8 +187,6 @@ async def audit_list(ctx: Context, params: AuditListParams) -> Page[AuditEvent]:
 
 @router.method(schema.REVOKE_TOKEN)
 async def revoke_token(ctx: Context, params: RevokeTokenParams) -> Revoked:
-    await services(ctx).store.revocations.revoke(
-        tenant(ctx), params.jti, params.expires_at.timestamp()
-    )
+    await services(ctx).revocations.revoke(tenant(ctx), params.jti, params.expires_at.timestamp())
     await audit(ctx, "token.revoke", target=params.jti)
     return Revoked(revoked=True)

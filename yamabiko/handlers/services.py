@@ -12,6 +12,7 @@ from typing import cast
 from yamabiko.sessions.session import Context
 from yamabiko.store import Store
 from yamabiko.store.budget import Budget
+from yamabiko.store.revocations import RevokedTokens
 
 
 @dataclass(frozen=True)
@@ -19,6 +20,8 @@ class Services:
     store: Store
     budget: Budget
     """Checked before each generation (-32011); records usage."""
+    revocations: RevokedTokens
+    """The list the handshake and the sweeper read: revocations must go here."""
 
 
 def services(ctx: Context) -> Services:

@@ -159,7 +159,7 @@ async def build_app(
         session_config=session_config(settings),
         openrpc=OPENRPC_PATH.read_bytes(),
         rate_limiter=session_rate_limiter(limiter),
-        services=Services(store=store, budget=Budget(store)),
+        services=Services(store=store, budget=Budget(store), revocations=revoked),
         audit=audit,
         revoked=revoked,
         ready_checks=[store.ping],
