@@ -325,3 +325,29 @@ async def test_revocation_needs_an_offset(server: Running) -> None:
         )
         assert (code, "$.expiresAt" in message) == (-32602, True)
         assert (await root.call("audit/list", {"action": "token.revoke"}))["items"] == []
+
+
+async def test_a_tenants_own_rate_limits_apply_at_once(server: Running) -> None:
+    async with await admin(server) as root:
+        await root.call("tenants/create", {"name": "Acme"})
+        await root.call(
+            "tenants/update",
+            {"tenantId": "acme", "rateLimits": {"requestsPerSecond": 0.01, "burst": 3}},
+        )
+        assert (
+            await code_of(
+                root,
+                "tenants/update",
+                {"tenantId": "acme", "rateLimits": {"requestsPerSecond": 0, "burst": 3}},
+            )
+            == -32602
+        )
+    async with await server.client(sub="carol") as carol:  # initialize took one token
+        for _ in range(2):
+            assert "items" in await carol.call("agents/presets")
+        with pytest.raises(RemoteError) as info:
+            await carol.call("agents/presets")
+        assert info.value.wire_code == -32029
+    async with await server.client(sub="dave", tenant="other") as dave:  # defaults
+        for _ in range(5):
+            assert "items" in await dave.call("agents/presets")

@@ -82,7 +82,7 @@ async def test_two_processes_share_one_bucket_through_redis(redis_url: str, tmp_
                 await client.close()
     redis = Redis.from_url(redis_url)
     try:
-        keys = [k async for k in redis.scan_iter(f"yamabiko:rl:{{{tenant}}}*")]
+        keys = [k async for k in redis.scan_iter(f"yamabiko:rl:*{{{tenant}}}*")]
         assert keys
         await redis.delete(*keys)
     finally:

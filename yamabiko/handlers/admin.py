@@ -95,6 +95,9 @@ async def update_tenant(ctx: Context, params: TenantUpdateParams) -> Tenant:
     )
     updated = await services(ctx).store.tenants.update(tenant(ctx), **changes)
     updated = found(updated, "tenant", params.tenant_id)
+    # This node applies the new limits and budget at once; others within seconds.
+    services(ctx).tenant_limits.forget(updated.id)
+    services(ctx).budget.forget(updated.id)
     await audit(ctx, "tenant.update", target=updated.id, detail={"fields": sorted(changes)})
     return updated
 

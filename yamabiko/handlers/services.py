@@ -12,6 +12,7 @@ from typing import cast
 from yamabiko.sessions.session import Context
 from yamabiko.store import Store
 from yamabiko.store.budget import Budget
+from yamabiko.store.ratelimit import TenantRateLimits
 from yamabiko.store.revocations import RevokedTokens
 
 
@@ -22,6 +23,8 @@ class Services:
     """Checked before each generation (-32011); records usage."""
     revocations: RevokedTokens
     """The list the handshake and the sweeper read: revocations must go here."""
+    tenant_limits: TenantRateLimits
+    """Tenants' own rate limits, cached; forget a tenant when its row changes."""
 
 
 def services(ctx: Context) -> Services:

@@ -13,9 +13,9 @@ ever leaves the store about a secret.
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, Generic, Literal, NewType, TypeVar
+from typing import Annotated, Any, Generic, Literal, NewType, TypeVar
 
-from msgspec import Struct
+from msgspec import Meta, Struct
 
 TenantId = NewType("TenantId", str)
 UserId = NewType("UserId", str)
@@ -57,8 +57,8 @@ class RateLimits(_Object, frozen=True):
     """A tenant's request bucket: ``burst`` requests at once, refilled at
     ``requestsPerSecond``."""
 
-    requests_per_second: float
-    burst: int
+    requests_per_second: Annotated[float, Meta(gt=0)]
+    burst: Annotated[int, Meta(ge=1)]
 
 
 class Tenant(_Object, frozen=True):

@@ -9,8 +9,6 @@ from collections.abc import Awaitable, Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, cast
 
-from redis.asyncio import Redis
-
 from yamabiko import __version__
 from yamabiko.handlers import routers as handler_routers
 from yamabiko.handlers.services import Services
@@ -26,7 +24,12 @@ from yamabiko.sessions.methods import MethodEntry, Router
 from yamabiko.sessions.session import SessionConfig
 from yamabiko.store import open_store
 from yamabiko.store.budget import Budget
-from yamabiko.store.ratelimit import MemoryRateLimiter, RateLimiter, RedisRateLimiter
+from yamabiko.store.ratelimit import (
+    MemoryRateLimiter,
+    RateLimiter,
+    RedisRateLimiter,
+    TenantRateLimits,
+)
 from yamabiko.store.revocations import RevokedTokens
 
 
@@ -89,12 +92,11 @@ def rate_limiter(settings: Settings) -> tuple[RateLimiter, Closer | None]:
     user_rate, user_burst = settings.requests_per_second, settings.request_burst
     tenant_rate, tenant_burst = settings.tenant_requests_per_second, settings.tenant_request_burst
     if settings.redis_url:
-        client = Redis.from_url(settings.redis_url)
-        limiter = RedisRateLimiter(
-            client, user_rate=user_rate, user_burst=user_burst,
+        limiter = RedisRateLimiter.from_url(
+            settings.redis_url, user_rate=user_rate, user_burst=user_burst,
             tenant_rate=tenant_rate, tenant_burst=tenant_burst,
         )  # fmt: skip
-        return limiter, client.aclose
+        return limiter, limiter.aclose
     memory = MemoryRateLimiter(
         user_rate=user_rate, user_burst=user_burst,
         tenant_rate=tenant_rate, tenant_burst=tenant_burst,
@@ -102,11 +104,16 @@ def rate_limiter(settings: Settings) -> tuple[RateLimiter, Closer | None]:
     return memory, None
 
 
-def session_rate_limiter(limiter: RateLimiter) -> Callable[[Identity, str], Awaitable[int]]:
-    """Adapt a store limiter to the session's hook (which knows identities, not ids)."""
+def session_rate_limiter(
+    limiter: RateLimiter, tenant_limits: TenantRateLimits
+) -> Callable[[Identity, str], Awaitable[int]]:
+    """Adapt a store limiter to the session's hook: the tenant's own limits (from its
+    row, cached) replace the server's defaults for its bucket."""
+    overrides = TenantRateLimits.overrides
 
     async def admit(identity: Identity, method: str) -> int:
-        return await limiter.admit(identity.tid, identity.sub)
+        own = await tenant_limits.get(identity.tid)
+        return await limiter.admit(identity.tid, identity.sub, **overrides(own))
 
     return admit
 
@@ -149,6 +156,7 @@ async def build_app(
         )
 
     limiter, close_limiter = rate_limiter(settings)
+    tenant_limits = TenantRateLimits(store)
     closers: list[Closer] = [store.close]
     if close_limiter is not None:
         closers.append(close_limiter)
@@ -158,8 +166,10 @@ async def build_app(
         methods=method_table(routers),
         session_config=session_config(settings),
         openrpc=OPENRPC_PATH.read_bytes(),
-        rate_limiter=session_rate_limiter(limiter),
-        services=Services(store=store, budget=Budget(store), revocations=revoked),
+        rate_limiter=session_rate_limiter(limiter, tenant_limits),
+        services=Services(
+            store=store, budget=Budget(store), revocations=revoked, tenant_limits=tenant_limits
+        ),
         audit=audit,
         revoked=revoked,
         ready_checks=[store.ping],

@@ -2,38 +2,99 @@
 
 A request is admitted only when both its user's and its tenant's bucket hold a token,
 and then takes one from each; a refused request takes none, so a client that retries
-after ``retryAfterMs`` is admitted. The in-memory limiter serves one node; the Redis one
-(shared by all nodes, one atomic script) comes with the scale-out store.
+after ``retryAfterMs`` is admitted. :class:`MemoryRateLimiter` serves one node;
+:class:`RedisRateLimiter` is shared by every node (one atomic script, on Redis's clock).
+
+A tenant's own ``rateLimits`` (its row in the store) replace the server's defaults for
+its tenant bucket: the caller passes them to ``admit`` as ``tenant_rate`` and
+``tenant_burst``; :class:`TenantRateLimits` reads them from the store, cached.
 """
 
 from __future__ import annotations
 
+import asyncio
 import math
 import time
 from collections.abc import Callable, Hashable
-from typing import Protocol
+from typing import Protocol, TypedDict
 
 from redis.asyncio import Redis
+from redis.exceptions import RedisError
+
+from yamabiko.protocol.errors import InternalError
+from yamabiko.schema.objects import RateLimits, TenantId
+from yamabiko.store.repositories import Store
+
+
+class RateLimiterUnavailable(InternalError):
+    """The limiter could not decide (its Redis did not answer in time, refused the
+    connection or failed the script). Nothing was taken from any bucket.
+
+    The limiter never decides for the server whether to admit without it: a server that
+    lets this through answers -32603 (fail closed, the limits hold); one that catches it
+    may admit and log (fail open). The cause is chained (``__cause__``) for the log; the
+    message names neither the URL nor its credentials.
+    """
+
+    default_message = "rate limiter unavailable"
 
 
 class RateLimiter(Protocol):
-    """Guarantees: ``admit`` is atomic per (tenant, user) pair; it returns 0 when the
-    request is admitted, else the milliseconds after which a retry will be admitted
-    if nothing else is spent meanwhile."""
+    """Guarantees: ``admit`` is atomic per (tenant, user) pair (for the Redis limiter,
+    across every node sharing its Redis); it returns 0 when the request is admitted
+    and took a token from both buckets, else the milliseconds (≥ 1) after which a retry
+    will be admitted if nothing else is spent meanwhile, having taken nothing.
 
-    async def admit(self, tenant_id: str, user: str) -> int: ...
+    ``tenant_rate`` (tokens per second) and ``tenant_burst`` (bucket size), when given,
+    replace the defaults for this tenant's bucket: pass the tenant's ``rateLimits``.
+    A bucket that holds more than a smaller new burst is cut down to it.
+
+    Failure: a limiter that cannot reach its backend raises
+    :class:`RateLimiterUnavailable` rather than guess (see there); rates ≤ 0 or bursts
+    < 1 raise ``ValueError``.
+    """
+
+    async def admit(
+        self,
+        tenant_id: str,
+        user: str,
+        *,
+        tenant_rate: float | None = None,
+        tenant_burst: int | None = None,
+    ) -> int: ...
+
+
+def check_limits(rate: float, burst: int) -> None:
+    """Raise ``ValueError`` unless ``rate`` > 0 tokens/s and ``burst`` ≥ 1 token."""
+    if not (rate > 0 and math.isfinite(rate)):
+        raise ValueError(f"a rate limit needs a rate > 0 per second, not {rate!r}")
+    if burst < 1:
+        raise ValueError(f"a rate limit needs a burst of at least 1, not {burst!r}")
+
+
+# A billionth of a token: what float rounding may leave a bucket short after exactly
+# ``retryAfterMs``. Counting it as there keeps the promise that a retry then is admitted.
+_EPSILON = 1e-9
 
 
 class _Bucket:
-    __slots__ = ("tokens", "updated")
+    # The bucket remembers the rate and burst it was last refilled with, so pruning
+    # judges a tenant with its own limits by those, not by the defaults.
+    __slots__ = ("burst", "rate", "tokens", "updated")
 
-    def __init__(self, tokens: float, now: float) -> None:
+    def __init__(self, tokens: float, now: float, rate: float, burst: int) -> None:
         self.tokens = tokens
         self.updated = now
+        self.rate = rate
+        self.burst = burst
 
 
 class MemoryRateLimiter:
-    """Token buckets in this process's memory."""
+    """Token buckets in this process's memory: the embedded default, for one node.
+
+    ``clock`` (seconds, monotonic) is for tests. Buckets that would be full again are
+    forgotten every 10,000 admissions, so memory follows the active users.
+    """
 
     def __init__(
         self,
@@ -44,6 +105,8 @@ class MemoryRateLimiter:
         tenant_burst: int,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
+        check_limits(user_rate, user_burst)
+        check_limits(tenant_rate, tenant_burst)
         self.user_rate = user_rate
         self.user_burst = user_burst
         self.tenant_rate = tenant_rate
@@ -53,18 +116,32 @@ class MemoryRateLimiter:
         self._tenants: dict[Hashable, _Bucket] = {}
         self._admitted = 0
 
-    async def admit(self, tenant_id: str, user: str) -> int:
-        return self.admit_now(tenant_id, user)
+    async def admit(
+        self,
+        tenant_id: str,
+        user: str,
+        *,
+        tenant_rate: float | None = None,
+        tenant_burst: int | None = None,
+    ) -> int:
+        return self.admit_now(tenant_id, user, tenant_rate=tenant_rate, tenant_burst=tenant_burst)
 
-    def admit_now(self, tenant_id: str, user: str) -> int:
+    def admit_now(
+        self,
+        tenant_id: str,
+        user: str,
+        *,
+        tenant_rate: float | None = None,
+        tenant_burst: int | None = None,
+    ) -> int:
+        """:meth:`admit` without the coroutine (it never waits)."""
+        t_rate = self.tenant_rate if tenant_rate is None else tenant_rate
+        t_burst = self.tenant_burst if tenant_burst is None else tenant_burst
+        check_limits(t_rate, t_burst)
         now = self._clock()
-        user_bucket = self._refill(
-            self._users, (tenant_id, user), self.user_rate, self.user_burst, now
-        )
-        tenant_bucket = self._refill(
-            self._tenants, tenant_id, self.tenant_rate, self.tenant_burst, now
-        )
-        wait = max(_wait_s(user_bucket, self.user_rate), _wait_s(tenant_bucket, self.tenant_rate))
+        user_bucket = _refill(self._users, (tenant_id, user), self.user_rate, self.user_burst, now)
+        tenant_bucket = _refill(self._tenants, tenant_id, t_rate, t_burst, now)
+        wait = max(_wait_s(user_bucket), _wait_s(tenant_bucket))
         if wait > 0:
             return max(1, math.ceil(wait * 1000))
         user_bucket.tokens -= 1
@@ -74,65 +151,83 @@ class MemoryRateLimiter:
             self._prune(now)
         return 0
 
-    def _refill(
-        self, buckets: dict[Hashable, _Bucket], key: Hashable, rate: float, burst: int, now: float
-    ) -> _Bucket:
-        bucket = buckets.get(key)
-        if bucket is None:
-            bucket = buckets[key] = _Bucket(float(burst), now)
-            return bucket
-        bucket.tokens = min(float(burst), bucket.tokens + (now - bucket.updated) * rate)
-        bucket.updated = now
-        return bucket
-
     def _prune(self, now: float) -> None:
         # A bucket that would be full again holds nothing worth keeping.
-        for buckets, rate, burst in (
-            (self._users, self.user_rate, self.user_burst),
-            (self._tenants, self.tenant_rate, self.tenant_burst),
-        ):
+        for buckets in (self._users, self._tenants):
             for key in [
-                k for k, b in buckets.items() if b.tokens + (now - b.updated) * rate >= burst
+                k for k, b in buckets.items() if b.tokens + (now - b.updated) * b.rate >= b.burst
             ]:
                 del buckets[key]
 
 
-def _wait_s(bucket: _Bucket, rate: float) -> float:
+def _refill(
+    buckets: dict[Hashable, _Bucket], key: Hashable, rate: float, burst: int, now: float
+) -> _Bucket:
+    bucket = buckets.get(key)
+    if bucket is None:
+        bucket = buckets[key] = _Bucket(float(burst), now, rate, burst)
+        return bucket
+    elapsed = max(0.0, now - bucket.updated)
+    bucket.tokens = min(float(burst), bucket.tokens + elapsed * rate)
+    bucket.updated = now
+    bucket.rate = rate
+    bucket.burst = burst
+    return bucket
+
+
+def _wait_s(bucket: _Bucket) -> float:
     missing = 1.0 - bucket.tokens
-    return missing / rate if missing > 0 else 0.0
+    return missing / bucket.rate if missing > _EPSILON else 0.0
 
 
-# Both buckets refilled, checked and taken from in one step, on Redis's clock (so nodes
-# whose clocks disagree still agree on the bucket). Keys vanish once they would be full.
+# Theory of operation: a bucket is a hash {tokens, ts} where ts is the Redis server's
+# time in whole microseconds (an integer below 2^53, so exact in Lua's doubles; Redis
+# writes numbers with 17 digits, so tokens round-trip exactly). Its level now is tokens
+# plus the refill since ts, capped at burst; a missing key is a full bucket. Both levels
+# are read, both checked, and only if both hold a token is one taken from each: the
+# script runs atomically, so concurrent nodes cannot both take the last token. Taking
+# sets PEXPIRE to the time the bucket needs to be full again, after which the key is
+# indistinguishable from a missing one and may vanish. A refusal writes nothing. As in
+# memory, a bucket a billionth of a token short counts as holding one.
 _ADMIT_LUA = """
 local t = redis.call('TIME')
-local now = tonumber(t[1]) + tonumber(t[2]) / 1000000
+local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
 local function level(key, rate, burst)
   local v = redis.call('HMGET', key, 'tokens', 'ts')
   local tokens, ts = tonumber(v[1]), tonumber(v[2])
   if tokens == nil or ts == nil then return burst end
-  return math.min(burst, tokens + math.max(0, now - ts) * rate)
+  return math.min(burst, tokens + math.max(0, now - ts) / 1000000 * rate)
+end
+local function take(key, tokens, rate, burst)
+  local left = tokens - 1
+  redis.call('HSET', key, 'tokens', left, 'ts', now)
+  redis.call('PEXPIRE', key, math.max(1, math.ceil((burst - left) / rate * 1000)))
 end
 local ur, ub = tonumber(ARGV[1]), tonumber(ARGV[2])
 local tr, tb = tonumber(ARGV[3]), tonumber(ARGV[4])
 local u, tn = level(KEYS[1], ur, ub), level(KEYS[2], tr, tb)
 local wait = 0
-if u < 1 then wait = math.max(wait, (1 - u) / ur) end
-if tn < 1 then wait = math.max(wait, (1 - tn) / tr) end
+if u < 1 - 1e-9 then wait = math.max(wait, (1 - u) / ur) end
+if tn < 1 - 1e-9 then wait = math.max(wait, (1 - tn) / tr) end
 if wait > 0 then return math.max(1, math.ceil(wait * 1000)) end
-redis.call('HSET', KEYS[1], 'tokens', u - 1, 'ts', now)
-redis.call('PEXPIRE', KEYS[1], math.ceil(ub / ur * 1000) + 1000)
-redis.call('HSET', KEYS[2], 'tokens', tn - 1, 'ts', now)
-redis.call('PEXPIRE', KEYS[2], math.ceil(tb / tr * 1000) + 1000)
+take(KEYS[1], u, ur, ub)
+take(KEYS[2], tn, tr, tb)
 return 0
 """
 
 
 class RedisRateLimiter:
-    """Token buckets in Redis, shared by every node: one Lua script admits atomically.
+    """Token buckets in Redis, shared by every node: one Lua script (loaded once, run
+    with EVALSHA) refills, checks and takes from both buckets atomically, on the Redis
+    server's clock, so nodes whose clocks disagree still agree on every bucket.
 
-    If Redis cannot be reached, ``admit`` raises (the request fails with -32603 and the
-    error is logged): limits are never silently lifted.
+    Keys: ``{prefix}rl:u:{{tenant}}:{user}`` and ``{prefix}rl:t:{{tenant}}``. The tenant
+    is wrapped in a hash tag (literal braces), so a user's and its tenant's bucket share
+    a cluster slot; ``prefix`` must therefore contain no braces. Idle buckets expire once
+    they would be full again.
+
+    If Redis does not answer within ``timeout_s`` (or refuses, or fails), ``admit``
+    raises :class:`RateLimiterUnavailable`: limits are never silently lifted.
     """
 
     def __init__(
@@ -144,16 +239,139 @@ class RedisRateLimiter:
         tenant_rate: float,
         tenant_burst: int,
         prefix: str = "yamabiko:",
+        timeout_s: float | None = 1.0,
     ) -> None:
+        check_limits(user_rate, user_burst)
+        check_limits(tenant_rate, tenant_burst)
+        if "{" in prefix or "}" in prefix:
+            raise ValueError(f"a rate limit key prefix cannot contain braces: {prefix!r}")
+        self.user_rate = user_rate
+        self.user_burst = user_burst
+        self.tenant_rate = tenant_rate
+        self.tenant_burst = tenant_burst
+        self.prefix = prefix
         self._client = client
+        self._owns_client = False
+        self._timeout_s = timeout_s
         self._script = client.register_script(_ADMIT_LUA)
-        self._args = (user_rate, user_burst, tenant_rate, tenant_burst)
-        self._prefix = prefix
 
-    async def admit(self, tenant_id: str, user: str) -> int:
-        # One hash tag per tenant: both keys live in the same cluster slot.
-        keys = [
-            f"{self._prefix}rl:{{{tenant_id}}}:u:{user}",
-            f"{self._prefix}rl:{{{tenant_id}}}:t",
-        ]
-        return int(await self._script(keys=keys, args=list(self._args)))
+    @classmethod
+    def from_url(
+        cls,
+        url: str,
+        *,
+        user_rate: float,
+        user_burst: int,
+        tenant_rate: float,
+        tenant_burst: int,
+        prefix: str = "yamabiko:",
+        timeout_s: float = 1.0,
+    ) -> RedisRateLimiter:
+        """A limiter with a client of its own for ``url`` (``redis://``, ``rediss://``,
+        ``unix://``), whose connects and replies are bounded by ``timeout_s``; close it
+        with :meth:`aclose`. Connects lazily: an unreachable server shows at ``admit``."""
+        client = Redis.from_url(url, socket_timeout=timeout_s, socket_connect_timeout=timeout_s)
+        limiter = cls(
+            client,
+            user_rate=user_rate,
+            user_burst=user_burst,
+            tenant_rate=tenant_rate,
+            tenant_burst=tenant_burst,
+            prefix=prefix,
+            timeout_s=timeout_s,
+        )
+        limiter._owns_client = True
+        return limiter
+
+    async def aclose(self) -> None:
+        """Closes the client if :meth:`from_url` made it (a client passed in is the
+        caller's to close). Idempotent."""
+        if self._owns_client:
+            await self._client.aclose()
+
+    def keys(self, tenant_id: str, user: str) -> tuple[str, str]:
+        """The user's and the tenant's bucket keys."""
+        return (
+            f"{self.prefix}rl:u:{{{tenant_id}}}:{user}",
+            f"{self.prefix}rl:t:{{{tenant_id}}}",
+        )
+
+    async def admit(
+        self,
+        tenant_id: str,
+        user: str,
+        *,
+        tenant_rate: float | None = None,
+        tenant_burst: int | None = None,
+    ) -> int:
+        t_rate = self.tenant_rate if tenant_rate is None else tenant_rate
+        t_burst = self.tenant_burst if tenant_burst is None else tenant_burst
+        check_limits(t_rate, t_burst)
+        args = (self.user_rate, self.user_burst, t_rate, t_burst)
+        try:
+            async with asyncio.timeout(self._timeout_s):
+                result = await self._script(keys=self.keys(tenant_id, user), args=args)
+        except (RedisError, OSError, TimeoutError) as exc:
+            # OSError and TimeoutError: a socket failing outside redis-py's wrappers, and
+            # our own bound. A script that timed out may or may not have run; either way
+            # the caller refuses or admits this request without a token, never twice.
+            raise RateLimiterUnavailable(
+                f"rate limiter unavailable: Redis did not answer ({type(exc).__name__})"
+            ) from exc
+        return int(result)
+
+
+class TenantOverrides(TypedDict, total=False):
+    """Keyword arguments of :meth:`RateLimiter.admit` that replace the tenant defaults."""
+
+    tenant_rate: float
+    tenant_burst: int
+
+
+class TenantRateLimits:
+    """Each tenant's own ``rateLimits`` from its store row, cached for ``ttl_s`` so a
+    busy tenant costs one query per few seconds; None when the tenant has no row or no
+    limits of its own (the defaults apply). A change through the admin API reaches
+    every node within ``ttl_s``. Feed the result to :meth:`RateLimiter.admit`::
+
+        limits = await tenant_limits.get(tenant_id)
+        await limiter.admit(tenant_id, user, **TenantRateLimits.overrides(limits))
+
+    ``clock`` (seconds, monotonic) is for tests.
+    """
+
+    def __init__(
+        self,
+        store: Store,
+        *,
+        ttl_s: float = 5.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._store = store
+        self._ttl_s = ttl_s
+        self._clock = clock
+        self._cache: dict[str, tuple[float, RateLimits | None]] = {}
+
+    async def get(self, tenant_id: str) -> RateLimits | None:
+        now = self._clock()
+        cached = self._cache.get(tenant_id)
+        if cached is not None and now - cached[0] < self._ttl_s:
+            return cached[1]
+        tenant = await self._store.tenants.get(TenantId(tenant_id))
+        limits = tenant.rate_limits if tenant is not None else None
+        self._cache[tenant_id] = (now, limits)
+        if len(self._cache) > 10_000:  # forget the stale ones, not the busy ones
+            self._cache = {k: v for k, v in self._cache.items() if now - v[0] < self._ttl_s}
+        return limits
+
+    def forget(self, tenant_id: str) -> None:
+        """Drop the cached limits (this node just changed them): the next ``get`` reads."""
+        self._cache.pop(tenant_id, None)
+
+    @staticmethod
+    def overrides(limits: RateLimits | None) -> TenantOverrides:
+        """``tenant_rate`` and ``tenant_burst`` for :meth:`RateLimiter.admit` (none for
+        a tenant without limits of its own)."""
+        if limits is None:
+            return {}
+        return {"tenant_rate": limits.requests_per_second, "tenant_burst": limits.burst}
