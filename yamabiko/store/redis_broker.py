@@ -1,0 +1,437 @@
+"""The Redis broker: streams shared by every node (DESIGN.md sections 6 and 13).
+
+Layout, per stream (one hash tag, so both keys share a cluster slot)::
+
+    {prefix}stream:{<id>}:meta   hash: status (live|ended), last, tenant, user
+    {prefix}stream:{<id>}:items  Redis stream; entry id 0-<seq>, fields k (kind),
+                                 p (payload), e (present on the final item)
+
+Producing. One Lua script per item checks the stream is live, increments ``last`` and
+``XADD``s the item with the explicit id ``0-<seq>``, trimming with ``MAXLEN ~``; the
+final item also sets ``status`` to ended. It then sets both keys' expiry: the retention
+window after the end, the idle timeout while live (so a stream whose producer died
+vanishes too). The seq is thus assigned by Redis, contiguous, and the entry id *is* the
+seq: "the items after seq k" is ``XREAD``/``XRANGE`` from ``0-k``.
+
+Consuming: one reader per node per stream. The first local subscription to a live stream
+starts a *feed*: a task looping on ``XREAD BLOCK`` from the last id it saw, appending to
+a short local :class:`~yamabiko.store.broker.Tail` (``window`` items) and waking the
+node's subscriptions of that stream. A thousand subscribers of one stream on a node cost
+one blocked Redis connection and one ``XREAD`` per batch, not a thousand. A subscription
+is a cursor: within the tail it reads locally; behind it (a replay from ``after_seq``,
+or a reader that paused) it pages the history with ``XRANGE`` (``page_size`` a call)
+until it reaches the tail. Continuing from a known seq, there is no seam where an item
+could be lost or repeated; a jump in seqs means the history was trimmed under the
+cursor, and the subscription raises :class:`~yamabiko.store.broker.Lagged`. A stream
+that had already ended when subscribed needs no feed: it is all ``XRANGE``.
+
+Why a reader per stream rather than one ``XREAD`` over all of a node's streams: that
+call would carry every key each time it is made, and it is made once per published
+batch, so its cost grows with the number of streams times the item rate. The price is
+one connection per actively read stream per node, from a pool of the broker's own
+(``max_feeds``, 10,000 by default); size Redis's ``maxclients`` for it. When a stream's
+last local subscription closes, its feed is flagged and cancelled at once (redis-py then
+drops the blocked connection rather than return it to the pool mid-reply), so nothing is
+left blocked; the flag ends the loop after one ``BLOCK`` should a cancellation ever be
+lost. ``block_s`` otherwise only bounds how long a feed goes without checking that its
+stream still exists (a live stream whose producer died expires with its keys).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any
+
+from redis.asyncio import Redis
+from redis.exceptions import RedisError, ResponseError
+
+from yamabiko.store.broker import (
+    DEFAULT_IDLE_TIMEOUT_S,
+    DEFAULT_MAX_ITEMS,
+    DEFAULT_RETENTION_S,
+    BrokerUnavailable,
+    Lagged,
+    StreamEnded,
+    StreamExists,
+    StreamInfo,
+    StreamItem,
+    StreamNotFound,
+    Subscription,
+    Tail,
+    TailSubscription,
+    check_after_seq,
+)
+
+log = logging.getLogger(__name__)
+
+READ_GRACE_S = 5.0
+"""How much longer than its ``BLOCK`` a feed waits for Redis to answer before giving up."""
+
+_CREATE_LUA = """
+if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
+redis.call('DEL', KEYS[2])
+redis.call('HSET', KEYS[1], 'status', 'live', 'last', 0, 'tenant', ARGV[1], 'user', ARGV[2])
+redis.call('PEXPIRE', KEYS[1], ARGV[3])
+return 1
+"""
+
+# ARGV: kind, payload, final (0|1), maxlen, idle ms, retention ms
+_PUBLISH_LUA = """
+local status = redis.call('HGET', KEYS[1], 'status')
+if not status then return redis.error_reply('YAMABIKO_NOSTREAM') end
+if status ~= 'live' then return redis.error_reply('YAMABIKO_ENDED') end
+local seq = redis.call('HINCRBY', KEYS[1], 'last', 1)
+local ttl = ARGV[5]
+if ARGV[3] == '1' then
+  redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[4], '0-' .. seq,
+             'k', ARGV[1], 'p', ARGV[2], 'e', '1')
+  redis.call('HSET', KEYS[1], 'status', 'ended')
+  ttl = ARGV[6]
+else
+  redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[4], '0-' .. seq, 'k', ARGV[1], 'p', ARGV[2])
+end
+redis.call('PEXPIRE', KEYS[1], ttl)
+redis.call('PEXPIRE', KEYS[2], ttl)
+return seq
+"""
+
+
+def _ms(seconds: float) -> int:
+    return max(1, round(seconds * 1000))
+
+
+def _seq(entry_id: bytes | str) -> int:
+    raw = entry_id.decode() if isinstance(entry_id, bytes) else entry_id
+    return int(raw.partition("-")[2])
+
+
+def _entry(entry_id: bytes | str, fields: dict[bytes, bytes]) -> tuple[StreamItem, bool]:
+    """A stream entry as an item, and whether it is the final one."""
+    kind = fields.get(b"k", b"").decode()
+    return StreamItem(_seq(entry_id), kind, fields.get(b"p", b"")), b"e" in fields
+
+
+def _xread_entries(response: Any) -> list[tuple[bytes, dict[bytes, bytes]]]:
+    """The entries of a one-key ``XREAD`` reply, as RESP2 or RESP3 parses it."""
+    if not response:
+        return []
+    if isinstance(response, dict):  # RESP3: {key: [[entries]]}
+        (value,) = response.values()
+        return list(value[0]) if value else []
+    return list(response[0][1])  # RESP2: [[key, [entries]]]
+
+
+class _Feed:
+    """This node's reader of one live stream (see the module docstring)."""
+
+    __slots__ = ("stopped", "stream_id", "subs", "tail", "task")
+
+    def __init__(self, stream_id: str, tail: Tail) -> None:
+        self.stream_id = stream_id
+        self.tail = tail
+        self.stopped = False
+        self.subs: set[_RedisSubscription] = set()
+        self.task: asyncio.Task[None] | None = None
+
+
+class _RedisSubscription(TailSubscription):
+    def __init__(
+        self,
+        broker: RedisBroker,
+        info: StreamInfo,
+        after_seq: int,
+        feed: _Feed | None,
+    ) -> None:
+        super().__init__(info, after_seq, feed.tail if feed is not None else None)
+        self._broker = broker
+        self._feed = feed
+
+    async def _fetch(self, first: int, last: int) -> list[StreamItem]:
+        broker = self._broker
+        if broker.closed:
+            raise BrokerUnavailable("the stream broker is closed")
+        count = min(last - first + 1, broker.page_size)
+        _, items_key = broker.keys(self._info.stream_id)
+        try:
+            raw: Any = await broker.client.xrange(
+                items_key, f"0-{first}", f"0-{first + count - 1}", count=count
+            )
+        except RedisError as exc:
+            raise BrokerUnavailable() from exc
+        page: list[StreamItem] = []
+        for entry_id, fields in raw:
+            item, final = _entry(entry_id, fields)
+            if item.seq != first + len(page):
+                break
+            page.append(item)
+            if final:
+                self._end_seq = item.seq
+        if page:
+            return page
+        # Trimmed under us (or the whole stream expired).
+        info = await broker.info(self._info.stream_id)
+        if info is None:
+            raise StreamNotFound()
+        raise Lagged(after_seq=first - 1, first_seq=info.first_seq)
+
+    def _finish(self) -> None:
+        super()._finish()
+        feed, self._feed = self._feed, None
+        if feed is not None:
+            feed.subs.discard(self)
+            if not feed.subs:
+                self._broker.stop_feed(feed)
+
+    async def close(self) -> None:
+        feed = self._feed
+        self._finish()
+        if feed is not None and not feed.subs and feed.task is not None:
+            # The feed is cancelled: wait until its connection is dropped.
+            await asyncio.wait({feed.task})
+
+
+class RedisBroker:
+    """Streams in Redis, readable and resumable from every node (see the module
+    docstring for the layout and the fan-out). Build it with :meth:`from_url`.
+
+    ``client`` runs the commands and may be shared with the rest of the node; ``reader``
+    only runs the feeds' blocking ``XREAD``s, so its pool must allow ``max_feeds``
+    connections and it must have no socket timeout (the feeds bound their own reads:
+    redis-py's default 5 s timeout would cut ``BLOCK`` short, and on Python 3.11 its
+    ``wait_for`` can swallow the cancellation that stops a feed). Both must return
+    bytes (``decode_responses=False``, redis-py's default). :meth:`close` closes them
+    only if :meth:`from_url` made them.
+    """
+
+    def __init__(
+        self,
+        client: Redis,
+        reader: Redis,
+        *,
+        prefix: str = "yamabiko:",
+        retention_s: float = DEFAULT_RETENTION_S,
+        max_items: int = DEFAULT_MAX_ITEMS,
+        idle_timeout_s: float = DEFAULT_IDLE_TIMEOUT_S,
+        window: int = 1024,
+        page_size: int = 512,
+        block_s: float = 5.0,
+        max_feeds: int = 10_000,
+        owns_clients: bool = False,
+    ) -> None:
+        for redis in (client, reader):
+            if redis.connection_pool.connection_kwargs.get("decode_responses"):
+                raise ValueError("RedisBroker needs Redis clients with decode_responses=False")
+        if min(max_items, window, page_size, max_feeds) < 1:
+            raise ValueError("max_items, window, page_size and max_feeds must be at least 1")
+        self.client = client
+        self.prefix = prefix
+        self.retention_s = retention_s
+        self.max_items = max_items
+        self.idle_timeout_s = idle_timeout_s
+        self.window = window
+        self.page_size = page_size
+        self._reader = reader
+        self._block_ms = _ms(block_s)
+        self._read_timeout_s = block_s + READ_GRACE_S
+        self._max_feeds = max_feeds
+        self._owns_clients = owns_clients
+        self._create = client.register_script(_CREATE_LUA)
+        self._publish = client.register_script(_PUBLISH_LUA)
+        self._feeds: dict[str, _Feed] = {}
+        self.closed = False
+
+    @classmethod
+    def from_url(
+        cls,
+        url: str,
+        *,
+        prefix: str = "yamabiko:",
+        max_feeds: int = 10_000,
+        **options: Any,
+    ) -> RedisBroker:
+        """A broker with clients of its own for ``url``: one for commands, one whose
+        pool holds the feeds' blocked connections (named ``<prefix>broker-reader`` in
+        ``CLIENT LIST``)."""
+        client = Redis.from_url(url)
+        reader = Redis.from_url(
+            url,
+            socket_timeout=None,
+            max_connections=max_feeds,
+            client_name=f"{prefix}broker-reader",
+        )
+        return cls(client, reader, prefix=prefix, max_feeds=max_feeds, owns_clients=True, **options)
+
+    def keys(self, stream_id: str) -> tuple[str, str]:
+        """The meta and items keys of a stream."""
+        base = f"{self.prefix}stream:{{{stream_id}}}"
+        return f"{base}:meta", f"{base}:items"
+
+    @property
+    def feeds(self) -> int:
+        """How many streams this node is reading (one blocked connection each)."""
+        return len(self._feeds)
+
+    async def create(self, stream_id: str, *, owner_tenant: str, owner_user: str) -> None:
+        self._check_open()
+        try:
+            created = await self._create(
+                keys=list(self.keys(stream_id)),
+                args=[owner_tenant, owner_user, _ms(self.idle_timeout_s)],
+            )
+        except RedisError as exc:
+            raise BrokerUnavailable() from exc
+        if not created:
+            raise StreamExists()
+
+    async def publish(self, stream_id: str, kind: str, payload: bytes) -> int:
+        return await self._append(stream_id, kind, payload, final=False)
+
+    async def end(self, stream_id: str, kind: str = "end", payload: bytes = b"") -> int:
+        return await self._append(stream_id, kind, payload, final=True)
+
+    async def _append(self, stream_id: str, kind: str, payload: bytes, *, final: bool) -> int:
+        self._check_open()
+        args = [
+            kind,
+            payload,
+            1 if final else 0,
+            self.max_items,
+            _ms(self.idle_timeout_s),
+            _ms(self.retention_s),
+        ]
+        try:
+            return int(await self._publish(keys=list(self.keys(stream_id)), args=args))
+        except ResponseError as exc:
+            if str(exc).startswith("YAMABIKO_NOSTREAM"):
+                raise StreamNotFound() from None
+            if str(exc).startswith("YAMABIKO_ENDED"):
+                raise StreamEnded() from None
+            raise BrokerUnavailable() from exc
+        except RedisError as exc:
+            raise BrokerUnavailable() from exc
+
+    async def info(self, stream_id: str) -> StreamInfo | None:
+        self._check_open()
+        meta_key, items_key = self.keys(stream_id)
+        try:
+            async with self.client.pipeline(transaction=True) as pipe:
+                pipe.hmget(meta_key, ["status", "last", "tenant", "user"])
+                pipe.xrange(items_key, "-", "+", count=1)
+                (status, last, tenant, user), first = await pipe.execute()
+        except RedisError as exc:
+            raise BrokerUnavailable() from exc
+        if status is None or last is None:
+            return None
+        last_seq = int(last)
+        return StreamInfo(
+            stream_id=stream_id,
+            status="ended" if status == b"ended" else "live",
+            first_seq=_seq(first[0][0]) if first else last_seq + 1,
+            last_seq=last_seq,
+            owner_tenant=(tenant or b"").decode(),
+            owner_user=(user or b"").decode(),
+        )
+
+    async def subscribe(self, stream_id: str, after_seq: int = 0) -> Subscription:
+        info = await self.info(stream_id)
+        if info is None:
+            raise StreamNotFound()
+        check_after_seq(info, after_seq)
+        if info.status == "ended":
+            return _RedisSubscription(self, info, after_seq, None)
+        # From here to the return, nothing awaits: the feed cannot stop in between.
+        feed = self._feeds.get(stream_id)
+        if feed is None:
+            if len(self._feeds) >= self._max_feeds:
+                raise BrokerUnavailable("this node reads too many streams at once")
+            feed = self._feeds[stream_id] = _Feed(stream_id, Tail(self.window, info.last_seq))
+            feed.task = asyncio.create_task(self._run(feed), name=f"broker-feed-{stream_id}")
+        subscription = _RedisSubscription(self, info, after_seq, feed)
+        feed.subs.add(subscription)
+        return subscription
+
+    async def ping(self) -> None:
+        self._check_open()
+        await self.client.ping()
+
+    async def close(self) -> None:
+        if self.closed:
+            return
+        self.closed = True
+        feeds = list(self._feeds.values())
+        for feed in feeds:
+            self.stop_feed(feed)
+            feed.tail.fail(_closed_error)
+        tasks = {feed.task for feed in feeds if feed.task is not None}
+        if tasks:
+            await asyncio.wait(tasks)
+        if self._owns_clients:
+            await self._reader.aclose()
+            await self.client.aclose()
+
+    def stop_feed(self, feed: _Feed) -> None:
+        """Stop reading a stream on this node (its last local subscription closed).
+        The cancelled read drops its connection; the flag stops the loop even if a
+        cancellation were lost, after at most one ``BLOCK``."""
+        if self._feeds.get(feed.stream_id) is feed:
+            del self._feeds[feed.stream_id]
+        feed.stopped = True
+        if feed.task is not None and not feed.task.done():
+            feed.task.cancel()
+
+    def _check_open(self) -> None:
+        if self.closed:
+            raise _closed_error()
+
+    async def _run(self, feed: _Feed) -> None:
+        tail = feed.tail
+        meta_key, items_key = self.keys(feed.stream_id)
+        try:
+            while True:
+                async with asyncio.timeout(self._read_timeout_s):
+                    response = await self._reader.xread(
+                        {items_key: f"0-{tail.last_seq}"},
+                        count=self.page_size,
+                        block=self._block_ms,
+                    )
+                if feed.stopped:
+                    return
+                entries = _xread_entries(response)
+                if not entries:
+                    if not await self.client.exists(meta_key):
+                        tail.fail(_abandoned_error)
+                        return
+                    continue
+                for entry_id, fields in entries:
+                    item, final = _entry(entry_id, fields)
+                    if item.seq != tail.last_seq + 1:
+                        # Trimmed before this node read them: subscriptions that need
+                        # them find out when they page the history.
+                        tail.restart(item.seq - 1)
+                    tail.append(item)
+                    if final:
+                        tail.end_seq = item.seq
+                        break
+                tail.wake()
+                if tail.end_seq is not None:
+                    return
+        except (RedisError, TimeoutError):
+            log.warning("stream reader failed; its subscribers must resubscribe", exc_info=True)
+            tail.fail(_unavailable_error)
+        finally:
+            if self._feeds.get(feed.stream_id) is feed:
+                del self._feeds[feed.stream_id]
+            tail.wake()
+
+
+def _closed_error() -> Exception:
+    return BrokerUnavailable("the stream broker is closed")
+
+
+def _unavailable_error() -> Exception:
+    return BrokerUnavailable("the stream broker lost its connection to Redis")
+
+
+def _abandoned_error() -> Exception:
+    return StreamNotFound("the stream was abandoned: its producer stopped without ending it")
