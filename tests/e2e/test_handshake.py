@@ -206,12 +206,16 @@ async def test_http_endpoints(server: Running) -> None:
     assert status == 200
     status, body, _ = await asyncio.to_thread(get, "/schema/openrpc.json")
     assert any(m["name"] == "initialize" for m in json.loads(body)["methods"])
-    async with await server.client() as client:
+    async with await server.client() as client, await server.client(sub="bob"):
         await client.call("ping")
-    status, body, headers = await asyncio.to_thread(get, "/metrics")
+        status, body, headers = await asyncio.to_thread(get, "/metrics")
     assert headers["Content-Type"].startswith("text/plain")
     assert b'yamabiko_requests_total{method="ping",outcome="ok"} 1.0' in body
-    assert b"yamabiko_connections " in body
+    assert b"yamabiko_connections 2.0" in body
+    assert b"yamabiko_connections_total 2.0" in body
+    async with asyncio.timeout(5):  # the gauge falls as sessions end
+        while b"yamabiko_connections 0.0" not in (await asyncio.to_thread(get, "/metrics"))[1]:
+            await asyncio.sleep(0.02)
 
 
 async def test_revocation_closes_an_open_session_within_a_second(server: Running) -> None:

@@ -395,9 +395,7 @@ class App:
             subprotocol=ws.subprotocol,
             services=self.services,
         )
-        stats = self.stats
-        stats.connections_open += 1
-        stats.connections_total += 1
+        self.stats.connections_total += 1
         self.registry.add(session)
         opened = time.monotonic()
         log.info(
@@ -423,7 +421,6 @@ class App:
         finally:
             session.shutdown()
             self.registry.remove(session)
-            stats.connections_open -= 1
             close = ws.protocol.close_rcvd or ws.protocol.close_sent
             log.info(
                 "session closed",

@@ -31,7 +31,7 @@ class StatsCollector:
     def collect(self) -> Iterator[Metric]:
         stats = self.stats
         yield GaugeMetricFamily(
-            "yamabiko_connections", "Open WebSocket sessions.", value=stats.connections_open
+            "yamabiko_connections", "Open WebSocket sessions.", value=len(self.registry)
         )
         yield CounterMetricFamily(
             "yamabiko_connections", "WebSocket sessions opened.", value=stats.connections_total

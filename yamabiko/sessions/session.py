@@ -316,15 +316,15 @@ class Session:
             if answer_cancel and task.cancelled() and self.state is not State.CLOSED:
                 self.outbound.push(_cancelled_response(request_id))
 
-    async def _call(self, req: Request, entry: MethodEntry | None) -> bytes:
-        """Run one request to its response bytes. The exception boundary."""
+    async def _call(self, req: Request, entry: MethodEntry) -> bytes:
+        """Run one request to its response bytes. The exception boundary.
+
+        Unknown methods never get here: ``_admit`` answers them.
+        """
         started = time.perf_counter()
         method = req.method
         outcome = OK
         try:
-            if entry is None:
-                method = "(unknown)"
-                raise errors.MethodNotFound(f"method not found: {req.method}")
             if self.state is not State.READY and method not in PRE_INIT_METHODS:
                 raise errors.NotInitialized()
             scope = entry.scope

@@ -36,7 +36,6 @@ class Stats:
 
     def __init__(self) -> None:
         self.methods: dict[str, MethodStats] = {}
-        self.connections_open = 0
         self.connections_total = 0
         self.handshakes_rejected: dict[str, int] = {}
         self.closed_by_code: dict[int, int] = {}
