@@ -148,7 +148,10 @@ async def running_server(
     settings = load_settings(
         env=values, overrides={"port": 0, "data_dir": str(tmp / "data"), **overrides}
     )
-    app = await build_app(settings, routers=[test_router()], revoked=revoked)
+    # Provider keys and URLs come from ``env`` only, never the machine's environment.
+    app = await build_app(
+        settings, routers=[test_router()], revoked=revoked, provider_env=env or {}
+    )
     await app.start()
     try:
         yield Running(app, secret, tmp / "data")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.store.conftest import ACME, ALICE, BOB
+from tests.store.conftest import ACME, ALICE, BOB, GLOBEX
 from yamabiko.schema.objects import AgentId, ConversationId, MessageId, MessageRole, UserId
 from yamabiko.store import Store
 
@@ -143,3 +143,15 @@ async def test_messages_of_a_conversation_not_found(store: Store) -> None:
     assert (empty.items, empty.next_cursor) == ([], None)
     missing = MessageId("00000000-0000-7000-8000-000000000000")
     assert await store.messages.update(ACME, missing, content="x") is None
+
+
+async def test_recent_messages_are_the_newest_oldest_first(store: Store) -> None:
+    conversation = await store.conversations.create(ACME, ALICE)
+    for i in range(5):
+        role: MessageRole = "user" if i % 2 == 0 else "assistant"
+        await store.messages.append(ACME, conversation.id, role=role, content=f"m{i}")
+    recent = await store.messages.recent(ACME, conversation.id, limit=3)
+    assert [m.content for m in recent] == ["m2", "m3", "m4"]
+    everything = await store.messages.recent(ACME, conversation.id)
+    assert [m.content for m in everything] == [f"m{i}" for i in range(5)]
+    assert await store.messages.recent(GLOBEX, conversation.id) == []

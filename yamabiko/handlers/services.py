@@ -9,9 +9,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import cast
 
+from yamabiko.engines.llm import EngineRegistry
+from yamabiko.handlers.generation import Generations
 from yamabiko.sessions.session import Context
 from yamabiko.store import Store
+from yamabiko.store.broker import Broker
 from yamabiko.store.budget import Budget
+from yamabiko.store.locks import Locks
 from yamabiko.store.ratelimit import TenantRateLimits
 from yamabiko.store.revocations import RevokedTokens
 
@@ -25,6 +29,14 @@ class Services:
     """The list the handshake and the sweeper read: revocations must go here."""
     tenant_limits: TenantRateLimits
     """Tenants' own rate limits, cached; forget a tenant when its row changes."""
+    engines: EngineRegistry
+    """Model name -> engine, with the server's provider keys."""
+    broker: Broker
+    """Streams: in process, or Redis when configured."""
+    locks: Locks
+    """One generation per conversation (in process, or Redis)."""
+    generations: Generations
+    """The generations running on this node."""
 
 
 def services(ctx: Context) -> Services:

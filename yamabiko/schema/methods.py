@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from types import MappingProxyType
 
-from yamabiko.schema import admin, agents, conversations, session
+from yamabiko.schema import admin, agents, chat, conversations, session, stream
 from yamabiko.schema.base import MethodSchema
 
 
@@ -21,5 +21,10 @@ def build_table(*groups: Iterable[MethodSchema]) -> Mapping[str, MethodSchema]:
 
 
 METHODS: Mapping[str, MethodSchema] = build_table(
-    session.METHODS, agents.METHODS, conversations.METHODS, admin.METHODS
+    session.METHODS,
+    agents.METHODS,
+    conversations.METHODS,
+    chat.METHODS,
+    stream.METHODS,
+    admin.METHODS,
 )

@@ -108,6 +108,12 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     tenant_request_burst: Annotated[
         AtLeastOne, Meta(description="Per-tenant burst above the rate.")
     ] = 2000
+    stream_retention_s: Annotated[
+        Positive, Meta(description="Seconds a stream's history is kept after it ends.")
+    ] = 600.0
+    stream_max_items: Annotated[
+        AtLeastOne, Meta(description="Items of history kept per stream (the newest).")
+    ] = 10000
     shutdown_timeout_s: Annotated[
         float, Meta(ge=0, description="Seconds given to running work on shutdown.")
     ] = 10.0

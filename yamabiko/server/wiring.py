@@ -5,12 +5,17 @@ The only place that knows the whole; everything it builds is handed on as a valu
 
 from __future__ import annotations
 
+import os
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, cast
 
+from redis.asyncio import Redis
+
 from yamabiko import __version__
+from yamabiko.engines.llm import EngineRegistry
 from yamabiko.handlers import routers as handler_routers
+from yamabiko.handlers.generation import Generations
 from yamabiko.handlers.services import Services
 from yamabiko.schema.objects import AuditOutcome, TenantId
 from yamabiko.schema.openrpc import PATH as OPENRPC_PATH
@@ -23,14 +28,18 @@ from yamabiko.sessions.identity import Identity
 from yamabiko.sessions.methods import MethodEntry, Router
 from yamabiko.sessions.session import SessionConfig
 from yamabiko.store import open_store
+from yamabiko.store.broker import Broker, MemoryBroker
 from yamabiko.store.budget import Budget
+from yamabiko.store.locks import Locks, MemoryLocks, RedisLocks
 from yamabiko.store.ratelimit import (
     MemoryRateLimiter,
     RateLimiter,
     RedisRateLimiter,
     TenantRateLimits,
 )
+from yamabiko.store.redis_broker import RedisBroker
 from yamabiko.store.revocations import RevokedTokens
+from yamabiko.store.signals import MemorySignals, RedisSignals, Signals
 
 
 def session_config(settings: Settings) -> SessionConfig:
@@ -118,6 +127,30 @@ def session_rate_limiter(
     return admit
 
 
+async def stream_backends(settings: Settings) -> tuple[Broker, Locks, Signals, list[Closer]]:
+    """The broker, locks and signals: through Redis when ``YAMABIKO_REDIS_URL`` is set
+    (any node serves any stream), else in process; and what closes them, in order."""
+    retention, max_items = settings.stream_retention_s, settings.stream_max_items
+    if settings.redis_url:
+        url = settings.redis_url
+        broker = RedisBroker.from_url(url, retention_s=retention, max_items=max_items)
+        locks_client = Redis.from_url(url)
+        signals = await RedisSignals.open(url)
+        return (
+            broker,
+            RedisLocks(locks_client),
+            signals,
+            [signals.close, broker.close, locks_client.aclose],
+        )
+    memory = MemoryBroker(retention_s=retention, max_items=max_items)
+    return memory, MemoryLocks(), MemorySignals(), [memory.close]
+
+
+def provider_environment(env: Mapping[str, str]) -> dict[str, str]:
+    """The provider variables (keys and base URLs) of ``env``: all the engines see."""
+    return {k: v for k, v in env.items() if k.endswith(("_API_KEY", "_BASE_URL"))}
+
+
 def method_table(routers: Sequence[Router]) -> Mapping[str, MethodEntry]:
     """Every served method; a name registered twice is an error."""
     table = Router().include(lifecycle.router, *handler_routers(), *routers)
@@ -129,11 +162,14 @@ async def build_app(
     *,
     routers: Sequence[Router] = (),
     revoked: RevokedTokens | None = None,
+    provider_env: Mapping[str, str] | None = None,
 ) -> App:
-    """A ready-to-start node for ``settings``: opens (and migrates) the store.
+    """A ready-to-start node for ``settings``: opens (and migrates) the store, the
+    broker and the engines.
 
     ``routers`` add methods (tests, plugins); ``revoked`` replaces the store's
-    revocation list (tests).
+    revocation list (tests); ``provider_env`` holds the provider keys and base URLs
+    (``OPENAI_API_KEY``...; default: the process environment's).
     """
     data_dir = ensure_data_dir(settings.data_path)
     keys = list(settings.encryption_keys) or [data_dir.fernet_key]
@@ -157,7 +193,20 @@ async def build_app(
 
     limiter, close_limiter = rate_limiter(settings)
     tenant_limits = TenantRateLimits(store)
-    closers: list[Closer] = [store.close]
+    broker, locks, signals, close_streams = await stream_backends(settings)
+    engines = EngineRegistry(
+        provider_environment(os.environ if provider_env is None else provider_env)
+    )
+    budget = Budget(store)
+    generations = Generations(
+        store=store, budget=budget, broker=broker, locks=locks, signals=signals
+    )
+
+    async def close_generations() -> None:
+        await generations.aclose(settings.shutdown_timeout_s)
+
+    # In order: running generations store their results before anything they use closes.
+    closers: list[Closer] = [close_generations, engines.aclose, *close_streams, store.close]
     if close_limiter is not None:
         closers.append(close_limiter)
     return App(
@@ -168,10 +217,17 @@ async def build_app(
         openrpc=OPENRPC_PATH.read_bytes(),
         rate_limiter=session_rate_limiter(limiter, tenant_limits),
         services=Services(
-            store=store, budget=Budget(store), revocations=revoked, tenant_limits=tenant_limits
+            store=store,
+            budget=budget,
+            revocations=revoked,
+            tenant_limits=tenant_limits,
+            engines=engines,
+            broker=broker,
+            locks=locks,
+            generations=generations,
         ),
         audit=audit,
         revoked=revoked,
-        ready_checks=[store.ping],
+        ready_checks=[store.ping, broker.ping],
         closers=closers,
     )

@@ -62,6 +62,7 @@ from yamabiko.sessions.identity import Identity
 from yamabiko.sessions.methods import MethodEntry
 from yamabiko.sessions.outbound import Binary, Mergeable, Outbound
 from yamabiko.sessions.stats import CANCELLED, ERROR, OK, Stats
+from yamabiko.sessions.subscriptions import Subscriptions
 from yamabiko.sessions.transport import Transport
 
 log = logging.getLogger("yamabiko.session")
@@ -147,8 +148,8 @@ class Session:
 
     __slots__ = (
         "__weakref__", "_batches", "_cancelled", "_close_code", "_methods", "_on_close",
-        "_peer", "_transport", "_waiters", "capabilities", "client_info", "client_ready",
-        "config", "expiry_warned", "id", "identity", "outbound", "protocol_version",
+        "_peer", "_subscriptions", "_transport", "_waiters", "capabilities", "client_info",
+        "client_ready", "config", "expiry_warned", "id", "identity", "outbound", "protocol_version",
         "rate_limiter", "running", "services", "state", "stats", "subprotocol",
         "verify_token",
     )  # fmt: skip
@@ -193,6 +194,7 @@ class Session:
         self._batches: set[asyncio.Task[None]] | None = None
         self._on_close: list[Callable[[], None]] = []
         self._close_code: int | None = None
+        self._subscriptions: Subscriptions | None = None
 
     # Incoming
 
@@ -475,6 +477,12 @@ class Session:
         self.stats.notifications_sent += 1
         self.outbound.push(encode_notification(method, params))
 
+    def notify_encoded(self, data: bytes) -> None:
+        """Send a notification already encoded (one stream item shared by every
+        subscriber is encoded once, by its producer)."""
+        self.stats.notifications_sent += 1
+        self.outbound.push(data)
+
     def notify_latest(self, key: Any, method: str, params: Any) -> None:
         """Send a notification that replaces a queued one with the same key."""
         self.stats.notifications_sent += 1
@@ -524,6 +532,14 @@ class Session:
     # Lifecycle
 
     @property
+    def subscriptions(self) -> Subscriptions:
+        """The streams this session reads (made on first use: most sessions read none)."""
+        subs = self._subscriptions
+        if subs is None:
+            subs = self._subscriptions = Subscriptions(self.config.max_subscriptions)
+        return subs
+
+    @property
     def closing(self) -> bool:
         """True once a close has been asked for."""
         return self._close_code is not None
@@ -547,6 +563,8 @@ class Session:
             return
         self.state = State.CLOSED
         self.outbound.close()
+        if self._subscriptions is not None:
+            self._subscriptions.close()
         for task in [*self.running.values(), *(self._batches or ())]:
             task.cancel()
         for waiter in self._waiters.values():

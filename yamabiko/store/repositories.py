@@ -295,6 +295,14 @@ class MessageRepository(Protocol):
         """Oldest first. None if the conversation is not found for ``owner``."""
         ...
 
+    async def recent(
+        self, tenant_id: TenantId, conversation_id: ConversationId, *, limit: int = DEFAULT_LIMIT
+    ) -> builtins.list[Message]:
+        """The newest ``limit`` messages (1..100), oldest first: a prompt's history. The
+        caller has checked the user may read the conversation; one of another tenant
+        has none."""
+        ...
+
     async def update(
         self,
         tenant_id: TenantId,

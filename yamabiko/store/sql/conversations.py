@@ -4,6 +4,9 @@
 
 from __future__ import annotations
 
+import builtins
+from typing import Literal
+
 from msgspec import UNSET, UnsetType
 
 from yamabiko.schema.objects import (
@@ -191,6 +194,22 @@ class SqlMessages:
         )
         if visible is None:
             return None
+        return await self._page(tenant_id, conversation_id, limit, cursor, "asc")
+
+    async def recent(
+        self, tenant_id: TenantId, conversation_id: ConversationId, *, limit: int = DEFAULT_LIMIT
+    ) -> builtins.list[Message]:
+        page = await self._page(tenant_id, conversation_id, limit, None, "desc")
+        return page.items[::-1]
+
+    async def _page(
+        self,
+        tenant_id: TenantId,
+        conversation_id: ConversationId,
+        limit: int,
+        cursor: str | None,
+        order: Literal["asc", "desc"],
+    ) -> Page[Message]:
         return await fetch_page(
             self._db,
             Message,
@@ -199,6 +218,7 @@ class SqlMessages:
             args=(conversation_id, tenant_id),
             limit=limit,
             cursor=cursor,
+            order=order,
         )
 
     async def update(

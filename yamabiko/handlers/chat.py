@@ -1,0 +1,249 @@
+"""Handlers of the ``chat`` namespace: ``chat/send``.
+
+Everything that can be refused is checked before anything is written: the
+conversation and agent (-32004), the model (-32010 when no engine can serve it), the
+budget (-32011), the session's subscription slots (-32029), the prompt's size (-32602),
+then the conversation's lock (-32009). Then the user message is stored, the assistant
+message is appended as ``streaming``, the stream is created, the sender subscribed, and
+the generation starts on this node (:mod:`yamabiko.handlers.generation`); the answer
+goes back at once.
+
+The model is ``params.model``, else the agent's, else the tenant's default, else the
+first provider with a key on the server, else ``local/default``; the agent's fallback
+models follow it. Each name goes through the tenant's catalogue (aliases, prices, the
+context window); a name the catalogue does not list is used as ``engine/providerModel``
+at no price. Provider keys: the agent's secret named like the server's variable
+(``OPENAI_API_KEY``...) first, then the server's environment.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Final
+
+from yamabiko.engines.llm import (
+    EngineError,
+    LLMRequest,
+    PromptTooLong,
+    ResolvedModel,
+    assemble,
+)
+from yamabiko.engines.llm.prompt import DEFAULT_CONTEXT_WINDOW
+from yamabiko.engines.llm.registry import KEY_VARIABLES
+from yamabiko.handlers.common import found, owner_filter, tenant, user
+from yamabiko.handlers.generation import Job, Price
+from yamabiko.handlers.services import Services, services
+from yamabiko.handlers.stream import subscribe_session
+from yamabiko.protocol import errors
+from yamabiko.schema import chat as schema
+from yamabiko.schema.chat import ChatSendParams, ChatSendResult
+from yamabiko.schema.objects import Agent, AgentId, Conversation, ConversationId, Message, TenantId
+from yamabiko.sessions.methods import Router
+from yamabiko.sessions.session import Context
+from yamabiko.store.ids import new_id
+
+router = Router()
+
+DEFAULT_MAX_TOKENS: Final = 1024
+HISTORY_MESSAGES: Final = 100
+"""The newest messages a prompt may draw on (then trimmed to the context window)."""
+TITLE_CHARS: Final = 80
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """A model to try: its catalogue id (what usage is recorded under), the engine name
+    that serves it, its price and context window."""
+
+    model_id: str
+    engine_name: str
+    price: Price
+    context_window: int
+
+
+async def candidate(svc: Services, tenant_id: TenantId, name: str) -> Candidate:
+    entry = await svc.store.models.get(tenant_id, name)
+    if entry is None:
+        return Candidate(name, name, Price(), DEFAULT_CONTEXT_WINDOW)
+    return Candidate(
+        entry.id,
+        f"{entry.provider}/{entry.provider_model}",
+        Price(entry.input_price_per_mtok, entry.output_price_per_mtok),
+        entry.context_window,
+    )
+
+
+async def agent_keys(
+    svc: Services, tenant_id: TenantId, agent: Agent | None, candidates: list[Candidate]
+) -> dict[str, str]:
+    """The agent's provider keys, by engine name, for the engines among ``candidates``."""
+    keys: dict[str, str] = {}
+    if agent is None:
+        return keys
+    for engine in {c.engine_name.partition("/")[0] for c in candidates}:
+        variable = KEY_VARIABLES.get(engine)
+        if variable is None:
+            continue
+        value = await svc.store.secrets.get_value(tenant_id, agent.id, variable)
+        if value:
+            keys[engine] = value
+    return keys
+
+
+def check_servable(svc: Services, candidates: list[Candidate], keys: dict[str, str]) -> None:
+    """-32010 unless at least one candidate resolves to an engine with a key."""
+    first: EngineError | None = None
+    for c in candidates:
+        try:
+            svc.engines.resolve(c.engine_name, api_key=keys.get(c.engine_name.partition("/")[0]))
+            return
+        except EngineError as error:
+            first = first or error
+    assert first is not None
+    raise errors.EngineUnavailable(first.message)
+
+
+def title_of(message: str) -> str:
+    """A new conversation's title: the message's first line, shortened."""
+    lines = message.strip().splitlines()
+    return lines[0][:TITLE_CHARS] if lines else ""
+
+
+@router.method(schema.CHAT_SEND)
+async def send(ctx: Context, params: ChatSendParams) -> ChatSendResult:
+    svc = services(ctx)
+    store = svc.store
+    tid, uid = tenant(ctx), user(ctx)
+    conversation: Conversation | None = None
+    if params.conversation_id is not None:
+        conversation = found(
+            await store.conversations.get(
+                tid, ConversationId(params.conversation_id), owner=owner_filter(ctx)
+            ),
+            "conversation",
+            params.conversation_id,
+        )
+    agent_id = params.agent_id or (conversation.agent_id if conversation else None)
+    agent: Agent | None = None
+    if agent_id is not None:
+        agent = found(
+            await store.agents.get(tid, AgentId(agent_id), owner=owner_filter(ctx)),
+            "agent",
+            agent_id,
+        )
+    tenant_row = await store.tenants.get(tid)
+
+    primary = (
+        params.model
+        or (agent.model if agent else None)
+        or (tenant_row.default_model if tenant_row else None)
+        or svc.engines.default_model()
+    )
+    names = [primary, *(m for m in (agent.fallback_models if agent else []) if m != primary)]
+    candidates = [await candidate(svc, tid, name) for name in names]
+    keys = await agent_keys(svc, tid, agent, candidates)
+    check_servable(svc, candidates, keys)
+    await svc.budget.check(tid)
+    ctx.session.subscriptions.check_room("")  # a slot for the sender's subscription
+
+    history: list[Message] = []
+    if conversation is not None:
+        history = await store.messages.recent(tid, conversation.id, limit=HISTORY_MESSAGES)
+    max_tokens = params.max_tokens or DEFAULT_MAX_TOKENS
+    try:
+        prompt = assemble(
+            params.message,
+            history=history,
+            tenant_system=tenant_row.system_prompt if tenant_row else None,
+            personality=agent.personality if agent else None,
+            agent_system=agent.system_prompt if agent else None,
+            context_window=candidates[0].context_window,
+            max_output_tokens=max_tokens,
+        )
+    except PromptTooLong as exc:
+        raise errors.InvalidParams(exc.message, {"field": "message"}) from None
+    temperature = params.temperature
+    if temperature is None and agent is not None:
+        temperature = agent.temperature
+
+    if conversation is None:
+        conversation = await store.conversations.create(
+            tid, uid, title=title_of(params.message), agent_id=agent.id if agent else None
+        )
+    lock = await svc.locks.acquire(
+        f"conversation:{tid}:{conversation.id}", ttl_s=svc.generations.lock_ttl_s
+    )
+    if lock is None:
+        raise errors.Conflict(
+            "a reply is already being generated in this conversation: wait for its "
+            "stream/end or cancel it",
+            {"conversationId": conversation.id},
+        )
+    first = candidates[0]
+    assistant: Message | None = None
+    started = False
+    try:
+        await store.messages.append(tid, conversation.id, role="user", content=params.message)
+        assistant = await store.messages.append(
+            tid,
+            conversation.id,
+            role="assistant",
+            content="",
+            model=first.model_id,
+            status="streaming",
+        )
+        assert assistant is not None  # the conversation was found above
+        stream_id = new_id()
+        await svc.broker.create(stream_id, owner_tenant=tid, owner_user=uid)
+        await subscribe_session(ctx, stream_id, 0)
+
+        def build(resolved: ResolvedModel) -> LLMRequest:
+            return resolved.request(
+                prompt.messages,
+                system=prompt.system,
+                temperature=temperature,
+                max_tokens=max_tokens,
+                traceparent=ctx.traceparent,
+            )
+
+        by_engine = {c.engine_name: c for c in candidates}
+        events = svc.engines.stream_with_fallbacks(
+            [c.engine_name for c in candidates], build, api_keys=keys
+        )
+
+        def answering() -> str | None:
+            model = events.model
+            return by_engine[model].model_id if model in by_engine else None
+
+        svc.generations.start(
+            Job(
+                stream_id=stream_id,
+                tenant_id=tid,
+                user_id=uid,
+                conversation_id=conversation.id,
+                message_id=assistant.id,
+                lock=lock,
+                request=LLMRequest(
+                    model=first.engine_name,
+                    messages=prompt.messages,
+                    system=prompt.system,
+                    max_tokens=max_tokens,
+                ),
+                open_events=lambda: events,
+                model=answering,
+                prices={c.model_id: c.price for c in candidates},
+                first_model=first.model_id,
+            )
+        )
+        started = True
+    finally:
+        if not started:
+            await svc.locks.release(lock)
+            if assistant is not None:
+                await store.messages.update(tid, assistant.id, status="error")
+    return ChatSendResult(
+        conversation_id=conversation.id,
+        message_id=assistant.id,
+        stream_id=stream_id,
+        model=first.model_id,
+    )

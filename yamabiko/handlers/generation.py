@@ -1,0 +1,340 @@
+"""Generations: one LLM reply, from an engine's event stream into a broker stream.
+
+Theory of operation. ``chat/send`` (:mod:`yamabiko.handlers.chat`) prepares a
+:class:`Job` (the stored messages, the conversation lock it took, the models to try)
+and :meth:`Generations.start` runs it as a task of the node, not of the session: a
+generation goes on when its sender disconnects, so that a client that reconnects, to
+this node or another, can resume it with ``stream/subscribe``.
+
+- The engine's events are read by a *reader* task of their own into a queue, and the
+  producer loop publishes them. ``stream/cancel`` cancels the reader only: the engine
+  closes its HTTP stream at once (the :class:`~yamabiko.engines.llm.base.LLMEngine`
+  contract), and the producer, never interrupted in the middle of a publish, ends the
+  stream with ``cancelled``. So the seq the producer counts is always the broker's.
+- Each delta is one stream item whose payload is the ``stream/delta`` notification
+  itself, encoded once here and sent as it is to every subscriber.
+- At the end the assistant message (text, status, model, usage, cost) is stored and the
+  usage recorded with the budget *before* ``stream/end`` is published: a client that
+  sees the end finds the message stored. This holds for cancelled and failed
+  generations too (the partial text is kept).
+- The conversation's lock is kept alive while the job runs and released at its end.
+
+A ``stream/cancel`` that reaches a node which does not run the generation is passed to
+every node as a signal (:mod:`yamabiko.store.signals`); the node running it acts on it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Final
+
+from yamabiko.engines.llm import (
+    EngineError,
+    Finish,
+    LLMEvent,
+    LLMRequest,
+    TextDelta,
+    Usage,
+    estimate_usage,
+)
+from yamabiko.engines.llm.base import EventStream
+from yamabiko.engines.llm.cost import cost_usd
+from yamabiko.protocol import errors
+from yamabiko.protocol.messages import encode_notification
+from yamabiko.schema import stream as schema
+from yamabiko.schema.objects import MessageId, MessageStatus, TenantId
+from yamabiko.store import Store
+from yamabiko.store.broker import Broker
+from yamabiko.store.budget import Budget
+from yamabiko.store.locks import Locks, LockToken, keep_alive
+from yamabiko.store.signals import Signals
+
+log = logging.getLogger("yamabiko.generation")
+
+KIND_DELTA: Final = "delta"
+KIND_ERROR: Final = "error"
+KIND_END: Final = "end"
+LOCK_TTL_S: Final = 30.0
+"""A conversation lock's lease; the running job refreshes it every third of this."""
+_CANCEL_PREFIX: Final = "cancel:"
+_STATUS: Final[dict[schema.FinishReason, MessageStatus]] = {
+    "stop": "complete",
+    "length": "complete",
+    "cancelled": "cancelled",
+    "error": "error",
+}
+
+
+@dataclass(frozen=True)
+class Price:
+    """USD per million tokens, from the catalogue (0 for a model it does not list)."""
+
+    input_per_mtok: float = 0.0
+    output_per_mtok: float = 0.0
+
+
+@dataclass
+class Job:
+    """One generation, ready to run: everything is stored and locked already."""
+
+    stream_id: str
+    tenant_id: str
+    user_id: str
+    conversation_id: str
+    message_id: str
+    lock: LockToken
+    request: LLMRequest
+    """The request as sent to the first model (for usage estimates)."""
+    open_events: Callable[[], EventStream]
+    """Starts the engine stream (with fallbacks); called once, in the reader."""
+    model: Callable[[], str | None]
+    """The model answering, once known (a fallback's, maybe)."""
+    prices: dict[str, Price]
+    first_model: str
+    cancel_requested: bool = False
+    reader: asyncio.Task[None] | None = field(default=None, repr=False)
+    started_at: float = field(default_factory=time.monotonic)
+
+    def cancel(self) -> None:
+        """Stop the engine (its HTTP stream closes); the job then ends as cancelled."""
+        self.cancel_requested = True
+        if self.reader is not None:
+            self.reader.cancel()
+
+
+class _ReaderDone:
+    """Queued when the reader task ends, however it ended."""
+
+
+_READER_DONE: Final = _ReaderDone()
+QueueItem = LLMEvent | EngineError | _ReaderDone
+
+
+class Generations:
+    """The generations running on this node, by stream id."""
+
+    def __init__(
+        self,
+        *,
+        store: Store,
+        budget: Budget,
+        broker: Broker,
+        locks: Locks,
+        signals: Signals,
+        lock_ttl_s: float = LOCK_TTL_S,
+    ) -> None:
+        self._store = store
+        self._budget = budget
+        self._broker = broker
+        self._locks = locks
+        self._signals = signals
+        self.lock_ttl_s = lock_ttl_s
+        self._jobs: dict[str, Job] = {}
+        self._tasks: set[asyncio.Task[None]] = set()
+        signals.listen(self._on_signal)
+
+    @property
+    def running(self) -> int:
+        return len(self._jobs)
+
+    def start(self, job: Job) -> None:
+        """Run ``job`` on this node. From here on the job owns its lock and stream."""
+        self._jobs[job.stream_id] = job
+        task = asyncio.get_running_loop().create_task(
+            self._run(job), name=f"generation-{job.stream_id}"
+        )
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def cancel(self, stream_id: str) -> bool:
+        """Ask the generation of a live stream to stop, wherever it runs. False if the
+        stream is not live (ended, or unknown)."""
+        job = self._jobs.get(stream_id)
+        if job is not None:
+            job.cancel()
+            return True
+        info = await self._broker.info(stream_id)
+        if info is None or info.status != "live":
+            return False
+        await self._signals.send(_CANCEL_PREFIX + stream_id)
+        return True
+
+    def _on_signal(self, message: str) -> None:
+        if message.startswith(_CANCEL_PREFIX):
+            job = self._jobs.get(message[len(_CANCEL_PREFIX) :])
+            if job is not None:
+                job.cancel()
+
+    async def aclose(self, grace_s: float = 10.0) -> None:
+        """Let running generations finish for ``grace_s``, then cancel the rest (they
+        store their partial text and end their streams as ``cancelled``)."""
+        tasks = set(self._tasks)
+        if tasks:
+            _, pending = await asyncio.wait(tasks, timeout=grace_s)
+            if pending:
+                for job in list(self._jobs.values()):
+                    job.cancel()
+                _, stuck = await asyncio.wait(pending, timeout=5.0)
+                for task in stuck:
+                    task.cancel()
+                if stuck:
+                    await asyncio.wait(stuck)
+
+    # The job
+
+    async def _run(self, job: Job) -> None:
+        refresher = asyncio.get_running_loop().create_task(
+            keep_alive(self._locks, job.lock, ttl_s=self.lock_ttl_s)
+        )
+        try:
+            await self._produce(job)
+        except Exception:
+            log.exception("generation failed", extra={"stream": job.stream_id})
+        finally:
+            self._jobs.pop(job.stream_id, None)
+            refresher.cancel()
+            with contextlib.suppress(Exception):
+                await self._locks.release(job.lock)
+
+    async def _produce(self, job: Job) -> None:
+        queue: asyncio.Queue[QueueItem] = asyncio.Queue()
+        reader = job.reader = asyncio.get_running_loop().create_task(self._read(job, queue))
+        reader.add_done_callback(lambda _: queue.put_nowait(_READER_DONE))
+        if job.cancel_requested:  # cancelled before the reader existed
+            reader.cancel()
+        broker = self._broker
+        stream_id = job.stream_id
+        parts: list[str] = []
+        seq = 0
+        finish: Finish | None = None
+        failure: EngineError | None = None
+        while True:
+            item = await queue.get()
+            if type(item) is TextDelta:
+                seq += 1
+                payload = encode_notification(
+                    schema.STREAM_DELTA,
+                    schema.DeltaParams(stream_id=stream_id, seq=seq, text=item.text),
+                )
+                published = await broker.publish(stream_id, KIND_DELTA, payload)
+                if published != seq:
+                    raise RuntimeError(f"stream {stream_id} has another producer")
+                parts.append(item.text)
+                if seq == 1:
+                    log.debug(
+                        "first token",
+                        extra={
+                            "stream": stream_id,
+                            "ttftMs": round((time.monotonic() - job.started_at) * 1000, 3),
+                        },
+                    )
+            elif isinstance(item, Finish):
+                finish = item
+            elif isinstance(item, EngineError):
+                failure = item
+            elif item is _READER_DONE:
+                break
+        text = "".join(parts)
+        model = job.model() or job.first_model
+        reason: schema.FinishReason
+        if finish is not None and not (job.cancel_requested and finish.reason == "error"):
+            reason = finish.reason
+            usage = finish.usage
+            if finish.error is not None:
+                failure = finish.error
+        elif job.cancel_requested:
+            reason = "cancelled"
+            usage = estimate_usage(job.request, text)
+        else:
+            reason = "error"
+            usage = estimate_usage(job.request, text) if parts else Usage(0, 0, estimated=True)
+            if failure is None:
+                failure = EngineError("the engine stopped without finishing its reply")
+        if reason == "error" and failure is not None:
+            seq += 1
+            await broker.publish(
+                stream_id,
+                KIND_ERROR,
+                encode_notification(
+                    schema.STREAM_ERROR,
+                    schema.ErrorParams(
+                        stream_id=stream_id,
+                        seq=seq,
+                        code=errors.ENGINE_UNAVAILABLE,
+                        message=failure.message,
+                    ),
+                ),
+            )
+        cost = await self._store_result(job, text, reason, model, usage)
+        await broker.end(
+            stream_id,
+            KIND_END,
+            encode_notification(
+                schema.STREAM_END,
+                schema.EndParams(
+                    stream_id=stream_id,
+                    seq=seq + 1,
+                    finish_reason=reason,
+                    message_id=job.message_id,
+                    usage=schema.Usage(
+                        input_tokens=usage.input_tokens,
+                        output_tokens=usage.output_tokens,
+                        cost_usd=cost,
+                    ),
+                    model=model if (parts or finish is not None) else None,
+                ),
+            ),
+        )
+        log.debug(
+            "generation ended",
+            extra={"stream": stream_id, "reason": reason, "items": seq + 1, "model": model},
+        )
+
+    async def _read(self, job: Job, queue: asyncio.Queue[QueueItem]) -> None:
+        events = job.open_events()
+        try:
+            async for event in events:
+                queue.put_nowait(event)
+        except EngineError as error:
+            queue.put_nowait(error)
+        finally:
+            # Closes the provider's HTTP stream, also when this task is cancelled.
+            await events.aclose()
+
+    async def _store_result(
+        self, job: Job, text: str, reason: schema.FinishReason, model: str, usage: Usage
+    ) -> float:
+        """Store the message and the usage; return the cost. A store failure is logged
+        (the stream still ends: its subscribers must not wait for ever)."""
+        price = job.prices.get(model, Price())
+        cost = cost_usd(
+            usage.input_tokens, usage.output_tokens, price.input_per_mtok, price.output_per_mtok
+        )
+        try:
+            await self._store.messages.update(
+                TenantId(job.tenant_id),
+                MessageId(job.message_id),
+                content=text,
+                status=_STATUS[reason],
+                model=model,
+                input_tokens=usage.input_tokens,
+                output_tokens=usage.output_tokens,
+                cost_usd=cost,
+            )
+            if usage.input_tokens or usage.output_tokens:
+                await self._budget.record(
+                    job.tenant_id,
+                    job.user_id,
+                    model,
+                    input_tokens=usage.input_tokens,
+                    output_tokens=usage.output_tokens,
+                    cost_usd=cost,
+                )
+        except Exception:
+            log.exception("could not store a generation's result", extra={"stream": job.stream_id})
+        return cost

@@ -1,0 +1,185 @@
+"""Handlers of the ``stream`` namespace, and the forwarder that feeds a session from a
+broker subscription.
+
+Reading a stream: one :class:`~yamabiko.store.broker.Subscription` per subscribed
+session, read by a forwarder task that the session keeps
+(:class:`~yamabiko.sessions.subscriptions.Subscriptions`). Each item's payload is its
+notification, encoded once by the producer. Deltas go into the session's queue with
+the ``merge`` policy (DESIGN.md section 12): while the client reads, each goes out as
+it is; while it does not, the ones waiting fold into one ``stream/delta`` carrying
+``fromSeq``. The forwarder never waits for the client, so one slow reader holds up
+neither the producer nor any other subscriber, and its queue holds at most one merged
+delta per stream.
+
+Who may read: the user who started the stream, or an admin of its tenant; any other
+stream id is "not found" (-32004), exactly like an unknown one.
+"""
+
+from __future__ import annotations
+
+from typing import Final, cast
+
+import msgspec
+
+from yamabiko.handlers.common import is_admin
+from yamabiko.handlers.generation import KIND_DELTA
+from yamabiko.handlers.services import services
+from yamabiko.protocol import errors
+from yamabiko.protocol.messages import encode_notification
+from yamabiko.schema import stream as schema
+from yamabiko.schema.stream import (
+    CancelResult,
+    DeltaParams,
+    ErrorParams,
+    StreamRef,
+    SubscribeParams,
+    SubscribeResult,
+    UnsubscribeResult,
+)
+from yamabiko.sessions.methods import Router
+from yamabiko.sessions.outbound import Mergeable
+from yamabiko.sessions.session import Context, Session
+from yamabiko.store.broker import StreamInfo, Subscription
+
+router = Router()
+
+_MERGED_OVERHEAD: Final = 96
+"""Bytes a delta notification costs besides its text (ids, seqs, JSON punctuation)."""
+
+
+class _DeltaNote(msgspec.Struct):
+    params: DeltaParams
+
+
+_decode_note = msgspec.json.Decoder(_DeltaNote).decode
+
+
+class Delta:
+    """A ``stream/delta`` waiting in a session's queue: the producer's encoded bytes as
+    they are, or, once merged for a slow reader, the text of several (encoded when its
+    turn comes)."""
+
+    __slots__ = ("_encoded", "_text", "from_seq", "seq", "stream_id")
+
+    def __init__(
+        self,
+        stream_id: str,
+        seq: int,
+        *,
+        encoded: bytes | None = None,
+        text: str | None = None,
+        from_seq: int | None = None,
+    ) -> None:
+        self.stream_id = stream_id
+        self.seq = seq
+        self.from_seq = from_seq
+        self._encoded = encoded
+        self._text = text
+
+    @property
+    def text(self) -> str:
+        if self._text is None:
+            assert self._encoded is not None
+            self._text = _decode_note(self._encoded).params.text
+        return self._text
+
+    @property
+    def size(self) -> int:
+        if self._encoded is not None:
+            return len(self._encoded)
+        return len(self.text) + _MERGED_OVERHEAD
+
+    def encode(self) -> bytes:
+        if self._encoded is None:
+            self._encoded = encode_notification(
+                schema.STREAM_DELTA,
+                DeltaParams(
+                    stream_id=self.stream_id,
+                    seq=self.seq,
+                    text=self.text,
+                    from_seq=self.from_seq,
+                ),
+            )
+        return self._encoded
+
+    def merge(self, newer: Mergeable) -> Delta:
+        later = cast(Delta, newer)
+        return Delta(
+            self.stream_id,
+            later.seq,
+            text=self.text + later.text,
+            from_seq=self.from_seq if self.from_seq is not None else self.seq,
+        )
+
+
+async def forward(session: Session, subscription: Subscription) -> None:
+    """Feed ``session`` the items of ``subscription`` until the stream ends, the
+    subscription fails (the client is told with a ``stream/error`` naming the last seq
+    delivered) or the session stops it."""
+    stream_id = subscription.info.stream_id
+    key = (KIND_DELTA, stream_id)
+    try:
+        async with subscription:
+            async for item in subscription:
+                if item.kind == KIND_DELTA:
+                    session.notify_merged(key, Delta(stream_id, item.seq, encoded=item.payload))
+                else:
+                    session.notify_encoded(item.payload)
+    except errors.YamabikoError as exc:
+        session.notify(
+            schema.STREAM_ERROR,
+            ErrorParams(
+                stream_id=stream_id,
+                seq=subscription.last_seq,
+                code=errors.wire_code(exc),
+                message=exc.message,
+            ),
+        )
+
+
+def readable(ctx: Context, info: StreamInfo | None, stream_id: str) -> StreamInfo:
+    """``info`` if the caller may read the stream; else -32004, as for an unknown id."""
+    identity = ctx.identity
+    if (
+        info is None
+        or info.owner_tenant != identity.tid
+        or (info.owner_user != identity.sub and not is_admin(ctx))
+    ):
+        raise errors.NotFound(f"stream not found: {stream_id}")
+    return info
+
+
+async def subscribe_session(ctx: Context, stream_id: str, after_seq: int) -> Subscription:
+    """Subscribe the caller's session to a stream it may read (checked by the caller)
+    and start forwarding; returns the subscription (its ``info`` is the answer)."""
+    session = ctx.session
+    session.subscriptions.check_room(stream_id)  # before the broker does any work
+    subscription = await services(ctx).broker.subscribe(stream_id, after_seq)
+    try:
+        # Checked again: a concurrent subscribe of this session may have won the slot.
+        session.subscriptions.start(stream_id, forward(session, subscription))
+    except errors.YamabikoError:
+        await subscription.close()
+        raise
+    return subscription
+
+
+@router.method(schema.STREAM_SUBSCRIBE)
+async def subscribe(ctx: Context, params: SubscribeParams) -> SubscribeResult:
+    broker = services(ctx).broker
+    readable(ctx, await broker.info(params.stream_id), params.stream_id)
+    subscription = await subscribe_session(ctx, params.stream_id, params.after_seq)
+    info = subscription.info
+    return SubscribeResult(stream_id=info.stream_id, status=info.status, last_seq=info.last_seq)
+
+
+@router.method(schema.STREAM_UNSUBSCRIBE)
+async def unsubscribe(ctx: Context, params: StreamRef) -> UnsubscribeResult:
+    return UnsubscribeResult(unsubscribed=ctx.session.subscriptions.stop(params.stream_id))
+
+
+@router.method(schema.STREAM_CANCEL)
+async def cancel(ctx: Context, params: StreamRef) -> CancelResult:
+    svc = services(ctx)
+    readable(ctx, await svc.broker.info(params.stream_id), params.stream_id)
+    return CancelResult(cancelled=await svc.generations.cancel(params.stream_id))
