@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import asyncio
 import secrets
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -131,8 +131,18 @@ class Running:
     def token(self, sub: str = "alice", tenant: str = "acme", **kw: Any) -> str:
         return mint_token(self.secret, sub=sub, tenant=tenant, **kw)
 
-    async def client(self, sub: str = "alice", tenant: str = "acme", **kw: Any) -> Client:
-        return await Client.connect(self.url, token=self.token(sub, tenant), **kw)
+    async def client(
+        self,
+        sub: str = "alice",
+        tenant: str = "acme",
+        *,
+        scopes: Sequence[str] | None = None,
+        **kw: Any,
+    ) -> Client:
+        """A connected, initialized client; ``scopes``: the token's (default: all but
+        admin)."""
+        claims: dict[str, Any] = {} if scopes is None else {"scopes": scopes}
+        return await Client.connect(self.url, token=self.token(sub, tenant, **claims), **kw)
 
 
 @asynccontextmanager
@@ -157,3 +167,69 @@ async def running_server(
         yield Running(app, secret, tmp / "data")
     finally:
         await app.stop()
+
+
+STREAM_METHODS = ("stream/delta", "stream/error", "stream/end")
+
+
+@dataclass
+class StreamRead:
+    """What one client received of one stream, in order."""
+
+    stream_id: str
+    items: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
+    """(method, params) of every notification of the stream."""
+
+    @property
+    def deltas(self) -> list[dict[str, Any]]:
+        return [p for m, p in self.items if m == "stream/delta"]
+
+    @property
+    def errors(self) -> list[dict[str, Any]]:
+        return [p for m, p in self.items if m == "stream/error"]
+
+    @property
+    def end(self) -> dict[str, Any] | None:
+        ends = [p for m, p in self.items if m == "stream/end"]
+        assert len(ends) <= 1, "more than one stream/end"
+        return ends[0] if ends else None
+
+    @property
+    def text(self) -> str:
+        return "".join(d["text"] for d in self.deltas)
+
+    @property
+    def seqs(self) -> list[int]:
+        """Every seq received, merged deltas expanded (``fromSeq``..``seq``)."""
+        out: list[int] = []
+        for method, params in self.items:
+            if method == "stream/error" and params["seq"] in out:
+                continue  # a subscription's own failure names the last seq delivered
+            first = params.get("fromSeq", params["seq"])
+            out.extend(range(first, params["seq"] + 1))
+        return out
+
+    @property
+    def merged(self) -> int:
+        """How many deltas were merged ones."""
+        return sum(1 for d in self.deltas if "fromSeq" in d)
+
+
+async def read_stream(
+    client: Client,
+    sub: Any,
+    stream_id: str,
+    *,
+    into: StreamRead | None = None,
+    deltas: int | None = None,
+    timeout: float = 10.0,
+) -> StreamRead:
+    """Read ``stream_id``'s notifications from ``sub`` (``client.subscribe(*STREAM_METHODS)``,
+    opened before the request that starts them) until ``stream/end``, or until
+    ``deltas`` deltas have been received in all. Each wait is bounded by ``timeout``."""
+    read = into or StreamRead(stream_id)
+    while read.end is None and (deltas is None or len(read.deltas) < deltas):
+        note = await client.next(sub, timeout)
+        if note.params.get("streamId") == stream_id:
+            read.items.append((note.method, note.params))
+    return read

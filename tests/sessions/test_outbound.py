@@ -163,6 +163,17 @@ async def test_merge_folds_deltas_into_one_without_losing_text(
     assert outbound.queued_bytes == 0
 
 
+async def test_a_reader_that_keeps_up_gets_every_delta_on_its_own(
+    outbound: Outbound, transport: MemoryTransport
+) -> None:
+    for seq in range(1, 6):  # queued within one loop iteration, before the writer runs
+        outbound.merge("s", Delta("s", seq, seq, f"{seq} "))
+    await asyncio.wait_for(outbound.drain(), WAIT)
+    sent = [json.loads(data)["params"] for _, data in transport.frames]
+    assert [(p["fromSeq"], p["seq"]) for p in sent] == [(i, i) for i in range(1, 6)]
+    assert outbound.merged == 0
+
+
 async def test_merge_across_stalls_is_contiguous(
     outbound: Outbound, transport: MemoryTransport
 ) -> None:

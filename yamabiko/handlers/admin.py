@@ -65,6 +65,13 @@ def _changes(params: msgspec.Struct, *names: str) -> dict[str, Any]:
 # tenants
 
 
+def _forget_cached(ctx: Context, tenant_id: str) -> None:
+    """This node applies a tenant's new limits and budget at once; others within
+    seconds (their caches expire)."""
+    services(ctx).tenant_limits.forget(tenant_id)
+    services(ctx).budget.forget(tenant_id)
+
+
 @router.method(schema.TENANTS_CREATE)
 async def create_tenant(ctx: Context, params: TenantCreateParams) -> Tenant:
     if params.tenant_id is not None and params.tenant_id != ctx.identity.tid:
@@ -77,6 +84,7 @@ async def create_tenant(ctx: Context, params: TenantCreateParams) -> Tenant:
         monthly_budget_usd=params.monthly_budget_usd,
         rate_limits=params.rate_limits,
     )
+    _forget_cached(ctx, created.id)
     await audit(ctx, "tenant.create", target=created.id)
     return created
 
@@ -95,9 +103,7 @@ async def update_tenant(ctx: Context, params: TenantUpdateParams) -> Tenant:
     )
     updated = await services(ctx).store.tenants.update(tenant(ctx), **changes)
     updated = found(updated, "tenant", params.tenant_id)
-    # This node applies the new limits and budget at once; others within seconds.
-    services(ctx).tenant_limits.forget(updated.id)
-    services(ctx).budget.forget(updated.id)
+    _forget_cached(ctx, updated.id)
     await audit(ctx, "tenant.update", target=updated.id, detail={"fields": sorted(changes)})
     return updated
 
@@ -106,6 +112,7 @@ async def update_tenant(ctx: Context, params: TenantUpdateParams) -> Tenant:
 async def delete_tenant(ctx: Context, params: TenantRef) -> Done:
     _own(ctx, params.tenant_id)
     found(await services(ctx).store.tenants.delete(tenant(ctx)), "tenant", params.tenant_id)
+    _forget_cached(ctx, params.tenant_id)
     await audit(ctx, "tenant.delete", target=params.tenant_id)
     return Done(ok=True)
 

@@ -19,7 +19,8 @@ policy         used for                       when the client is slow
 ``replace``    ghost suggestions (per doc)    a queued older item with the same key
                                               is replaced by the newest
 ``merge``      text deltas (per stream)       merged into the queued item with the
-                                              same key (``Mergeable.merge``)
+                                              same key (``Mergeable.merge``); not
+                                              while the client keeps up
 ``push_wait``  audio frames                   the producer waits until the queue is
                                               below half its bound; never dropped
 =============  =============================  ========================================
@@ -145,11 +146,13 @@ class Outbound:
         self._append_keyed(_Keyed(key, data))
 
     def merge(self, key: Hashable, item: Mergeable) -> None:
-        """Queue ``item``, merging it into a queued item with the same key."""
+        """Queue ``item``, merging it into a queued item with the same key while the
+        client is slow (a write is waiting on it). A client that keeps up gets each item
+        on its own, even when several are queued within one event-loop iteration."""
         if self._closed:
             return
         slot = self._keyed.get(key)
-        if slot is not None and not isinstance(slot.item, bytes):
+        if slot is not None and self._busy and not isinstance(slot.item, bytes):
             merged = slot.item.merge(item)
             self._size += merged.size - slot.size
             slot.item = merged
