@@ -111,7 +111,7 @@ async def test_an_openai_compatible_server_needs_no_key(tmp_path: Path) -> None:
         with_provider(tmp_path, fake, openai, key=None) as server,
         await server.client() as client,
     ):
-        result, read = await chat(client, {"message": "hi", "model": "openai/llama3.2"})
+        _result, read = await chat(client, {"message": "hi", "model": "openai/llama3.2"})
         assert read.text == "ok"
         assert read.end is not None
         assert read.end["finishReason"] == "stop"
@@ -278,9 +278,7 @@ async def test_one_generation_per_conversation(tmp_path: Path) -> None:
         contents = [m["content"] for m in await messages(client, first["conversationId"])]
         assert contents[0] == "one"
         assert len(contents) == 2
-        _, again = await chat(
-            client, {"message": "two", "conversationId": first["conversationId"]}
-        )
+        _, again = await chat(client, {"message": "two", "conversationId": first["conversationId"]})
         assert again.end is not None
 
 
