@@ -10,11 +10,15 @@ from __future__ import annotations
 
 import asyncio
 import secrets
+import uuid
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
+
+import asyncpg
 
 from yamabiko.client import Client
 from yamabiko.schema.base import MethodSchema, Params, Result
@@ -151,9 +155,12 @@ async def running_server(
     *,
     env: dict[str, str] | None = None,
     revoked: RevokedTokens | None = None,
+    secret: str | None = None,
     **overrides: Any,
 ) -> AsyncIterator[Running]:
-    secret = secrets.token_urlsafe(48)
+    """A node on a free port with a fresh data dir. ``secret``: the HS256 secret (give
+    several nodes the same one to let a token work on each); ``overrides``: settings."""
+    secret = secret or secrets.token_urlsafe(48)
     values = {"YAMABIKO_JWT_SECRET": secret, **(env or {})}
     settings = load_settings(
         env=values, overrides={"port": 0, "data_dir": str(tmp / "data"), **overrides}
@@ -167,6 +174,27 @@ async def running_server(
         yield Running(app, secret, tmp / "data")
     finally:
         await app.stop()
+
+
+def with_search_path(url: str, schema: str) -> str:
+    """``url`` with its connections' search_path set to ``schema`` (asyncpg passes extra
+    query parameters on as server settings)."""
+    separator = "&" if urlsplit(url).query else "?"
+    return f"{url}{separator}search_path={schema}"
+
+
+@asynccontextmanager
+async def postgres_schema(base_url: str) -> AsyncIterator[str]:
+    """A database URL whose connections use a fresh, empty schema, dropped afterwards:
+    tests sharing the server never see each other's rows."""
+    schema = f"t_{uuid.uuid4().hex}"
+    conn = await asyncpg.connect(base_url)
+    try:
+        await conn.execute(f"CREATE SCHEMA {schema}")
+        yield with_search_path(base_url, schema)
+    finally:
+        await conn.execute(f"DROP SCHEMA IF EXISTS {schema} CASCADE")
+        await conn.close()
 
 
 STREAM_METHODS = ("stream/delta", "stream/error", "stream/end")

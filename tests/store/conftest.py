@@ -4,13 +4,11 @@ dropped afterwards, so parallel runs sharing the server never see each other).""
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import AsyncIterator
-from urllib.parse import urlsplit
 
-import asyncpg
 import pytest
 
+from tests.support import postgres_schema
 from yamabiko.schema.objects import TenantId, UserId
 from yamabiko.store import Store, open_store
 from yamabiko.store.crypto import generate_key
@@ -22,13 +20,6 @@ ALICE = UserId("alice")
 BOB = UserId("bob")
 
 
-def with_search_path(url: str, schema: str) -> str:
-    """``url`` with its connections' search_path set to ``schema`` (asyncpg passes extra
-    query parameters on as server settings)."""
-    separator = "&" if urlsplit(url).query else "?"
-    return f"{url}{separator}search_path={schema}"
-
-
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
 async def database_url(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
@@ -38,15 +29,8 @@ async def database_url(
         # tmp_path is absolute, so this is sqlite:////tmp/...: an absolute path.
         yield f"sqlite:///{tmp_path_factory.mktemp('db') / 'yamabiko.db'}"
         return
-    base = request.getfixturevalue("postgres_url")
-    schema = f"t_{uuid.uuid4().hex}"
-    conn = await asyncpg.connect(base)
-    try:
-        await conn.execute(f"CREATE SCHEMA {schema}")
-        yield with_search_path(base, schema)
-    finally:
-        await conn.execute(f"DROP SCHEMA IF EXISTS {schema} CASCADE")
-        await conn.close()
+    async with postgres_schema(request.getfixturevalue("postgres_url")) as url:
+        yield url
 
 
 @pytest.fixture
