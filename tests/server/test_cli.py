@@ -29,7 +29,13 @@ def run(
 
 
 def _clean_env() -> dict[str, str]:
-    return {k: v for k, v in os.environ.items() if not k.startswith("YAMABIKO_")}
+    """The environment without our settings and provider keys: the server and the CLI
+    see only what a test gives them (with no provider, the local engine answers)."""
+    return {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith("YAMABIKO_") and not k.endswith(("_API_KEY", "_BASE_URL"))
+    }
 
 
 @pytest.fixture
@@ -118,3 +124,34 @@ def test_token_without_a_data_dir_says_what_to_do(tmp_path: Path) -> None:
     result = run("token", "--data-dir", str(tmp_path / "none"), "--sub", "a", "--tenant", "t")
     assert result.returncode == 2
     assert "yamabiko serve" in result.stderr
+
+
+def test_call_chat_send_streams_a_reply_from_the_local_engine(
+    served: tuple[str, Path, subprocess.Popen[str]],
+) -> None:
+    url, data, _ = served
+    params = json.dumps({"message": "How should I compress the vocal?"})
+    chat = run("call", "--url", url, "--data-dir", str(data), "chat/send", params)
+    assert chat.returncode == 0, chat.stderr
+    reply = chat.stdout.strip()
+    assert len(reply.split()) > 3
+    started, ended = (json.loads(line) for line in chat.stderr.splitlines())
+    assert started["model"] == "local/default"
+    end = ended["stream/end"]
+    assert (end["streamId"], end["finishReason"]) == (started["streamId"], "stop")
+    # The reply is stored in the conversation, and --jsonl shows each item.
+    params = json.dumps({"message": "And the reverb?", "conversationId": started["conversationId"]})
+    lines = run("call", "--url", url, "--data-dir", str(data), "--jsonl", "chat/send", params)
+    assert lines.returncode == 0, lines.stderr
+    result, *items = (json.loads(line) for line in lines.stdout.splitlines())
+    assert result["conversationId"] == started["conversationId"]
+    assert [i["params"]["seq"] for i in items] == list(range(1, len(items) + 1))
+    assert {i["method"] for i in items[:-1]} == {"stream/delta"}
+    assert items[-1]["method"] == "stream/end"
+    history = run(
+        "call", "--url", url, "--data-dir", str(data), "conversations/messages",
+        json.dumps({"conversationId": started["conversationId"]}),
+    )  # fmt: skip
+    contents = [m["content"] for m in json.loads(history.stdout)["items"]]
+    assert contents[:2] == ["How should I compress the vocal?", reply]
+    assert len(contents) == 4

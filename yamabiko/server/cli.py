@@ -73,7 +73,25 @@ def build_parser() -> argparse.ArgumentParser:
     call.add_argument("--sub", default="cli", help="user for a token minted from --data-dir")
     call.add_argument("--tenant", default="default", help="tenant for a minted token")
     call.add_argument("--scope", default="chat agent ghost audio mcp", help="scopes if minted")
-    call.add_argument("--timeout", type=float, default=60.0, help="seconds to wait")
+    call.add_argument(
+        "--timeout", type=float, default=60.0, help="seconds to wait (for each stream item too)"
+    )
+    follow = call.add_mutually_exclusive_group()
+    follow.add_argument(
+        "--no-follow",
+        dest="follow",
+        action="store_const",
+        const="none",
+        default="text",
+        help="print the result only, even when it starts a stream (chat/send)",
+    )
+    follow.add_argument(
+        "--jsonl",
+        dest="follow",
+        action="store_const",
+        const="jsonl",
+        help="print the result, then each stream notification, as JSON lines",
+    )
     call.add_argument("method", help="the method, e.g. ping")
     call.add_argument("params", nargs="?", default=None, help="params as a JSON object")
     return parser
@@ -268,10 +286,19 @@ def _call(args: argparse.Namespace) -> int:
             secret, sub=args.sub, tenant=args.tenant, scopes=args.scope.split(), ttl_s=300
         )
     url = args.url or os.environ.get("YAMABIKO_URL") or "ws://127.0.0.1:8765/ws"
-    return _run(_call_async(url, token, args.method, params, args.timeout))
+    return _run(_call_async(url, token, args.method, params, args.timeout, args.follow))
 
 
-async def _call_async(url: str, token: str, method: str, params: Any, timeout: float) -> int:
+STREAM_NOTIFICATIONS = ("stream/delta", "stream/error", "stream/end")
+
+
+async def _call_async(
+    url: str, token: str, method: str, params: Any, timeout: float, follow: str = "none"
+) -> int:
+    """Call ``method``; when its result names a ``streamId`` (``chat/send``), follow
+    that stream to its end: ``text`` prints the reply's text on stdout as it streams
+    (the result and the end on stderr, as JSON), ``jsonl`` prints the result and each
+    notification as a JSON line on stdout. Exit 1 when the stream ends in error."""
     from websockets.exceptions import InvalidStatus
 
     from yamabiko.client import Client, RemoteError
@@ -286,6 +313,7 @@ async def _call_async(url: str, token: str, method: str, params: Any, timeout: f
         print(f"yamabiko: cannot connect to {url}: {exc}", file=sys.stderr)
         return EXIT_ERROR
     async with client:
+        notes = client.subscribe(*STREAM_NOTIFICATIONS)
         try:
             result = await client.call(method, params, timeout=timeout)
         except RemoteError as exc:
@@ -297,8 +325,43 @@ async def _call_async(url: str, token: str, method: str, params: Any, timeout: f
         except TimeoutError:
             print(f"yamabiko: no answer within {timeout} s", file=sys.stderr)
             return EXIT_ERROR
+        stream_id = result.get("streamId") if isinstance(result, dict) else None
+        if follow != "none" and isinstance(stream_id, str):
+            return await _follow(client, notes, result, stream_id, timeout, jsonl=follow == "jsonl")
     print(json.dumps(result, ensure_ascii=False, indent=2))
     return 0
+
+
+async def _follow(
+    client: Any, notes: Any, result: Any, stream_id: str, timeout: float, *, jsonl: bool
+) -> int:
+    def line(value: Any, out: Any) -> None:
+        print(json.dumps(value, ensure_ascii=False), file=out, flush=True)
+
+    line(result, sys.stdout if jsonl else sys.stderr)
+    while True:
+        try:
+            note = await client.next(notes, timeout)
+        except TimeoutError:
+            print(f"\nyamabiko: no stream item within {timeout} s", file=sys.stderr)
+            return EXIT_ERROR
+        except ConnectionError:
+            print("\nyamabiko: the connection closed before the stream ended", file=sys.stderr)
+            return EXIT_ERROR
+        params = note.params
+        if params.get("streamId") != stream_id:
+            continue
+        if jsonl:
+            line({"method": note.method, "params": params}, sys.stdout)
+        elif note.method == "stream/delta":
+            sys.stdout.write(params["text"])
+            sys.stdout.flush()
+        else:
+            if note.method == "stream/end":
+                sys.stdout.write("\n")
+            line({note.method: params}, sys.stderr)
+        if note.method == "stream/end":
+            return EXIT_ERROR if params.get("finishReason") == "error" else 0
 
 
 if __name__ == "__main__":
