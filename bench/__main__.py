@@ -18,7 +18,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from bench import sockets
+from bench import sockets, ttft
 from bench.figures import Figure, render_table
 from bench.harness import Harness, Options
 from bench.proc import raise_nofile_limit
@@ -27,6 +27,7 @@ Scenario = Callable[[Harness], list[Figure]]
 
 SCENARIOS: dict[str, Scenario] = {
     "socket": sockets.run,
+    "ttft": ttft.run,
 }
 
 
@@ -43,6 +44,12 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--strict", action="store_true", help="exit with status 1 when a goal is missed"
     )
+    parser.add_argument(
+        "--profile",
+        metavar="DIR",
+        help="run every server under cProfile, writing NAME-PID.prof files to DIR "
+        "(the figures are then not comparable)",
+    )
     return parser
 
 
@@ -53,6 +60,9 @@ def main(argv: list[str] | None = None) -> int:
         options = options.quick()
     if args.workers is not None:
         options = dataclasses.replace(options, workers=args.workers)
+    if args.profile is not None:
+        Path(args.profile).mkdir(parents=True, exist_ok=True)
+        options = dataclasses.replace(options, profile_dir=args.profile)
     raise_nofile_limit()
     # SIGTERM unwinds like Ctrl-C, so that every server and load generator is ended.
     signal.signal(signal.SIGTERM, _terminate)
@@ -73,7 +83,10 @@ def main(argv: list[str] | None = None) -> int:
     print()
     for note in notes:
         print(f"- {note}")
-    print("- ratio = yamabiko / echo; for memory and latency lower is better.")
+    print(
+        "- vs baseline: yamabiko / baseline (x), or yamabiko - baseline where the goal is "
+        "an added amount; for memory and latency lower is better."
+    )
     missed = [f.name for f in figures if f.verdict == "MISS"]
     print(
         f"- {len(figures)} figures in {time.monotonic() - started:.0f} s; "

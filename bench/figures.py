@@ -1,18 +1,23 @@
-"""A measured figure for Yamabiko and its baseline, the ratio, the goal, and the table."""
+"""A measured figure for Yamabiko and its baseline, how they compare, the goal, the table."""
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass
-from typing import Any
+from typing import Any, Literal
+
+GoalOn = Literal["ratio", "added"]
 
 
 @dataclass(frozen=True)
 class Figure:
-    """One quantity measured on both servers.
+    """One quantity measured on Yamabiko and on a baseline (``against`` names it).
 
-    ``ratio`` is always yamabiko / baseline. ``higher_is_better`` says which way is good;
-    ``goal`` (if any) is the bound on the ratio: at least ``goal`` when higher is better,
-    at most ``goal`` when lower is better.
+    ``ratio`` is always yamabiko / baseline and ``added`` always yamabiko - baseline (in
+    ``unit``). ``higher_is_better`` says which way is good. ``goal`` (if any) bounds
+    ``goal_on``: by default the ratio (at least ``goal`` when higher is better, at most
+    ``goal`` when lower is better); with ``goal_on="added"`` the absolute difference,
+    for goals such as "at most 1 ms added to the time to first token".
     """
 
     name: str
@@ -22,41 +27,61 @@ class Figure:
     higher_is_better: bool
     goal: float | None = None
     decimals: int = 0
+    against: str = "echo"
+    """The baseline's name in the table."""
+    goal_on: GoalOn = "ratio"
 
     @property
     def ratio(self) -> float:
         return self.yamabiko / self.baseline if self.baseline else float("nan")
 
     @property
+    def added(self) -> float:
+        return self.yamabiko - self.baseline
+
+    @property
+    def compared(self) -> float:
+        """What the goal bounds: the ratio or the difference."""
+        return self.added if self.goal_on == "added" else self.ratio
+
+    @property
     def verdict(self) -> str:
         if self.goal is None:
             return ""
-        met = self.ratio >= self.goal if self.higher_is_better else self.ratio <= self.goal
+        value = self.compared
+        if math.isnan(value):
+            return "MISS"
+        met = value >= self.goal if self.higher_is_better else value <= self.goal
         return "PASS" if met else "MISS"
+
+    @property
+    def compared_text(self) -> str:
+        if self.goal_on == "added":
+            return f"{self.added:+,.{max(self.decimals, 2)}f} {self.unit}"
+        return f"{self.ratio:.2f}x"
 
     @property
     def goal_text(self) -> str:
         if self.goal is None:
             return "-"
-        return f"{'>=' if self.higher_is_better else '<='} {self.goal:.2f}x"
+        sign = ">=" if self.higher_is_better else "<="
+        if self.goal_on == "added":
+            return f"{sign} {self.goal:+.2f} {self.unit}"
+        return f"{sign} {self.goal:.2f}x"
 
     def to_json(self) -> dict[str, Any]:
-        return {**asdict(self), "ratio": self.ratio, "verdict": self.verdict or None}
+        return {
+            **asdict(self),
+            "ratio": self.ratio,
+            "added": self.added,
+            "verdict": self.verdict or None,
+        }
 
 
-def render_table(figures: list[Figure], baseline_name: str = "echo") -> str:
+def render_table(figures: list[Figure]) -> str:
     """The figures as a fixed-width text table."""
-    header = (
-        "figure",
-        "unit",
-        "yamabiko",
-        baseline_name,
-        f"yamabiko/{baseline_name}",
-        "better",
-        "goal",
-        "",
-    )
-    rows = [header]
+    header = ("figure", "unit", "yamabiko", "baseline", "against", "vs baseline", "better", "goal")
+    rows = [(*header, "")]
     for fig in figures:
         rows.append(
             (
@@ -64,14 +89,15 @@ def render_table(figures: list[Figure], baseline_name: str = "echo") -> str:
                 fig.unit,
                 f"{fig.yamabiko:,.{fig.decimals}f}",
                 f"{fig.baseline:,.{fig.decimals}f}",
-                f"{fig.ratio:.2f}x",
+                fig.against,
+                fig.compared_text,
                 "higher" if fig.higher_is_better else "lower",
                 fig.goal_text,
                 fig.verdict,
             )
         )
-    widths = [max(len(row[i]) for row in rows) for i in range(len(header))]
-    numeric = {2, 3, 4}
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    numeric = {2, 3, 5}
     lines = []
     for index, row in enumerate(rows):
         cells = [

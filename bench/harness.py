@@ -15,7 +15,10 @@ from collections.abc import Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from bench.servers import ServerProcess
+from bench.servers import FAKE_OPENAI, YAMABIKO, ServerProcess
+
+FAKE_OPENAI_KEY = "sk-bench"
+"""The key the bench's Yamabiko sends to the fake OpenAI server (which checks none)."""
 
 
 @dataclass(frozen=True)
@@ -40,6 +43,19 @@ class Options:
     """Measured seconds of each pipelined round, after ``warmup_s``."""
     idle_connections: int = 2_000
     settle_s: float = 1.0
+    ttft_samples: int = 400
+    """Timed generations per path (Yamabiko, direct SDK), split evenly over the rounds."""
+    ttft_rounds: int = 8
+    ttft_warmup: int = 20
+    """Untimed generations per path before the first round."""
+    fanout_subscribers: tuple[int, ...] = (100, 1_000)
+    fanout_deliveries: int = 400_000
+    """Deltas per stream summed over subscribers: tokens = this / subscribers (at most
+    ``fanout_max_tokens``), so that every stream takes about as long."""
+    fanout_max_tokens: int = 2_000
+    fanout_rounds: int = 3
+    profile_dir: str | None = None
+    """When set, every server process runs under cProfile and writes NAME-PID.prof here."""
 
     def quick(self) -> Options:
         return replace(
@@ -52,6 +68,11 @@ class Options:
             duration_s=2.0,
             idle_connections=1_000,
             settle_s=0.5,
+            ttft_samples=100,
+            ttft_rounds=2,
+            ttft_warmup=10,
+            fanout_deliveries=100_000,
+            fanout_rounds=1,
         )
 
 
@@ -71,20 +92,46 @@ class Harness:
     def __exit__(self, *exc: object) -> None:
         self._stack.close()
 
-    def server(self, kind: str) -> ServerProcess:
-        """The shared server of ``kind``, started on first use."""
-        server = self._servers.get(kind)
+    def server(
+        self, kind: str, *, name: str | None = None, env: dict[str, str] | None = None
+    ) -> ServerProcess:
+        """The shared server called ``name`` (default: ``kind``), started on first use
+        with ``env`` added to its environment."""
+        key = name or kind
+        server = self._servers.get(key)
         if server is None:
-            server = self._stack.enter_context(ServerProcess(kind, self.workdir))
-            self._servers[kind] = server
+            server = self._stack.enter_context(self._process(kind, name, env))
+            self._servers[key] = server
+        elif server.kind != kind or server.env != self._env(env):
+            raise ValueError(f"server {key!r} was started as another kind or environment")
         return server
 
+    def yamabiko_with_openai(self) -> tuple[ServerProcess, ServerProcess]:
+        """(Yamabiko, the fake OpenAI server it reaches), both shared: model
+        ``openai/<anything>`` goes through the official SDK to the fake, which runs in a
+        process of its own. Set what the fake streams with its ``script`` command."""
+        fake = self.server(FAKE_OPENAI)
+        assert fake.target is not None
+        env = {"OPENAI_BASE_URL": fake.target.url, "OPENAI_API_KEY": FAKE_OPENAI_KEY}
+        return self.server(YAMABIKO, name="yamabiko-openai", env=env), fake
+
     @contextlib.contextmanager
-    def fresh_server(self, kind: str) -> Iterator[ServerProcess]:
+    def fresh_server(
+        self, kind: str, *, name: str | None = None, env: dict[str, str] | None = None
+    ) -> Iterator[ServerProcess]:
         """A new server of ``kind`` for this block only (for figures that need a clean
         process, such as memory)."""
-        with ServerProcess(kind, self.workdir) as server:
+        with self._process(kind, name, env) as server:
             yield server
+
+    def _process(self, kind: str, name: str | None, env: dict[str, str] | None) -> ServerProcess:
+        return ServerProcess(kind, self.workdir, name=name, env=self._env(env))
+
+    def _env(self, env: dict[str, str] | None) -> dict[str, str]:
+        extra = dict(env or {})
+        if self.options.profile_dir is not None:
+            extra["BENCH_PROFILE_DIR"] = str(Path(self.options.profile_dir).absolute())
+        return extra
 
     def note(self, text: str) -> None:
         self.notes.append(text)

@@ -12,6 +12,7 @@ import asyncio
 import json
 import sys
 import time
+from collections.abc import Callable
 from typing import Any
 
 import uvloop
@@ -42,8 +43,10 @@ async def open_connections(
     timeout_s: float = 30.0,
     ring: bytes = b"",
     frame_size: int = 0,
+    reader: Callable[[], wsclient.FrameReader] = wsclient.FrameReader,
 ) -> list[wsclient.StreamConnection]:
-    """``count`` upgraded connections that have said hello; all or none (bounded)."""
+    """``count`` upgraded connections that have said hello; all or none (bounded).
+    ``reader`` makes each connection's frame reader."""
     loop = asyncio.get_running_loop()
     gate = asyncio.Semaphore(concurrency)
     hello = hello_frames()
@@ -63,6 +66,7 @@ async def open_connections(
                     ring=ring,
                     frame_size=frame_size,
                     ring_count=RING,
+                    reader=reader(),
                 ),
                 target.host,
                 target.port,

@@ -1,9 +1,13 @@
-"""Process helpers (Linux): the open-files limit, resident memory and CPU time by pid."""
+"""Process helpers (Linux): the open-files limit, resident memory and CPU time by pid,
+and the line protocol with the bench's worker processes."""
 
 from __future__ import annotations
 
 import os
 import resource
+import select
+import subprocess
+import time
 
 
 def raise_nofile_limit() -> None:
@@ -30,3 +34,32 @@ def cpu_seconds(pid: int | str = "self") -> float:
         fields = stat.read().rpartition(")")[2].split()
     # fields[0] is field 3 (state) of proc(5): utime is field 14, stime field 15.
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def read_line(
+    proc: subprocess.Popen[bytes], *, timeout_s: float, what: str = "the load generator"
+) -> str:
+    """One line from a worker's stdout, waiting at most ``timeout_s``."""
+    assert proc.stdout is not None
+    fd = proc.stdout.fileno()
+    deadline = time.monotonic() + timeout_s
+    line = b""
+    while not line.endswith(b"\n"):
+        left = deadline - time.monotonic()
+        if left <= 0 or not select.select([fd], [], [], left)[0]:
+            raise TimeoutError(f"{what} said nothing within {timeout_s:.0f} s")
+        byte = os.read(fd, 1)
+        if not byte:
+            raise RuntimeError(f"{what} exited (code {proc.wait()})")
+        line += byte
+    return line.decode().strip()
+
+
+def end_process(proc: subprocess.Popen[bytes]) -> None:
+    """Kill a worker if it still runs, reap it and close its pipes."""
+    if proc.poll() is None:
+        proc.kill()
+    proc.wait(5.0)
+    for pipe in (proc.stdin, proc.stdout):
+        if pipe is not None:
+            pipe.close()

@@ -4,6 +4,12 @@ A :class:`ServerProcess` runs ``python -m bench.serve KIND`` (see :mod:`bench.se
 waits (bounded) for its ``ready PORT`` line and hands back a :class:`Target`: where to
 connect and what to say. It is a context manager; leaving it always ends the process
 (``quit``, then SIGTERM, then SIGKILL).
+
+Kinds: ``yamabiko`` (the server under test), ``echo`` (a bare websockets echo server),
+``broadcast`` (a bare websockets fan-out server, the baseline of :mod:`bench.fanout`)
+and ``openai`` (a fake OpenAI provider, :class:`tests.fakes.FakeOpenAI`, that a Yamabiko
+server reaches through ``OPENAI_BASE_URL``; its :attr:`Target.url` is the SDK's
+``base_url``).
 """
 
 from __future__ import annotations
@@ -25,7 +31,9 @@ ROOT = Path(__file__).resolve().parent.parent
 
 YAMABIKO = "yamabiko"
 ECHO = "echo"
-KINDS = (YAMABIKO, ECHO)
+BROADCAST = "broadcast"
+FAKE_OPENAI = "openai"
+KINDS = (YAMABIKO, ECHO, BROADCAST, FAKE_OPENAI)
 
 REQUEST_BYTES = 150
 TRACEPARENT = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
@@ -90,6 +98,11 @@ class Target:
     hello_replies: int = 1
     """Replies the hello gets: the initialize result (Yamabiko), both messages (echo)."""
 
+    @property
+    def url(self) -> str:
+        """``http://host:port/path``: for the fake provider, the SDK's ``base_url``."""
+        return f"http://{self.host}:{self.port}{self.path}"
+
     def is_good_reply(self, request_id: int, request: bytes, reply: bytes) -> bool:
         if self.kind == ECHO:
             return reply == request
@@ -120,16 +133,31 @@ class ServerError(RuntimeError):
 
 
 class ServerProcess:
-    """One server under test in its own process."""
+    """One server under test in its own process.
 
-    def __init__(self, kind: str, workdir: Path, *, start_timeout_s: float = 30.0) -> None:
+    ``env`` is added to the process's environment (a Yamabiko server reads its provider
+    variables, ``OPENAI_BASE_URL``..., from there); ``name`` (default: the kind) names its
+    log and data dir, so that two servers of one kind keep apart.
+    """
+
+    def __init__(
+        self,
+        kind: str,
+        workdir: Path,
+        *,
+        env: dict[str, str] | None = None,
+        name: str | None = None,
+        start_timeout_s: float = 30.0,
+    ) -> None:
         if kind not in KINDS:
             raise ValueError(f"unknown server kind {kind!r}")
         self.kind = kind
+        self.name = name or kind
+        self.env = dict(env or {})
         self.workdir = workdir
         self.start_timeout_s = start_timeout_s
-        self.log_path = workdir / f"{kind}-{os.getpid()}-{time.monotonic_ns()}.log"
-        self.data_dir = workdir / f"{kind}-data"
+        self.log_path = workdir / f"{self.name}-{os.getpid()}-{time.monotonic_ns()}.log"
+        self.data_dir = workdir / f"{self.name}-data"
         self._proc: subprocess.Popen[bytes] | None = None
         self._pending = b""
         self.target: Target | None = None
@@ -142,10 +170,12 @@ class ServerProcess:
         self.stop()
 
     def start(self) -> Target:
-        env = {k: v for k, v in os.environ.items() if not k.startswith("YAMABIKO_")}
+        env = {k: v for k, v in os.environ.items() if not _dropped_variable(k)}
         if self.kind == YAMABIKO:
             env.update(YAMABIKO_ENV)
             env["YAMABIKO_DATA_DIR"] = str(self.data_dir)
+        env.update(self.env)
+        env["BENCH_SERVER_NAME"] = self.name
         with open(self.log_path, "wb") as log:
             self._proc = subprocess.Popen(
                 [sys.executable, "-m", "bench.serve", self.kind],
@@ -158,7 +188,7 @@ class ServerProcess:
         try:
             line = self._readline(self.start_timeout_s)
             if not line.startswith("ready "):
-                raise ServerError(f"{self.kind} printed {line!r} instead of 'ready PORT'")
+                raise ServerError(f"{self.name} printed {line!r} instead of 'ready PORT'")
             port = int(line.split()[1])
             self.target = self._target(port)
         except BaseException:
@@ -168,8 +198,10 @@ class ServerProcess:
 
     def _target(self, port: int) -> Target:
         assert self._proc is not None
-        if self.kind == ECHO:
-            return Target(ECHO, "127.0.0.1", port, self._proc.pid, hello_replies=2)
+        if self.kind in (ECHO, BROADCAST):
+            return Target(self.kind, "127.0.0.1", port, self._proc.pid, hello_replies=2)
+        if self.kind == FAKE_OPENAI:
+            return Target(FAKE_OPENAI, "127.0.0.1", port, self._proc.pid, path="/v1")
         from yamabiko.server.auth import mint_token
         from yamabiko.server.datadir import read_data_dir
 
@@ -188,6 +220,16 @@ class ServerProcess:
         """RSS (KiB) and CPU seconds of the server, measured by itself after a full GC."""
         self._command("stats")
         return dict(json.loads(self._readline(timeout_s)))
+
+    def command(self, name: str, argument: Any = None, timeout_s: float = 30.0) -> Any:
+        """Send a control command (``name`` and a JSON argument, see :mod:`bench.serve`)
+        and return its JSON answer; an ``{"error": ...}`` answer raises ServerError."""
+        line = name if argument is None else f"{name} {json.dumps(argument)}"
+        self._command(line)
+        answer = json.loads(self._readline(timeout_s))
+        if isinstance(answer, dict) and "error" in answer:
+            raise ServerError(f"{self.name} refused {name!r}: {answer['error']}")
+        return answer
 
     def cpu_seconds(self) -> float:
         """User + system CPU seconds so far, read from /proc without disturbing the server."""
@@ -233,7 +275,7 @@ class ServerProcess:
     def _command(self, command: str) -> None:
         process = self._proc
         if process is None or process.poll() is not None:
-            raise ServerError(f"{self.kind} server is not running\n{self.log_tail()}")
+            raise ServerError(f"{self.name} server is not running\n{self.log_tail()}")
         assert process.stdin is not None
         process.stdin.write(command.encode() + b"\n")
         process.stdin.flush()
@@ -248,15 +290,21 @@ class ServerProcess:
             left = deadline - time.monotonic()
             if left <= 0:
                 raise ServerError(
-                    f"{self.kind} server said nothing within {timeout_s:.0f} s\n{self.log_tail()}"
+                    f"{self.name} server said nothing within {timeout_s:.0f} s\n{self.log_tail()}"
                 )
             readable, _, _ = select.select([fd], [], [], left)
             if readable:
                 chunk = os.read(fd, 4096)
                 if not chunk:
                     raise ServerError(
-                        f"{self.kind} server exited (code {process.wait()})\n{self.log_tail()}"
+                        f"{self.name} server exited (code {process.wait()})\n{self.log_tail()}"
                     )
                 self._pending += chunk
         line, _, self._pending = self._pending.partition(b"\n")
         return line.decode().strip()
+
+
+def _dropped_variable(name: str) -> bool:
+    """Variables of the caller's environment a bench server never sees: Yamabiko's
+    settings and the provider keys and URLs (a run must not depend on them)."""
+    return name.startswith(("YAMABIKO_", "BENCH_")) or name.endswith(("_API_KEY", "_BASE_URL"))

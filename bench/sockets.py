@@ -20,8 +20,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
-import select
 import subprocess
 import sys
 import time
@@ -34,8 +32,13 @@ from bench import wsclient
 from bench.figures import Figure
 from bench.harness import Harness
 from bench.loadgen import FIRST_ID, RING, open_connections
-from bench.servers import ECHO, KINDS, ROOT, YAMABIKO, ServerProcess, Target, hello_frames
+from bench.proc import end_process as _end
+from bench.proc import read_line as _read_line
+from bench.servers import ECHO, ROOT, YAMABIKO, ServerProcess, Target, hello_frames
 from bench.servers import request_payload as make_request
+
+KINDS = (YAMABIKO, ECHO)
+"""The two servers compared here."""
 
 # Goals of issue 2, as Yamabiko / echo ratios.
 PIPELINED_GOAL = 0.8
@@ -239,31 +242,6 @@ def _pipelined(harness: Harness, kind: str, number: int) -> Pipelined:
         f"{result.server_us_per_message:.2f} us CPU per message"
     )
     return result
-
-
-def _read_line(proc: subprocess.Popen[bytes], *, timeout_s: float) -> str:
-    assert proc.stdout is not None
-    fd = proc.stdout.fileno()
-    deadline = time.monotonic() + timeout_s
-    line = b""
-    while not line.endswith(b"\n"):
-        left = deadline - time.monotonic()
-        if left <= 0 or not select.select([fd], [], [], left)[0]:
-            raise TimeoutError(f"the load generator said nothing within {timeout_s:.0f} s")
-        byte = os.read(fd, 1)
-        if not byte:
-            raise RuntimeError(f"the load generator exited (code {proc.wait()})")
-        line += byte
-    return line.decode().strip()
-
-
-def _end(proc: subprocess.Popen[bytes]) -> None:
-    if proc.poll() is None:
-        proc.kill()
-    proc.wait(5.0)
-    for pipe in (proc.stdin, proc.stdout):
-        if pipe is not None:
-            pipe.close()
 
 
 # Idle memory

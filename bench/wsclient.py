@@ -12,11 +12,12 @@ from __future__ import annotations
 import asyncio
 import base64
 import hashlib
+import json
 import os
 import socket
 import time
 from collections.abc import Mapping
-from typing import cast
+from typing import Any, cast
 
 OP_CONT = 0x0
 OP_TEXT = 0x1
@@ -143,6 +144,90 @@ class FrameReader:
         return replies
 
 
+DELTA_HEAD = b'{"jsonrpc":"2.0","method":"stream/delta",'
+"""How every ``stream/delta`` notification starts (Yamabiko's and the baselines')."""
+END_HEAD = b'{"jsonrpc":"2.0","method":"stream/end",'
+_FROM_SEQ = b'"fromSeq"'
+
+
+class StreamItemReader(FrameReader):
+    """A :class:`FrameReader` that also counts the items of one token stream.
+
+    Each ``stream/delta`` frame counts in :attr:`frames`; its items (one, or
+    ``seq - fromSeq + 1`` for a delta merged for a slow reader, the only frames it
+    decodes) in :attr:`items`, merged frames in :attr:`merged`. The arrival time
+    (``time.monotonic()``) of the first delta and of ``stream/end`` are kept; every
+    other message (responses, ``stream/error``) is kept in :attr:`payloads`.
+    """
+
+    __slots__ = ("end_at", "end_payload", "first_at", "frames", "items", "merged")
+
+    def __init__(self) -> None:
+        super().__init__(keep=True)
+        self.reset()
+
+    def reset(self) -> None:
+        self.frames = 0
+        self.items = 0
+        self.merged = 0
+        self.first_at: float | None = None
+        self.end_at: float | None = None
+        self.end_payload = b""
+        self.payloads.clear()
+
+    def feed(self, data: bytes) -> int:
+        buf = self._buf
+        buf += data
+        size = len(buf)
+        pos = 0
+        count = 0
+        frames = 0
+        while size - pos >= 2:
+            first = buf[pos]
+            length = buf[pos + 1] & 0x7F
+            if length < 126:
+                start = pos + 2
+            elif length == 126:
+                if size - pos < 4:
+                    break
+                length = (buf[pos + 2] << 8) | buf[pos + 3]
+                start = pos + 4
+            else:
+                if size - pos < 10:
+                    break
+                length = int.from_bytes(buf[pos + 2 : pos + 10], "big")
+                start = pos + 10
+            end = start + length
+            if end > size:
+                break
+            opcode = first & 0x0F
+            if opcode > OP_BINARY:
+                self._control(opcode, bytes(buf[start:end]))
+            else:
+                count += first >> 7
+                if buf.startswith(DELTA_HEAD, start):
+                    frames += 1
+                    if buf.find(_FROM_SEQ, start, end) < 0:
+                        self.items += 1
+                    else:
+                        params = json.loads(buf[start:end])["params"]
+                        self.items += params["seq"] - params["fromSeq"] + 1
+                        self.merged += 1
+                elif buf.startswith(END_HEAD, start):
+                    self.end_at = time.monotonic()
+                    self.end_payload = bytes(buf[start:end])
+                else:
+                    self.payloads.append(bytes(buf[start:end]))
+            pos = end
+        if frames:
+            if self.first_at is None:
+                self.first_at = time.monotonic()
+            self.frames += frames
+        if pos:
+            del buf[:pos]
+        return count
+
+
 class BlockingConnection:
     """One connection on a blocking socket: the lowest-overhead round-trip client."""
 
@@ -159,7 +244,9 @@ class BlockingConnection:
         headers: Mapping[str, str],
         *,
         timeout: float = 10.0,
+        reader: FrameReader | None = None,
     ) -> BlockingConnection:
+        """Connect and upgrade; every later ``recv`` waits at most ``timeout`` seconds."""
         sock = socket.create_connection((host, port), timeout=timeout)
         try:
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
@@ -173,7 +260,7 @@ class BlockingConnection:
                 head += chunk
             head, _, rest = head.partition(b"\r\n\r\n")
             check_handshake_response(head, accept)
-            reader = FrameReader()
+            reader = reader if reader is not None else FrameReader()
             reader.feed(rest)
         except BaseException:
             sock.close()
@@ -195,6 +282,33 @@ class BlockingConnection:
     def round_trip(self, data: bytes) -> None:
         self.sock.sendall(data)
         self.wait_messages(1)
+
+    def receive(self) -> None:
+        """Read once from the socket into the reader (answering pings)."""
+        data = self.sock.recv(65536)
+        if not data or self.reader.closed:
+            raise ConnectionError("the server closed the connection")
+        self.reader.feed(data)
+        if self.reader.replies:
+            self.sock.sendall(self.reader.take_replies())
+
+    def call(self, request_id: int, method: str, params: dict[str, Any]) -> dict[str, Any]:
+        """Send a JSON-RPC request and return its (decoded) response. Needs a reader that
+        keeps payloads; the messages that are not the response stay in its ``payloads``."""
+        reader = self.reader
+        if not reader.keep:
+            raise ValueError("call() needs a reader that keeps payloads")
+        message = {"jsonrpc": "2.0", "id": request_id, "method": method, "params": params}
+        self.sock.sendall(frame(json.dumps(message, separators=(",", ":")).encode()))
+        seen = 0
+        while True:
+            for index in range(seen, len(reader.payloads)):
+                answer = json.loads(reader.payloads[index])
+                if isinstance(answer, dict) and answer.get("id") == request_id:
+                    del reader.payloads[index]
+                    return cast(dict[str, Any], answer)
+            seen = len(reader.payloads)
+            self.receive()
 
     def close(self) -> None:
         self.sock.close()
@@ -218,6 +332,7 @@ class StreamConnection(asyncio.Protocol):
         ring: bytes = b"",
         frame_size: int = 0,
         ring_count: int = 0,
+        reader: FrameReader | None = None,
     ) -> None:
         self._request = request
         self._accept = accept
@@ -230,7 +345,7 @@ class StreamConnection(asyncio.Protocol):
         self._head = b""
         self._upgraded = False
         self._pumping = False
-        self.reader = FrameReader()
+        self.reader = reader if reader is not None else FrameReader()
         self.transport: asyncio.Transport | None = None
         self.ready: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self.received = 0
