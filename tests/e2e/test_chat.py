@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
+import urllib.request
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -65,6 +67,16 @@ async def test_local_engine_answers_with_no_provider_configured(server: Running)
     assert assistant["content"] == read.text
     assert assistant["status"] == "complete"
     assert assistant["model"] == "local/default"
+    metrics = await asyncio.to_thread(_get, server.http + "/metrics")
+    assert 'yamabiko_generations_total{reason="stop"} 1.0' in metrics
+    assert 'yamabiko_engine_first_token_seconds_count{engine="local"} 1.0' in metrics
+    assert f"yamabiko_stream_items_sent_total {float(len(read.items))}" in metrics
+    assert "yamabiko_generations_running 0.0" in metrics
+
+
+def _get(url: str) -> str:
+    with urllib.request.urlopen(url, timeout=5) as response:
+        return response.read().decode()  # type: ignore[no-any-return]
 
 
 @pytest.mark.parametrize("provider", PROVIDERS, ids=lambda p: p.engine)

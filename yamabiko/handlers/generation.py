@@ -48,6 +48,7 @@ from yamabiko.protocol import errors
 from yamabiko.protocol.messages import encode_notification
 from yamabiko.schema import stream as schema
 from yamabiko.schema.objects import MessageId, MessageStatus, TenantId
+from yamabiko.sessions.stats import Stats
 from yamabiko.store import Store
 from yamabiko.store.broker import Broker
 from yamabiko.store.budget import Budget
@@ -126,6 +127,7 @@ class Generations:
         broker: Broker,
         locks: Locks,
         signals: Signals,
+        stats: Stats | None = None,
         lock_ttl_s: float = LOCK_TTL_S,
     ) -> None:
         self._store = store
@@ -133,6 +135,7 @@ class Generations:
         self._broker = broker
         self._locks = locks
         self._signals = signals
+        self._stats = stats or Stats()
         self.lock_ttl_s = lock_ttl_s
         self._jobs: dict[str, Job] = {}
         self._tasks: set[asyncio.Task[None]] = set()
@@ -191,11 +194,14 @@ class Generations:
         refresher = asyncio.get_running_loop().create_task(
             keep_alive(self._locks, job.lock, ttl_s=self.lock_ttl_s)
         )
+        self._stats.generations_running += 1
         try:
             await self._produce(job)
         except Exception:
+            self._stats.generation_ended("failed")
             log.exception("generation failed", extra={"stream": job.stream_id})
         finally:
+            self._stats.generations_running -= 1
             self._jobs.pop(job.stream_id, None)
             refresher.cancel()
             with contextlib.suppress(Exception):
@@ -226,12 +232,11 @@ class Generations:
                     raise RuntimeError(f"stream {stream_id} has another producer")
                 parts.append(item.text)
                 if seq == 1:
+                    ttft = time.monotonic() - job.started_at
+                    self._stats.first_token_after((job.model() or "?").partition("/")[0], ttft)
                     log.debug(
                         "first token",
-                        extra={
-                            "stream": stream_id,
-                            "ttftMs": round((time.monotonic() - job.started_at) * 1000, 3),
-                        },
+                        extra={"stream": stream_id, "ttftMs": round(ttft * 1000, 3)},
                     )
             elif isinstance(item, Finish):
                 finish = item
@@ -290,6 +295,7 @@ class Generations:
                 ),
             ),
         )
+        self._stats.generation_ended(reason)
         log.debug(
             "generation ended",
             extra={"stream": stream_id, "reason": reason, "items": seq + 1, "model": model},

@@ -121,6 +121,7 @@ async def forward(session: Session, subscription: Subscription) -> None:
     try:
         async with subscription:
             async for item in subscription:
+                session.stats.stream_items_sent += 1
                 if item.kind == KIND_DELTA:
                     session.notify_merged(key, Delta(stream_id, item.seq, encoded=item.payload))
                 else:

@@ -66,6 +66,30 @@ class StatsCollector:
             "Notifications queued to clients.",
             value=stats.notifications_sent,
         )
+        yield CounterMetricFamily(
+            "yamabiko_stream_items_sent",
+            "Stream items handed to subscribed sessions.",
+            value=stats.stream_items_sent,
+        )
+        yield GaugeMetricFamily(
+            "yamabiko_generations_running",
+            "LLM generations running on this node.",
+            value=stats.generations_running,
+        )
+        generations = CounterMetricFamily(
+            "yamabiko_generations", "Ended generations by finish reason.", labels=["reason"]
+        )
+        for reason, count in sorted(stats.generations.items()):
+            generations.add_metric([reason], count)
+        yield generations
+        first_token = HistogramMetricFamily(
+            "yamabiko_engine_first_token_seconds",
+            "Time from the start of a generation to its first token, by engine.",
+            labels=["engine"],
+        )
+        for engine, histogram in sorted(stats.first_token.items()):
+            first_token.add_metric([engine], _buckets(histogram.buckets), histogram.sum)
+        yield first_token
         requests = CounterMetricFamily(
             "yamabiko_requests", "Requests by method and outcome.", labels=["method", "outcome"]
         )
@@ -76,14 +100,19 @@ class StatsCollector:
             for outcome, count in zip(OUTCOMES, ms.outcomes, strict=True):
                 if count:
                     requests.add_metric([method, outcome], count)
-            cumulative = 0
-            buckets: list[tuple[str, float]] = []
-            for bound, count in zip((*LATENCY_BUCKETS, float("inf")), ms.buckets, strict=True):
-                cumulative += count
-                buckets.append(("+Inf" if bound == float("inf") else repr(bound), cumulative))
-            latency.add_metric([method], buckets, ms.sum)
+            latency.add_metric([method], _buckets(ms.buckets), ms.sum)
         yield requests
         yield latency
+
+
+def _buckets(counts: list[int]) -> list[tuple[str, float]]:
+    """Per-bucket counts as Prometheus's cumulative ``(le, count)`` pairs."""
+    cumulative = 0
+    buckets: list[tuple[str, float]] = []
+    for bound, count in zip((*LATENCY_BUCKETS, float("inf")), counts, strict=True):
+        cumulative += count
+        buckets.append(("+Inf" if bound == float("inf") else repr(bound), cumulative))
+    return buckets
 
 
 class _Both:

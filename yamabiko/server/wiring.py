@@ -27,6 +27,7 @@ from yamabiko.sessions import lifecycle
 from yamabiko.sessions.identity import Identity
 from yamabiko.sessions.methods import MethodEntry, Router
 from yamabiko.sessions.session import SessionConfig
+from yamabiko.sessions.stats import Stats
 from yamabiko.store import open_store
 from yamabiko.store.broker import Broker, MemoryBroker
 from yamabiko.store.budget import Budget
@@ -198,8 +199,9 @@ async def build_app(
         provider_environment(os.environ if provider_env is None else provider_env)
     )
     budget = Budget(store)
+    stats = Stats()
     generations = Generations(
-        store=store, budget=budget, broker=broker, locks=locks, signals=signals
+        store=store, budget=budget, broker=broker, locks=locks, signals=signals, stats=stats
     )
 
     async def close_generations() -> None:
@@ -213,6 +215,7 @@ async def build_app(
         server_options(settings),
         verifier=build_verifier(settings, data_dir, revoked),
         methods=method_table(routers),
+        stats=stats,
         session_config=session_config(settings),
         openrpc=OPENRPC_PATH.read_bytes(),
         rate_limiter=session_rate_limiter(limiter, tenant_limits),

@@ -31,6 +31,20 @@ class MethodStats:
         self.sum = 0.0
 
 
+class Histogram:
+    """A latency histogram over :data:`LATENCY_BUCKETS`."""
+
+    __slots__ = ("buckets", "sum")
+
+    def __init__(self) -> None:
+        self.buckets = [0] * (len(LATENCY_BUCKETS) + 1)
+        self.sum = 0.0
+
+    def observe(self, seconds: float) -> None:
+        self.buckets[bisect_left(LATENCY_BUCKETS, seconds)] += 1
+        self.sum += seconds
+
+
 class Stats:
     """Server-wide counters, shared by every session of the process."""
 
@@ -43,6 +57,13 @@ class Stats:
         self.messages_in = 0
         self.invalid_messages = 0
         self.notifications_sent = 0
+        self.stream_items_sent = 0
+        """Stream items (deltas, errors, ends) handed to subscribed sessions."""
+        self.generations_running = 0
+        self.generations: dict[str, int] = {}
+        """Ended generations by finish reason."""
+        self.first_token: dict[str, Histogram] = {}
+        """Seconds from the start of a generation to its first token, by engine."""
 
     def record(self, method: str, outcome: int, seconds: float) -> None:
         stats = self.methods.get(method)
@@ -51,6 +72,15 @@ class Stats:
         stats.outcomes[outcome] += 1
         stats.buckets[bisect_left(LATENCY_BUCKETS, seconds)] += 1
         stats.sum += seconds
+
+    def generation_ended(self, reason: str) -> None:
+        self.generations[reason] = self.generations.get(reason, 0) + 1
+
+    def first_token_after(self, engine: str, seconds: float) -> None:
+        histogram = self.first_token.get(engine)
+        if histogram is None:
+            histogram = self.first_token[engine] = Histogram()
+        histogram.observe(seconds)
 
     def rejected(self, reason: str) -> None:
         self.handshakes_rejected[reason] = self.handshakes_rejected.get(reason, 0) + 1
