@@ -354,3 +354,54 @@ async def test_stream_cancel_closes_the_provider_stream_and_keeps_the_partial_te
         assert await client.call("stream/cancel", {"streamId": result["streamId"]}) == {
             "cancelled": False
         }
+
+
+async def test_retries_before_the_first_token_are_invisible_to_the_client(
+    tmp_path: Path,
+) -> None:
+    openai = next(p for p in PROVIDERS if p.engine == "openai")
+    script = Script(tokens=["at", " last"], fail_status=503, fail_times=2)
+    async with (
+        FakeOpenAI(script) as fake,
+        with_provider(tmp_path, fake, openai) as server,
+        await server.client() as client,
+    ):
+        _, read = await chat(client, {"message": "hi", "model": "openai/gpt-4.1-mini"})
+        assert read.text == "at last"
+        assert read.errors == []
+        assert read.end is not None
+        assert read.end["finishReason"] == "stop"
+        assert [r.status for r in fake.requests] == [503, 503, 200]
+
+
+async def test_a_scripted_model_gives_testers_a_deterministic_session(tmp_path: Path) -> None:
+    scripts = tmp_path / "scripts"
+    scripts.mkdir()
+    (scripts / "session.jsonl").write_text(
+        '{"pattern": "(?i)hello", "tokens": ["Hi", " there"]}\n'
+        '{"pattern": "cut", "reply": "This is cut short", "finish": "length"}\n'
+        '{"pattern": "fail", "reply": "Half an answer", "error": {"afterTokens": 2,'
+        ' "message": "simulated outage"}}\n'
+    )
+    async with (
+        running_server(tmp_path, scripts_dir=str(scripts)) as server,
+        await server.client() as client,
+    ):
+        model = {"model": "scripted/session.jsonl"}
+        _, hello = await chat(client, {"message": "Hello!", **model})
+        assert [d["text"] for d in hello.deltas] == ["Hi", " there"]
+        _, cut = await chat(client, {"message": "cut", **model})
+        assert cut.end is not None
+        assert (cut.text, cut.end["finishReason"]) == ("This is cut short", "length")
+        _, failed = await chat(client, {"message": "fail", **model})
+        assert failed.text == "Half an"
+        assert [e["message"] for e in failed.errors] == ["simulated outage"]
+        assert failed.end is not None
+        assert failed.end["finishReason"] == "error"
+        _, outside = await chat(client, {"message": "x", "model": "scripted/../escape"})
+        assert outside.deltas == []
+        assert [e["message"] for e in outside.errors] == [
+            "scripted file '../escape' is outside the scripts directory"
+        ]
+        assert outside.end is not None
+        assert outside.end["finishReason"] == "error"

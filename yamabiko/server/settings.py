@@ -108,6 +108,10 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     tenant_request_burst: Annotated[
         AtLeastOne, Meta(description="Per-tenant burst above the rate.")
     ] = 2000
+    scripts_dir: Annotated[
+        str | None,
+        Meta(description="Directory `scripted/<file>` models read from; unset: the cwd."),
+    ] = None
     stream_retention_s: Annotated[
         Positive, Meta(description="Seconds a stream's history is kept after it ends.")
     ] = 600.0

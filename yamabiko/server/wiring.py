@@ -196,7 +196,8 @@ async def build_app(
     tenant_limits = TenantRateLimits(store)
     broker, locks, signals, close_streams = await stream_backends(settings)
     engines = EngineRegistry(
-        provider_environment(os.environ if provider_env is None else provider_env)
+        provider_environment(os.environ if provider_env is None else provider_env),
+        scripted_root=Path(settings.scripts_dir).expanduser() if settings.scripts_dir else None,
     )
     budget = Budget(store)
     stats = Stats()
