@@ -131,6 +131,11 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
         return Path(self.data_dir).expanduser().absolute()
 
     @property
+    def scripts_path(self) -> Path | None:
+        """The scripts dir (``~`` expanded), or None for the working directory."""
+        return Path(self.scripts_dir).expanduser() if self.scripts_dir else None
+
+    @property
     def effective_database_url(self) -> str:
         """``database_url``, else ``sqlite:///`` + the absolute path of ``yamabiko.db``."""
         return self.database_url or f"sqlite:///{self.data_path / 'yamabiko.db'}"

@@ -197,7 +197,7 @@ async def build_app(
     broker, locks, signals, close_streams = await stream_backends(settings)
     engines = EngineRegistry(
         provider_environment(os.environ if provider_env is None else provider_env),
-        scripted_root=Path(settings.scripts_dir).expanduser() if settings.scripts_dir else None,
+        scripted_root=settings.scripts_path,
     )
     budget = Budget(store)
     stats = Stats()
