@@ -12,7 +12,7 @@ import pytest
 
 from tests.sessions.memory import WAIT, MemoryTransport, settle
 from yamabiko.protocol.messages import encode_notification
-from yamabiko.sessions.outbound import Binary, Mergeable, Outbound
+from yamabiko.sessions.outbound import MERGE_ABOVE_BYTES, Binary, Mergeable, Outbound
 
 
 class Delta:
@@ -346,3 +346,23 @@ async def test_a_dead_connection_closes_the_queue(
         await outbound.send(note("c"))
     assert names(transport) == ["a"]
     assert len(outbound) == 0
+
+
+async def test_a_large_burst_merges_before_the_socket_pushes_back(
+    outbound: Outbound, transport: MemoryTransport
+) -> None:
+    """A replay read from history in one go: past ``MERGE_ABOVE_BYTES`` queued, the
+    rest folds into one delta instead of queueing every item."""
+    pad = "x" * 1000
+    for seq in range(1, 201):  # ~200 KB within one loop iteration
+        outbound.merge("s", Delta("s", seq, seq, f"{seq}{pad}"))
+    # Separate items up to the threshold, then one growing merged item.
+    each = len(Delta("s", 1, 1, f"1{pad}").encode())
+    assert MERGE_ABOVE_BYTES // each <= len(outbound) <= MERGE_ABOVE_BYTES // each + 2
+    assert outbound.merged == 200 - len(outbound)
+    await asyncio.wait_for(outbound.drain(), WAIT)
+    sent = [json.loads(data)["params"] for _, data in transport.frames]
+    assert "".join(p["text"] for p in sent) == "".join(f"{i}{pad}" for i in range(1, 201))
+    assert sent[0] == {"stream": "s", "fromSeq": 1, "seq": 1, "text": f"1{pad}"}
+    assert sent[-1]["seq"] == 200
+    assert sent[-1]["fromSeq"] < 200

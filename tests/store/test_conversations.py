@@ -155,3 +155,28 @@ async def test_recent_messages_are_the_newest_oldest_first(store: Store) -> None
     everything = await store.messages.recent(ACME, conversation.id)
     assert [m.content for m in everything] == [f"m{i}" for i in range(5)]
     assert await store.messages.recent(GLOBEX, conversation.id) == []
+
+
+async def test_append_turn_stores_the_question_and_its_pending_answer(store: Store) -> None:
+    conversation = await store.conversations.create(ACME, ALICE)
+    turn = await store.messages.append_turn(
+        ACME, conversation.id, content="Which reverb?", model="local/default"
+    )
+    assert turn is not None
+    user, assistant = turn
+    assert (user.role, user.content, user.status, user.model) == (
+        "user", "Which reverb?", "complete", None,
+    )  # fmt: skip
+    assert (assistant.role, assistant.content, assistant.status, assistant.model) == (
+        "assistant", "", "streaming", "local/default",
+    )  # fmt: skip
+    assert user.created_at < assistant.created_at
+    page = await store.messages.list(ACME, conversation.id, owner=ALICE)
+    assert page is not None
+    assert [m.id for m in page.items] == [user.id, assistant.id]
+    touched = await store.conversations.get(ACME, conversation.id, owner=ALICE)
+    assert touched is not None
+    assert touched.updated_at > conversation.updated_at
+    assert (
+        await store.messages.append_turn(GLOBEX, conversation.id, content="x", model=None) is None
+    )

@@ -3,10 +3,11 @@
 Everything that can be refused is checked before anything is written: the
 conversation and agent (-32004), the model (-32010 when no engine can serve it), the
 budget (-32011), the session's subscription slots (-32029), the prompt's size (-32602),
-then the conversation's lock (-32009). Then the user message is stored, the assistant
-message is appended as ``streaming``, the stream is created, the sender subscribed, and
-the generation starts on this node (:mod:`yamabiko.handlers.generation`); the answer
-goes back at once.
+then the conversation's lock (-32009). Then the stream is created, the sender
+subscribed, and the generation starts on this node (:mod:`yamabiko.handlers.generation`)
+while the turn is stored (the user's message, and the assistant's as ``streaming``, in
+one transaction): the engine's request does not wait for the writes, but no token is
+published before they are done. The answer goes back once the turn is stored.
 
 The model is ``params.model``, else the agent's, else the tenant's default, else the
 first provider with a key on the server, else ``local/default``; the agent's fallback
@@ -131,7 +132,7 @@ async def send(ctx: Context, params: ChatSendParams) -> ChatSendResult:
             "agent",
             agent_id,
         )
-    tenant_row = await store.tenants.get(tid)
+    tenant_row = await svc.tenant_limits.tenant(tid)
 
     primary = (
         params.model
@@ -180,70 +181,67 @@ async def send(ctx: Context, params: ChatSendParams) -> ChatSendResult:
             {"conversationId": conversation.id},
         )
     first = candidates[0]
-    assistant: Message | None = None
-    started = False
+    stream_id = new_id()
     try:
-        await store.messages.append(tid, conversation.id, role="user", content=params.message)
-        assistant = await store.messages.append(
-            tid,
-            conversation.id,
-            role="assistant",
-            content="",
-            model=first.model_id,
-            status="streaming",
-        )
-        assert assistant is not None  # the conversation was found above
-        stream_id = new_id()
         await svc.broker.create(stream_id, owner_tenant=tid, owner_user=uid)
         await subscribe_session(ctx, stream_id, 0)
+    except BaseException:
+        await svc.locks.release(lock)
+        raise
 
-        def build(resolved: ResolvedModel) -> LLMRequest:
-            return resolved.request(
-                prompt.messages,
-                system=prompt.system,
-                temperature=temperature,
-                max_tokens=max_tokens,
-                traceparent=ctx.traceparent,
-            )
-
-        by_engine = {c.engine_name: c for c in candidates}
-        events = svc.engines.stream_with_fallbacks(
-            [c.engine_name for c in candidates], build, api_keys=keys
+    def build(resolved: ResolvedModel) -> LLMRequest:
+        return resolved.request(
+            prompt.messages,
+            system=prompt.system,
+            temperature=temperature,
+            max_tokens=max_tokens,
+            traceparent=ctx.traceparent,
         )
 
-        def answering() -> str | None:
-            model = events.model
-            return by_engine[model].model_id if model in by_engine else None
+    by_engine = {c.engine_name: c for c in candidates}
+    events = svc.engines.stream_with_fallbacks(
+        [c.engine_name for c in candidates], build, api_keys=keys
+    )
 
-        svc.generations.start(
-            Job(
-                stream_id=stream_id,
-                tenant_id=tid,
-                user_id=uid,
-                conversation_id=conversation.id,
-                message_id=assistant.id,
-                lock=lock,
-                request=LLMRequest(
-                    model=first.engine_name,
-                    messages=prompt.messages,
-                    system=prompt.system,
-                    max_tokens=max_tokens,
-                ),
-                open_events=lambda: events,
-                model=answering,
-                prices={c.model_id: c.price for c in candidates},
-                first_model=first.model_id,
-            )
+    def answering() -> str | None:
+        model = events.model
+        return by_engine[model].model_id if model in by_engine else None
+
+    job = Job(
+        stream_id=stream_id,
+        tenant_id=tid,
+        user_id=uid,
+        conversation_id=conversation.id,
+        lock=lock,
+        request=LLMRequest(
+            model=first.engine_name,
+            messages=prompt.messages,
+            system=prompt.system,
+            max_tokens=max_tokens,
+        ),
+        open_events=lambda: events,
+        model=answering,
+        prices={c.model_id: c.price for c in candidates},
+        first_model=first.model_id,
+    )
+    # The job owns the lock from here; its engine request goes out while the turn is
+    # stored, and it publishes nothing until the turn is.
+    svc.generations.start(job)
+    try:
+        turn = await store.messages.append_turn(
+            tid, conversation.id, content=params.message, model=first.model_id
         )
-        started = True
+        if turn is None:  # deleted a moment ago
+            raise errors.NotFound(f"conversation not found: {conversation.id}")
+        job.message_id = turn[1].id
+    except BaseException:
+        ctx.session.subscriptions.stop(stream_id)
+        raise
     finally:
-        if not started:
-            await svc.locks.release(lock)
-            if assistant is not None:
-                await store.messages.update(tid, assistant.id, status="error")
+        job.stored.set()
     return ChatSendResult(
         conversation_id=conversation.id,
-        message_id=assistant.id,
+        message_id=job.message_id,
         stream_id=stream_id,
         model=first.model_id,
     )

@@ -11,6 +11,10 @@ this node or another, can resume it with ``stream/subscribe``.
   closes its HTTP stream at once (the :class:`~yamabiko.engines.llm.base.LLMEngine`
   contract), and the producer, never interrupted in the middle of a publish, ends the
   stream with ``cancelled``. So the seq the producer counts is always the broker's.
+- The engine's request goes out as soon as the job starts, while ``chat/send`` stores
+  the turn (the user's message and the pending answer): the writes cost the time to
+  first token nothing. Nothing is published before the turn is stored; if storing
+  fails, the engine is stopped and nothing was said.
 - Each delta is one stream item whose payload is the ``stream/delta`` notification
   itself, encoded once here and sent as it is to every subscriber.
 - At the end the assistant message (text, status, model, usage, cost) is stored and the
@@ -81,13 +85,13 @@ class Price:
 
 @dataclass
 class Job:
-    """One generation, ready to run: everything is stored and locked already."""
+    """One generation: the conversation is locked and the stream created; the turn is
+    being stored (:attr:`stored`)."""
 
     stream_id: str
     tenant_id: str
     user_id: str
     conversation_id: str
-    message_id: str
     lock: LockToken
     request: LLMRequest
     """The request as sent to the first model (for usage estimates)."""
@@ -97,6 +101,12 @@ class Job:
     """The model answering, once known (a fallback's, maybe)."""
     prices: dict[str, Price]
     first_model: str
+    message_id: str | None = None
+    """The assistant message, once stored: set before :attr:`stored` is set, or left
+    None if storing the turn failed (then nothing is published)."""
+    stored: asyncio.Event = field(default_factory=asyncio.Event, repr=False)
+    """Set once the turn is stored (or failed to be). The engine's request goes out
+    before that, in parallel with the writes; its tokens are published only after."""
     cancel_requested: bool = False
     reader: asyncio.Task[None] | None = field(default=None, repr=False)
     started_at: float = field(default_factory=time.monotonic)
@@ -215,6 +225,17 @@ class Generations:
             reader.cancel()
         broker = self._broker
         stream_id = job.stream_id
+        await job.stored.wait()
+        message_id = job.message_id
+        if message_id is None:
+            # The turn could not be stored (chat/send answers the error): stop the
+            # engine, and end the stream, which nobody but the sender knew of.
+            reader.cancel()
+            await asyncio.wait({reader})
+            await broker.end(
+                stream_id, KIND_END, _end(stream_id, 1, "error", "", Usage(0, 0), 0.0, None)
+            )
+            return
         parts: list[str] = []
         seq = 0
         finish: Finish | None = None
@@ -275,24 +296,18 @@ class Generations:
                     ),
                 ),
             )
-        cost = await self._store_result(job, text, reason, model, usage)
+        cost = await self._store_result(job, message_id, text, reason, model, usage)
         await broker.end(
             stream_id,
             KIND_END,
-            encode_notification(
-                schema.STREAM_END,
-                schema.EndParams(
-                    stream_id=stream_id,
-                    seq=seq + 1,
-                    finish_reason=reason,
-                    message_id=job.message_id,
-                    usage=schema.Usage(
-                        input_tokens=usage.input_tokens,
-                        output_tokens=usage.output_tokens,
-                        cost_usd=cost,
-                    ),
-                    model=model if (parts or finish is not None) else None,
-                ),
+            _end(
+                stream_id,
+                seq + 1,
+                reason,
+                message_id,
+                usage,
+                cost,
+                model if (parts or finish is not None) else None,
             ),
         )
         self._stats.generation_ended(reason)
@@ -313,7 +328,13 @@ class Generations:
             await events.aclose()
 
     async def _store_result(
-        self, job: Job, text: str, reason: schema.FinishReason, model: str, usage: Usage
+        self,
+        job: Job,
+        message_id: str,
+        text: str,
+        reason: schema.FinishReason,
+        model: str,
+        usage: Usage,
     ) -> float:
         """Store the message and the usage; return the cost. A store failure is logged
         (the stream still ends: its subscribers must not wait for ever)."""
@@ -324,7 +345,7 @@ class Generations:
         try:
             await self._store.messages.update(
                 TenantId(job.tenant_id),
-                MessageId(job.message_id),
+                MessageId(message_id),
                 content=text,
                 status=_STATUS[reason],
                 model=model,
@@ -344,3 +365,28 @@ class Generations:
         except Exception:
             log.exception("could not store a generation's result", extra={"stream": job.stream_id})
         return cost
+
+
+def _end(
+    stream_id: str,
+    seq: int,
+    reason: schema.FinishReason,
+    message_id: str,
+    usage: Usage,
+    cost: float,
+    model: str | None,
+) -> bytes:
+    """A stream's last item: the encoded ``stream/end``."""
+    return encode_notification(
+        schema.STREAM_END,
+        schema.EndParams(
+            stream_id=stream_id,
+            seq=seq,
+            finish_reason=reason,
+            message_id=message_id,
+            usage=schema.Usage(
+                input_tokens=usage.input_tokens, output_tokens=usage.output_tokens, cost_usd=cost
+            ),
+            model=model,
+        ),
+    )

@@ -17,6 +17,7 @@ stream id is "not found" (-32004), exactly like an unknown one.
 
 from __future__ import annotations
 
+import asyncio
 from typing import Final, cast
 
 import msgspec
@@ -43,6 +44,7 @@ from yamabiko.store.broker import StreamInfo, Subscription
 
 router = Router()
 
+_YIELD_EVERY: Final = 256
 _MERGED_OVERHEAD: Final = 96
 """Bytes a delta notification costs besides its text (ids, seqs, JSON punctuation)."""
 
@@ -121,6 +123,10 @@ async def forward(session: Session, subscription: Subscription) -> None:
     try:
         async with subscription:
             async for item in subscription:
+                if item.seq % _YIELD_EVERY == 0:
+                    # A replay from history never waits: let the writer and the other
+                    # sessions run now and then.
+                    await asyncio.sleep(0)
                 session.stats.stream_items_sent += 1
                 if item.kind == KIND_DELTA:
                     session.notify_merged(key, Delta(stream_id, item.seq, encoded=item.payload))

@@ -65,6 +65,10 @@ class _Keyed:
         self.size = len(item) if isinstance(item, bytes) else item.size
 
 
+MERGE_ABOVE_BYTES = 64 * 1024
+"""A backlog this large merges deltas even before the socket pushes back (a replay of
+a long stream, read from history in one go)."""
+
 _EMPTY: deque[bytes | _Keyed] = deque(maxlen=0)
 """The shared empty queue of every idle session; never appended to (``_queue``)."""
 
@@ -147,12 +151,17 @@ class Outbound:
 
     def merge(self, key: Hashable, item: Mergeable) -> None:
         """Queue ``item``, merging it into a queued item with the same key while the
-        client is slow (a write is waiting on it). A client that keeps up gets each item
-        on its own, even when several are queued within one event-loop iteration."""
+        client is slow (a write is waiting on it) or a backlog of ``MERGE_ABOVE_BYTES``
+        waits (a replay burst). A client that keeps up gets each item on its own, even
+        when a few are queued within one event-loop iteration."""
         if self._closed:
             return
         slot = self._keyed.get(key)
-        if slot is not None and self._busy and not isinstance(slot.item, bytes):
+        if (
+            slot is not None
+            and (self._busy or self._size >= MERGE_ABOVE_BYTES)
+            and not isinstance(slot.item, bytes)
+        ):
             merged = slot.item.merge(item)
             self._size += merged.size - slot.size
             slot.item = merged

@@ -22,7 +22,7 @@ from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
 from yamabiko.protocol.errors import InternalError
-from yamabiko.schema.objects import RateLimits, TenantId
+from yamabiko.schema.objects import RateLimits, Tenant, TenantId
 from yamabiko.store.repositories import Store
 
 
@@ -329,10 +329,12 @@ class TenantOverrides(TypedDict, total=False):
 
 
 class TenantRateLimits:
-    """Each tenant's own ``rateLimits`` from its store row, cached for ``ttl_s`` so a
-    busy tenant costs one query per few seconds; None when the tenant has no row or no
-    limits of its own (the defaults apply). A change through the admin API reaches
-    every node within ``ttl_s``. Feed the result to :meth:`RateLimiter.admit`::
+    """Each tenant's store row, cached for ``ttl_s`` so a busy tenant costs one query
+    per few seconds: its own ``rateLimits`` (:meth:`get`; None when the tenant has no
+    row or no limits of its own, so the defaults apply), and the row itself
+    (:meth:`tenant`: system prompt, default model, for ``chat/send``). A change through
+    the admin API applies at once on the node that made it (:meth:`forget`) and on
+    every other within ``ttl_s``. Feed :meth:`get` to :meth:`RateLimiter.admit`::
 
         limits = await tenant_limits.get(tenant_id)
         await limiter.admit(tenant_id, user, **TenantRateLimits.overrides(limits))
@@ -350,19 +352,23 @@ class TenantRateLimits:
         self._store = store
         self._ttl_s = ttl_s
         self._clock = clock
-        self._cache: dict[str, tuple[float, RateLimits | None]] = {}
+        self._cache: dict[str, tuple[float, Tenant | None]] = {}
 
     async def get(self, tenant_id: str) -> RateLimits | None:
+        tenant = await self.tenant(tenant_id)
+        return tenant.rate_limits if tenant is not None else None
+
+    async def tenant(self, tenant_id: str) -> Tenant | None:
+        """The tenant's row as read at most ``ttl_s`` ago; None if it has none."""
         now = self._clock()
         cached = self._cache.get(tenant_id)
         if cached is not None and now - cached[0] < self._ttl_s:
             return cached[1]
         tenant = await self._store.tenants.get(TenantId(tenant_id))
-        limits = tenant.rate_limits if tenant is not None else None
-        self._cache[tenant_id] = (now, limits)
+        self._cache[tenant_id] = (now, tenant)
         if len(self._cache) > 10_000:  # forget the stale ones, not the busy ones
             self._cache = {k: v for k, v in self._cache.items() if now - v[0] < self._ttl_s}
-        return limits
+        return tenant
 
     def forget(self, tenant_id: str) -> None:
         """Drop the cached limits (this node just changed them): the next ``get`` reads."""

@@ -283,6 +283,19 @@ class MessageRepository(Protocol):
         with :meth:`update`."""
         ...
 
+    async def append_turn(
+        self,
+        tenant_id: TenantId,
+        conversation_id: ConversationId,
+        *,
+        content: str,
+        model: str | None,
+    ) -> tuple[Message, Message] | None:
+        """Appends, in one transaction, a user message (``complete``) and the assistant
+        message that answers it (empty, ``streaming``, naming ``model``): one chat turn,
+        stored in one round of writes. None if the conversation is not in the tenant."""
+        ...
+
     async def list(
         self,
         tenant_id: TenantId,

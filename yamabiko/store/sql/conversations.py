@@ -5,6 +5,7 @@
 from __future__ import annotations
 
 import builtins
+from datetime import datetime
 from typing import Literal
 
 from msgspec import UNSET, UnsetType
@@ -23,7 +24,7 @@ from yamabiko.schema.objects import (
 )
 from yamabiko.store.ids import new_id, utc_now
 from yamabiko.store.pagination import DEFAULT_LIMIT
-from yamabiko.store.sql.database import Database
+from yamabiko.store.sql.database import Database, Executor
 from yamabiko.store.sql.rows import fetch_page, owner_filter, provided, set_clause, to_object
 
 _CONVERSATION = "id, tenant_id, owner, title, agent_id, archived, created_at, updated_at"
@@ -148,33 +149,32 @@ class SqlMessages:
     ) -> Message | None:
         now = utc_now()
         async with self._db.transaction() as tx:
-            touched = await tx.execute(
-                "UPDATE conversations SET updated_at = $3 WHERE id = $1 AND tenant_id = $2",
-                conversation_id,
-                tenant_id,
-                now,
-            )
-            if not touched:
+            if not await _touch(tx, tenant_id, conversation_id, now):
                 return None
-            row = await tx.fetchrow(
-                "INSERT INTO messages (id, tenant_id, conversation_id, role, content, model,"
-                " status, input_tokens, output_tokens, cost_usd, created_at, updated_at)"
-                " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $11)"
-                f" RETURNING {_MESSAGE}",
-                new_id(),
-                tenant_id,
-                conversation_id,
-                role,
-                content,
-                model,
-                status,
-                input_tokens,
-                output_tokens,
-                cost_usd,
-                now,
+            return await _insert(
+                tx, tenant_id, conversation_id, role, content, model, status, now,
+                input_tokens=input_tokens, output_tokens=output_tokens, cost_usd=cost_usd,
+            )  # fmt: skip
+
+    async def append_turn(
+        self,
+        tenant_id: TenantId,
+        conversation_id: ConversationId,
+        *,
+        content: str,
+        model: str | None,
+    ) -> tuple[Message, Message] | None:
+        asked = utc_now()
+        async with self._db.transaction() as tx:
+            if not await _touch(tx, tenant_id, conversation_id, asked):
+                return None
+            user = await _insert(
+                tx, tenant_id, conversation_id, "user", content, None, "complete", asked
             )
-        assert row is not None  # an INSERT without conflict handling returns its row
-        return to_object(self._db.dialect, row, Message)
+            assistant = await _insert(
+                tx, tenant_id, conversation_id, "assistant", "", model, "streaming", utc_now()
+            )
+        return user, assistant
 
     async def list(
         self,
@@ -251,3 +251,53 @@ class SqlMessages:
             *values,
         )
         return None if row is None else to_object(self._db.dialect, row, Message)
+
+
+async def _touch(
+    tx: Executor, tenant_id: TenantId, conversation_id: ConversationId, now: datetime
+) -> bool:
+    """Move a conversation's ``updatedAt`` (a message was added); False if it is not in
+    the tenant."""
+    return bool(
+        await tx.execute(
+            "UPDATE conversations SET updated_at = $3 WHERE id = $1 AND tenant_id = $2",
+            conversation_id,
+            tenant_id,
+            now,
+        )
+    )
+
+
+async def _insert(
+    tx: Executor,
+    tenant_id: TenantId,
+    conversation_id: ConversationId,
+    role: MessageRole,
+    content: str,
+    model: str | None,
+    status: MessageStatus,
+    now: datetime,
+    *,
+    input_tokens: int = 0,
+    output_tokens: int = 0,
+    cost_usd: float = 0.0,
+) -> Message:
+    row = await tx.fetchrow(
+        "INSERT INTO messages (id, tenant_id, conversation_id, role, content, model,"
+        " status, input_tokens, output_tokens, cost_usd, created_at, updated_at)"
+        " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $11)"
+        f" RETURNING {_MESSAGE}",
+        new_id(),
+        tenant_id,
+        conversation_id,
+        role,
+        content,
+        model,
+        status,
+        input_tokens,
+        output_tokens,
+        cost_usd,
+        now,
+    )
+    assert row is not None  # an INSERT without conflict handling returns its row
+    return to_object(tx.dialect, row, Message)
