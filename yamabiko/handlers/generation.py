@@ -201,9 +201,7 @@ class Generations:
     # The job
 
     async def _run(self, job: Job) -> None:
-        refresher = asyncio.get_running_loop().create_task(
-            keep_alive(self._locks, job.lock, ttl_s=self.lock_ttl_s)
-        )
+        refresher = asyncio.get_running_loop().create_task(self._hold_lock(job))
         self._stats.generations_running += 1
         try:
             await self._produce(job)
@@ -216,6 +214,21 @@ class Generations:
             refresher.cancel()
             with contextlib.suppress(Exception):
                 await self._locks.release(job.lock)
+
+    async def _hold_lock(self, job: Job) -> None:
+        try:
+            await keep_alive(self._locks, job.lock, ttl_s=self.lock_ttl_s)
+        except Exception:
+            log.warning(
+                "could not refresh a conversation lock; it lapses in %s s",
+                self.lock_ttl_s,
+                extra={"stream": job.stream_id},
+                exc_info=True,
+            )
+            return
+        log.warning(
+            "a conversation lock lapsed during its generation", extra={"stream": job.stream_id}
+        )
 
     async def _produce(self, job: Job) -> None:
         queue: asyncio.Queue[QueueItem] = asyncio.Queue()
@@ -237,34 +250,19 @@ class Generations:
             )
             return
         parts: list[str] = []
-        seq = 0
-        finish: Finish | None = None
-        failure: EngineError | None = None
-        while True:
-            item = await queue.get()
-            if type(item) is TextDelta:
-                seq += 1
-                payload = encode_notification(
-                    schema.STREAM_DELTA,
-                    schema.DeltaParams(stream_id=stream_id, seq=seq, text=item.text),
-                )
-                published = await broker.publish(stream_id, KIND_DELTA, payload)
-                if published != seq:
-                    raise RuntimeError(f"stream {stream_id} has another producer")
-                parts.append(item.text)
-                if seq == 1:
-                    ttft = time.monotonic() - job.started_at
-                    self._stats.first_token_after((job.model() or "?").partition("/")[0], ttft)
-                    log.debug(
-                        "first token",
-                        extra={"stream": stream_id, "ttftMs": round(ttft * 1000, 3)},
-                    )
-            elif isinstance(item, Finish):
-                finish = item
-            elif isinstance(item, EngineError):
-                failure = item
-            elif item is _READER_DONE:
-                break
+        try:
+            finish, failure = await self._publish_deltas(job, queue, parts)
+        except BaseException:
+            # The broker failed (or this task was cancelled hard): stop the engine and
+            # keep what was said; the subscribers learn of it from their own broker.
+            reader.cancel()
+            await asyncio.wait({reader})
+            text = "".join(parts)
+            model = job.model() or job.first_model
+            usage = estimate_usage(job.request, text)
+            await self._store_result(job, message_id, text, "error", model, usage)
+            raise
+        seq = len(parts)
         text = "".join(parts)
         model = job.model() or job.first_model
         reason: schema.FinishReason
@@ -315,6 +313,41 @@ class Generations:
             "generation ended",
             extra={"stream": stream_id, "reason": reason, "items": seq + 1, "model": model},
         )
+
+    async def _publish_deltas(
+        self, job: Job, queue: asyncio.Queue[QueueItem], parts: list[str]
+    ) -> tuple[Finish | None, EngineError | None]:
+        """Publish each delta the reader queues, appending its text to ``parts``, until
+        the reader is done; return the engine's last event (if it gave one) and its
+        error before the first token (if it failed then)."""
+        broker = self._broker
+        stream_id = job.stream_id
+        finish: Finish | None = None
+        failure: EngineError | None = None
+        while True:
+            item = await queue.get()
+            if type(item) is TextDelta:
+                seq = len(parts) + 1
+                payload = encode_notification(
+                    schema.STREAM_DELTA,
+                    schema.DeltaParams(stream_id=stream_id, seq=seq, text=item.text),
+                )
+                if await broker.publish(stream_id, KIND_DELTA, payload) != seq:
+                    raise RuntimeError(f"stream {stream_id} has another producer")
+                parts.append(item.text)
+                if seq == 1:
+                    ttft = time.monotonic() - job.started_at
+                    self._stats.first_token_after((job.model() or "?").partition("/")[0], ttft)
+                    log.debug(
+                        "first token",
+                        extra={"stream": stream_id, "ttftMs": round(ttft * 1000, 3)},
+                    )
+            elif isinstance(item, Finish):
+                finish = item
+            elif isinstance(item, EngineError):
+                failure = item
+            elif item is _READER_DONE:
+                return finish, failure
 
     async def _read(self, job: Job, queue: asyncio.Queue[QueueItem]) -> None:
         events = job.open_events()
