@@ -276,30 +276,32 @@ async def test_a_reader_that_stops_does_not_slow_another_and_gets_merged_deltas(
 async def test_when_the_broker_fails_mid_stream_the_engine_stops_and_the_text_is_kept(
     tmp_path: Path,
 ) -> None:
-    async with openai_server(tmp_path, Script.count(500, delay=0.01)) as (fake, server):
-        async with await server.client() as client:
-            result, sub = await start(client)
-            stream_id = result["streamId"]
-            read = await read_stream(client, sub, stream_id, deltas=3)
-            await server.app.services.broker.close()  # as if Redis went away
-            await fake.wait_disconnect(timeout=2.0)
-            # This subscription failed: the client is told where it stopped.
+    async with (
+        openai_server(tmp_path, Script.count(500, delay=0.01)) as (fake, server),
+        await server.client() as client,
+    ):
+        result, sub = await start(client)
+        stream_id = result["streamId"]
+        read = await read_stream(client, sub, stream_id, deltas=3)
+        await server.app.services.broker.close()  # as if Redis went away
+        await fake.wait_disconnect(timeout=2.0)
+        # This subscription failed: the client is told where it stopped.
+        note = await client.next(sub)
+        while note.method == "stream/delta":
+            read.items.append((note.method, note.params))
             note = await client.next(sub)
-            while note.method == "stream/delta":
-                read.items.append((note.method, note.params))
-                note = await client.next(sub)
-            assert note.method == "stream/error"
-            assert note.params["code"] == -32603
-            assert note.params["seq"] == read.seqs[-1]
-            async with asyncio.timeout(5):
-                while True:
-                    page = await client.call(
-                        "conversations/messages", {"conversationId": result["conversationId"]}
-                    )
-                    stored = page["items"][-1]
-                    if stored["status"] != "streaming":
-                        break
-                    await asyncio.sleep(0.02)
-            assert stored["status"] == "error"
-            assert stored["content"].startswith(read.text)
-            assert fake.last.tokens_sent < 500
+        assert note.method == "stream/error"
+        assert note.params["code"] == -32603
+        assert note.params["seq"] == read.seqs[-1]
+        async with asyncio.timeout(5):
+            while True:
+                page = await client.call(
+                    "conversations/messages", {"conversationId": result["conversationId"]}
+                )
+                stored = page["items"][-1]
+                if stored["status"] != "streaming":
+                    break
+                await asyncio.sleep(0.02)
+        assert stored["status"] == "error"
+        assert stored["content"].startswith(read.text)
+        assert fake.last.tokens_sent < 500
