@@ -18,7 +18,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from bench import sockets, ttft
+from bench import fanout, sockets, ttft
 from bench.figures import Figure, render_table
 from bench.harness import Harness, Options
 from bench.proc import raise_nofile_limit
@@ -28,6 +28,7 @@ Scenario = Callable[[Harness], list[Figure]]
 SCENARIOS: dict[str, Scenario] = {
     "socket": sockets.run,
     "ttft": ttft.run,
+    "fanout": fanout.run,
 }
 
 

@@ -3,6 +3,7 @@ and the line protocol with the bench's worker processes."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import resource
 import select
@@ -62,4 +63,5 @@ def end_process(proc: subprocess.Popen[bytes]) -> None:
     proc.wait(5.0)
     for pipe in (proc.stdin, proc.stdout):
         if pipe is not None:
-            pipe.close()
+            with contextlib.suppress(OSError):  # a pipe whose reader died
+                pipe.close()

@@ -22,8 +22,13 @@ it prints ``ready PORT`` once listening, then answers each command read on stdin
 one JSON line:
 
 - ``stats``: ``{"rss_kib": ..., "cpu_s": ...}`` after a full ``gc.collect()``;
+- ``gc``: the cyclic garbage collector's work so far, per generation: collections and
+  seconds (timed by a ``gc.callbacks`` hook), and the objects it tracks now;
 - ``script {"tokens": N, "delay": S, "first_delay": S}`` (``openai``, ``broadcast``): what
   the next streams carry (the fake's :meth:`tests.fakes.Script.count`), ``{"ok": true}``;
+- ``last`` (``openai``, ``broadcast``): when the last stream's first token left
+  (``first_token_at``, ``time.monotonic()``: the same clock in every process; for the
+  fake, when its request came plus ``first_delay``) and when the stream was complete;
 - ``quit`` (or end of input): stops the server and exits.
 
 With ``BENCH_PROFILE_DIR`` set the process runs under cProfile and writes
@@ -39,6 +44,7 @@ import inspect
 import json
 import os
 import sys
+import time
 import uuid
 from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any
@@ -50,13 +56,40 @@ from bench.proc import raise_nofile_limit, rss_kib
 Command = Callable[[Any], dict[str, Any]]
 
 
+class _GcTimer:
+    """Times every collection of the cyclic GC, by generation (``gc.callbacks``)."""
+
+    def __init__(self) -> None:
+        self.seconds = [0.0, 0.0, 0.0]
+        self.collections = [0, 0, 0]
+        self._started = 0.0
+
+    def __call__(self, phase: str, info: dict[str, Any]) -> None:
+        if phase == "start":
+            self._started = time.perf_counter()
+        else:
+            generation = info["generation"]
+            self.seconds[generation] += time.perf_counter() - self._started
+            self.collections[generation] += 1
+
+    def report(self, _argument: Any) -> dict[str, Any]:
+        return {
+            "seconds": self.seconds,
+            "collections": self.collections,
+            "tracked": len(gc.get_objects()),
+        }
+
+
+_gc_timer = _GcTimer()
+
+
 async def _control(
     stop: Callable[[], Awaitable[None]], commands: dict[str, Command] | None = None
 ) -> None:
     loop = asyncio.get_running_loop()
     reader = asyncio.StreamReader()
     await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), sys.stdin)
-    commands = commands or {}
+    commands = {"gc": _gc_timer.report, **(commands or {})}
     while True:
         line = (await reader.readline()).strip()
         if line == b"stats":
@@ -135,6 +168,7 @@ async def _broadcast() -> None:
     from websockets.exceptions import ConnectionClosed
 
     script: dict[str, Any] = {"tokens": 4, "first_delay": 0.0}
+    last: dict[str, Any] = {"error": "no stream yet"}
     readers: list[ServerConnection] = []
     producers: set[asyncio.Task[None]] = set()
 
@@ -146,6 +180,8 @@ async def _broadcast() -> None:
         await asyncio.sleep(first_delay)
         targets = list(readers)
         readers.clear()
+        last.clear()
+        last["first_token_at"] = time.monotonic()
         for seq in range(1, tokens + 1):
             params = {"streamId": stream_id, "seq": seq, "text": _token(seq - 1)}
             data = _dumps({"jsonrpc": "2.0", "method": "stream/delta", "params": params})
@@ -162,6 +198,7 @@ async def _broadcast() -> None:
         data = _dumps({"jsonrpc": "2.0", "method": "stream/end", "params": end})
         for ws in targets:
             await send(ws, data)
+        last["completed_at"] = time.monotonic()
 
     async def handler(ws: ServerConnection) -> None:
         async for message in ws:
@@ -207,7 +244,7 @@ async def _broadcast() -> None:
         server.close()
         await server.wait_closed()
 
-    await _control(stop, {"script": set_script})
+    await _control(stop, {"script": set_script, "last": lambda _: dict(last)})
 
 
 async def _openai() -> None:
@@ -229,10 +266,20 @@ async def _openai() -> None:
         )
         return {"ok": True, "served": served, "errors": [repr(e) for e in fake.errors]}
 
+    def last(_argument: Any) -> dict[str, Any]:
+        if not fake.requests:
+            return {"error": "no request yet"}
+        request = fake.requests[-1]
+        return {
+            "first_token_at": request.received_at + fake.script.first_delay,
+            "completed_at": request.completed_at,
+            "tokens_sent": request.tokens_sent,
+        }
+
     async def stop() -> None:
         await fake.__aexit__(None, None, None)
 
-    await _control(stop, {"script": set_script})
+    await _control(stop, {"script": set_script, "last": last})
 
 
 KINDS: dict[str, Callable[[], Coroutine[Any, Any, None]]] = {
@@ -248,6 +295,7 @@ def main(argv: list[str]) -> int:
         print(f"usage: python -m bench.serve {{{','.join(KINDS)}}}", file=sys.stderr)
         return 2
     raise_nofile_limit()
+    gc.callbacks.append(_gc_timer)
     profile_dir = os.environ.get("BENCH_PROFILE_DIR")
     if profile_dir:
         import cProfile
