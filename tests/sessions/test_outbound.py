@@ -366,3 +366,21 @@ async def test_a_large_burst_merges_before_the_socket_pushes_back(
     assert sent[0] == {"stream": "s", "fromSeq": 1, "seq": 1, "text": f"1{pad}"}
     assert sent[-1]["seq"] == 200
     assert sent[-1]["fromSeq"] < 200
+
+
+async def test_discard_drops_a_waiting_item_and_keeps_the_rest(
+    outbound: Outbound, transport: MemoryTransport
+) -> None:
+    await hold(outbound, transport)
+    transport.block()
+    outbound.push(note("blocked"))
+    await transport.wait_writing()
+    outbound.replace("doc", note("doc v1", pad=100))
+    outbound.push(note("after"))
+    before = outbound.queued_bytes
+    assert outbound.discard("doc") is True
+    assert outbound.discard("doc") is False
+    assert outbound.queued_bytes < before
+    outbound.replace("doc", note("doc v2"))
+    await release(outbound, transport)
+    assert names(transport)[1:] == ["blocked", "after", "doc v2"]

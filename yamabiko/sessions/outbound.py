@@ -59,10 +59,10 @@ class _Keyed:
 
     __slots__ = ("item", "key", "size")
 
-    def __init__(self, key: Hashable, item: Mergeable | bytes) -> None:
+    def __init__(self, key: Hashable, item: Mergeable | bytes | None) -> None:
         self.key = key
         self.item = item
-        self.size = len(item) if isinstance(item, bytes) else item.size
+        self.size = 0 if item is None else len(item) if isinstance(item, bytes) else item.size
 
 
 MERGE_ABOVE_BYTES = 64 * 1024
@@ -160,6 +160,7 @@ class Outbound:
         if (
             slot is not None
             and (self._busy or self._size >= MERGE_ABOVE_BYTES)
+            and slot.item is not None
             and not isinstance(slot.item, bytes)
         ):
             merged = slot.item.merge(item)
@@ -169,6 +170,17 @@ class Outbound:
             self.merged += 1
             return
         self._append_keyed(_Keyed(key, item))
+
+    def discard(self, key: Hashable) -> bool:
+        """Drop the queued item with ``key``, if one waits (a ghost suggestion whose
+        document has moved on); returns whether one did."""
+        slot = self._keyed.pop(key, None)
+        if slot is None:
+            return False
+        self._size -= slot.size
+        slot.item = None
+        slot.size = 0
+        return True
 
     async def push_wait(self, data: bytes) -> None:
         """Queue ``data`` once the queue is below half its bound (the pause policy)."""
@@ -233,6 +245,8 @@ class Outbound:
                     del self._keyed[entry.key]
                 size = entry.size
                 item = entry.item
+                if item is None:  # discarded while it waited
+                    continue
                 data = item if isinstance(item, bytes) else item.encode()
             else:
                 size = len(entry)

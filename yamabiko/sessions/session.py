@@ -147,7 +147,7 @@ class Session:
     """One connection's protocol state. Never shared between connections."""
 
     __slots__ = (
-        "__weakref__", "_batches", "_cancelled", "_close_code", "_methods", "_on_close",
+        "__weakref__", "_batches", "_cancelled", "_close_code", "_local", "_methods", "_on_close",
         "_peer", "_subscriptions", "_transport", "_waiters", "capabilities", "client_info",
         "client_ready", "config", "expiry_warned", "id", "identity", "outbound", "protocol_version",
         "rate_limiter", "running", "services", "state", "stats", "subprotocol",
@@ -195,6 +195,7 @@ class Session:
         self._on_close: list[Callable[[], None]] = []
         self._close_code: int | None = None
         self._subscriptions: Subscriptions | None = None
+        self._local: dict[str, Any] | None = None
 
     # Incoming
 
@@ -387,6 +388,13 @@ class Session:
                 extra={"session": self.id, "method": note.method},
             )
             return
+        scope = entry.scope
+        if scope is not None and scope not in self.identity.scopes:
+            log.info(
+                "notification refused: missing scope",
+                extra={"session": self.id, "method": note.method, "reason": scope},
+            )
+            return
         try:
             params = entry.decode(note.params)
             await entry.handler(Context(self, None, params.meta), params)
@@ -531,6 +539,18 @@ class Session:
 
     # Lifecycle
 
+    def local(self, key: str, factory: Callable[[], T]) -> T:
+        """State a handler namespace keeps per session (ghost documents...), made by
+        ``factory`` on first use and closed with the session (its ``close()``, if it
+        has one, is called once)."""
+        state = self._local
+        if state is None:
+            state = self._local = {}
+        value = state.get(key)
+        if value is None:
+            value = state[key] = factory()
+        return value
+
     @property
     def subscriptions(self) -> Subscriptions:
         """The streams this session reads (made on first use: most sessions read none)."""
@@ -565,6 +585,13 @@ class Session:
         self.outbound.close()
         if self._subscriptions is not None:
             self._subscriptions.close()
+        for value in (self._local or {}).values():
+            close = getattr(value, "close", None)
+            if close is not None:
+                try:
+                    close()
+                except Exception:
+                    log.exception("error closing session state", extra={"session": self.id})
         for task in [*self.running.values(), *(self._batches or ())]:
             task.cancel()
         for waiter in self._waiters.values():

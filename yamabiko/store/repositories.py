@@ -69,6 +69,7 @@ __all__ = [
     "AgentRepository",
     "AuditRepository",
     "ConversationRepository",
+    "GhostCountRepository",
     "McpServerRepository",
     "MessageRepository",
     "ModelRepository",
@@ -473,6 +474,29 @@ class AuditRepository(Protocol):
         ...
 
 
+class GhostCountRepository(Protocol):
+    """Each user's personal ghost-text model, as ``(context, token, count)`` rows per
+    engine (the engine defines the strings; the store only adds counts up)."""
+
+    async def add(
+        self,
+        tenant_id: TenantId,
+        user: UserId,
+        engine: str,
+        rows: Sequence[tuple[str, str, int]],
+    ) -> None:
+        """Adds each row's count to the user's (a new row starts at it), in one
+        transaction."""
+        ...
+
+    async def load(
+        self, tenant_id: TenantId, user: UserId, engine: str, *, limit: int = 100_000
+    ) -> builtins.list[tuple[str, str, int]]:
+        """The user's rows for ``engine``, the most recently changed first, at most
+        ``limit``."""
+        ...
+
+
 class Store(Protocol):
     """Every repository over one database. Open one with
     :func:`yamabiko.store.open_store`; share it between sessions; close it once."""
@@ -487,6 +511,7 @@ class Store(Protocol):
     mcp_servers: McpServerRepository
     revocations: RevokedTokens
     audit: AuditRepository
+    ghost_counts: GhostCountRepository
 
     async def ping(self) -> None:
         """Returns when the database answers (``/health/ready``); raises otherwise."""

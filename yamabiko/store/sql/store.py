@@ -10,6 +10,7 @@ from yamabiko.store.repositories import (
     AgentRepository,
     AuditRepository,
     ConversationRepository,
+    GhostCountRepository,
     McpServerRepository,
     MessageRepository,
     ModelRepository,
@@ -23,6 +24,7 @@ from yamabiko.store.sql.agents import SqlAgents
 from yamabiko.store.sql.audit import SqlAudit
 from yamabiko.store.sql.conversations import SqlConversations, SqlMessages
 from yamabiko.store.sql.database import Database, connect
+from yamabiko.store.sql.ghost import SqlGhostCounts
 from yamabiko.store.sql.mcp_servers import SqlMcpServers
 from yamabiko.store.sql.models import SqlModels
 from yamabiko.store.sql.revocations import SqlRevokedTokens
@@ -47,6 +49,7 @@ class SqlStore:
         self.mcp_servers: McpServerRepository = SqlMcpServers(db)
         self.revocations: RevokedTokens = SqlRevokedTokens(db)
         self.audit: AuditRepository = SqlAudit(db)
+        self.ghost_counts: GhostCountRepository = SqlGhostCounts(db)
 
     def __repr__(self) -> str:
         return f"SqlStore({self._db.dialect.name})"
