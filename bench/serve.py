@@ -271,6 +271,7 @@ async def _openai() -> None:
             return {"error": "no request yet"}
         request = fake.requests[-1]
         return {
+            "request_at": request.received_at,
             "first_token_at": request.received_at + fake.script.first_delay,
             "completed_at": request.completed_at,
             "tokens_sent": request.tokens_sent,
