@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import secrets
 import uuid
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,6 +21,7 @@ from urllib.parse import urlsplit
 import asyncpg
 
 from yamabiko.client import Client
+from yamabiko.engines.ghost.base import GhostEngine
 from yamabiko.schema.base import MethodSchema, Params, Result
 from yamabiko.schema.methods import build_table
 from yamabiko.server.app import App
@@ -156,6 +157,7 @@ async def running_server(
     env: dict[str, str] | None = None,
     revoked: RevokedTokens | None = None,
     secret: str | None = None,
+    ghost: Mapping[str, GhostEngine] | None = None,
     **overrides: Any,
 ) -> AsyncIterator[Running]:
     """A node on a free port with a fresh data dir. ``secret``: the HS256 secret (give
@@ -167,7 +169,7 @@ async def running_server(
     )
     # Provider keys and URLs come from ``env`` only, never the machine's environment.
     app = await build_app(
-        settings, routers=[test_router()], revoked=revoked, provider_env=env or {}
+        settings, routers=[test_router()], revoked=revoked, provider_env=env or {}, ghost=ghost
     )
     await app.start()
     try:

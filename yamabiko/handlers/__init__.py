@@ -11,6 +11,13 @@ from yamabiko.sessions.methods import Router
 
 def routers() -> list[Router]:
     """Every namespace's router, for the server to assemble."""
-    from yamabiko.handlers import admin, agents, chat, conversations, stream
+    from yamabiko.handlers import admin, agents, chat, conversations, ghost, stream
 
-    return [agents.router, conversations.router, chat.router, stream.router, admin.router]
+    return [
+        agents.router,
+        conversations.router,
+        chat.router,
+        stream.router,
+        ghost.router,
+        admin.router,
+    ]

@@ -11,6 +11,7 @@ from typing import cast
 
 from yamabiko.engines.llm import EngineRegistry
 from yamabiko.handlers.generation import Generations
+from yamabiko.handlers.ghost_models import GhostModels
 from yamabiko.sessions.session import Context
 from yamabiko.store import Store
 from yamabiko.store.broker import Broker
@@ -37,6 +38,8 @@ class Services:
     """One generation per conversation (in process, or Redis)."""
     generations: Generations
     """The generations running on this node."""
+    ghost: GhostModels
+    """Ghost-text engines and each user's personal model."""
 
 
 def services(ctx: Context) -> Services:

@@ -34,7 +34,8 @@ Text = Annotated[str, Meta(max_length=MAX_TEXT)]
 Version = Annotated[int, Meta(ge=0)]
 Offset = Annotated[int, Meta(ge=0)]
 DocumentKind = Literal["lyrics", "chat", "prompt", "notes"]
-EngineName = Literal["ngram", "onnx", "llm"]
+EngineName = Annotated[str, Meta(pattern="^[a-z][a-z0-9_-]{0,31}$")]
+"""``ngram`` (the default), ``onnx``, ``llm``; one this server lacks is -32010."""
 FeedbackAction = Literal["accepted", "rejected", "partial"]
 
 
@@ -94,8 +95,9 @@ class Change(Params):
 
 
 class ChangeParams(Params):
-    """Exactly one of ``changes`` (incremental, and ``version`` must be the document's
-    plus one) or ``text`` (the whole document, any newer version)."""
+    """``changes`` (incremental: ``version`` must be the document's plus one) or
+    ``text`` (the whole document, any newer version), not both; neither, with
+    ``cursor``, moves the caret (as the next version)."""
 
     doc_id: DocId
     version: Version

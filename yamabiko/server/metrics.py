@@ -90,6 +90,7 @@ class StatsCollector:
         for engine, histogram in sorted(stats.first_token.items()):
             first_token.add_metric([engine], _buckets(histogram.buckets), histogram.sum)
         yield first_token
+        yield from _ghost(stats)
         requests = CounterMetricFamily(
             "yamabiko_requests", "Requests by method and outcome.", labels=["method", "outcome"]
         )
@@ -103,6 +104,39 @@ class StatsCollector:
             latency.add_metric([method], _buckets(ms.buckets), ms.sum)
         yield requests
         yield latency
+
+
+def _ghost(stats: Stats) -> Iterator[Metric]:
+    shown = CounterMetricFamily(
+        "yamabiko_ghost_suggestions", "Ghost suggestions sent, by engine.", labels=["engine"]
+    )
+    for engine, count in sorted(stats.ghost_shown.items()):
+        shown.add_metric([engine], count)
+    yield shown
+    feedback = CounterMetricFamily(
+        "yamabiko_ghost_feedback",
+        "Ghost suggestions accepted, partially accepted or rejected, by engine.",
+        labels=["engine", "action"],
+    )
+    for (engine, action), count in sorted(stats.ghost_feedback.items()):
+        feedback.add_metric([engine, action], count)
+    yield feedback
+    latency = HistogramMetricFamily(
+        "yamabiko_ghost_latency_seconds",
+        "From a keystroke's arrival to its suggestions being queued, by engine.",
+        labels=["engine"],
+    )
+    for engine, histogram in sorted(stats.ghost_latency.items()):
+        latency.add_metric([engine], _buckets(histogram.buckets), histogram.sum)
+    yield latency
+    yield CounterMetricFamily(
+        "yamabiko_ghost_stale",
+        "Suggestions dropped because their version was overtaken.",
+        value=stats.ghost_stale,
+    )
+    yield CounterMetricFamily(
+        "yamabiko_ghost_resyncs", "ghost/resync notifications sent.", value=stats.ghost_resyncs
+    )
 
 
 def _buckets(counts: list[int]) -> list[tuple[str, float]]:

@@ -112,6 +112,14 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
         str | None,
         Meta(description="Directory `scripted/<file>` models read from; unset: the cwd."),
     ] = None
+    ghost_onnx_model_dir: Annotated[
+        str | None,
+        Meta(description="Directory with model.onnx and tokenizer.json for ghost engine onnx."),
+    ] = None
+    ghost_llm_model: Annotated[
+        str | None,
+        Meta(description="Model of ghost engine llm (engine/providerModel); unset: default."),
+    ] = None
     stream_retention_s: Annotated[
         Positive, Meta(description="Seconds a stream's history is kept after it ends.")
     ] = 600.0

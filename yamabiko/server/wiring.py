@@ -13,9 +13,11 @@ from typing import Any, cast
 from redis.asyncio import Redis
 
 from yamabiko import __version__
+from yamabiko.engines.ghost.base import GhostEngine
 from yamabiko.engines.llm import EngineRegistry
 from yamabiko.handlers import routers as handler_routers
 from yamabiko.handlers.generation import Generations
+from yamabiko.handlers.ghost_models import GhostModels
 from yamabiko.handlers.services import Services
 from yamabiko.schema.objects import AuditOutcome, TenantId
 from yamabiko.schema.openrpc import PATH as OPENRPC_PATH
@@ -147,6 +149,24 @@ async def stream_backends(settings: Settings) -> tuple[Broker, Locks, Signals, l
     return memory, MemoryLocks(), MemorySignals(), [memory.close]
 
 
+def ghost_engines(settings: Settings, registry: EngineRegistry) -> dict[str, GhostEngine]:
+    """``ngram`` always; ``llm`` on the configured (or default) model; ``onnx`` when a
+    model dir is configured (loaded at start, so a bad dir fails the start)."""
+    from yamabiko.engines.ghost.llm import LLMGhostEngine
+    from yamabiko.engines.ghost.ngram import NgramGhostEngine
+
+    llm_model = settings.ghost_llm_model
+    engines: dict[str, GhostEngine] = {
+        "ngram": NgramGhostEngine(),
+        "llm": LLMGhostEngine(registry, lambda: llm_model or registry.default_model()),
+    }
+    if settings.ghost_onnx_model_dir:
+        from yamabiko.engines.ghost.onnx import OnnxGhostEngine
+
+        engines["onnx"] = OnnxGhostEngine(Path(settings.ghost_onnx_model_dir).expanduser())
+    return engines
+
+
 def provider_environment(env: Mapping[str, str]) -> dict[str, str]:
     """The provider variables (keys and base URLs) of ``env``: all the engines see."""
     return {k: v for k, v in env.items() if k.endswith(("_API_KEY", "_BASE_URL"))}
@@ -164,13 +184,15 @@ async def build_app(
     routers: Sequence[Router] = (),
     revoked: RevokedTokens | None = None,
     provider_env: Mapping[str, str] | None = None,
+    ghost: Mapping[str, GhostEngine] | None = None,
 ) -> App:
     """A ready-to-start node for ``settings``: opens (and migrates) the store, the
     broker and the engines.
 
     ``routers`` add methods (tests, plugins); ``revoked`` replaces the store's
     revocation list (tests); ``provider_env`` holds the provider keys and base URLs
-    (``OPENAI_API_KEY``...; default: the process environment's).
+    (``OPENAI_API_KEY``...; default: the process environment's); ``ghost`` adds or
+    replaces ghost engines by name (tests).
     """
     data_dir = ensure_data_dir(settings.data_path)
     keys = list(settings.encryption_keys) or [data_dir.fernet_key]
@@ -205,11 +227,21 @@ async def build_app(
         store=store, budget=budget, broker=broker, locks=locks, signals=signals, stats=stats
     )
 
+    ghost_models = GhostModels(
+        store, {**ghost_engines(settings, engines), **(ghost or {})}, stats=stats
+    )
+
     async def close_generations() -> None:
         await generations.aclose(settings.shutdown_timeout_s)
 
-    # In order: running generations store their results before anything they use closes.
-    closers: list[Closer] = [close_generations, engines.aclose, *close_streams, store.close]
+    # In order: running work stores its results before anything it uses closes.
+    closers: list[Closer] = [
+        close_generations,
+        ghost_models.aclose,
+        engines.aclose,
+        *close_streams,
+        store.close,
+    ]
     if close_limiter is not None:
         closers.append(close_limiter)
     return App(
@@ -229,6 +261,7 @@ async def build_app(
             broker=broker,
             locks=locks,
             generations=generations,
+            ghost=ghost_models,
         ),
         audit=audit,
         revoked=revoked,

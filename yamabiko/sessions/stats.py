@@ -64,6 +64,15 @@ class Stats:
         """Ended generations by finish reason."""
         self.first_token: dict[str, Histogram] = {}
         """Seconds from the start of a generation to its first token, by engine."""
+        self.ghost_shown: dict[str, int] = {}
+        """Ghost suggestions sent, by engine."""
+        self.ghost_feedback: dict[tuple[str, str], int] = {}
+        """Feedback by (engine, action: accepted, partial, rejected)."""
+        self.ghost_latency: dict[str, Histogram] = {}
+        """Seconds from a keystroke's arrival to its suggestions being queued, by engine."""
+        self.ghost_stale = 0
+        """Suggestions computed for a version overtaken meanwhile, and dropped."""
+        self.ghost_resyncs = 0
 
     def record(self, method: str, outcome: int, seconds: float) -> None:
         stats = self.methods.get(method)
@@ -77,13 +86,21 @@ class Stats:
         self.generations[reason] = self.generations.get(reason, 0) + 1
 
     def first_token_after(self, engine: str, seconds: float) -> None:
-        histogram = self.first_token.get(engine)
-        if histogram is None:
-            histogram = self.first_token[engine] = Histogram()
-        histogram.observe(seconds)
+        _observe(self.first_token, engine, seconds)
+
+    def ghost_suggested(self, engine: str, items: int, seconds: float) -> None:
+        self.ghost_shown[engine] = self.ghost_shown.get(engine, 0) + items
+        _observe(self.ghost_latency, engine, seconds)
 
     def rejected(self, reason: str) -> None:
         self.handshakes_rejected[reason] = self.handshakes_rejected.get(reason, 0) + 1
 
     def closed(self, code: int) -> None:
         self.closed_by_code[code] = self.closed_by_code.get(code, 0) + 1
+
+
+def _observe(histograms: dict[str, Histogram], key: str, seconds: float) -> None:
+    histogram = histograms.get(key)
+    if histogram is None:
+        histogram = histograms[key] = Histogram()
+    histogram.observe(seconds)

@@ -52,7 +52,7 @@ from typing import Any, Final
 import anyio
 import numpy as np
 import numpy.typing as npt
-import onnxruntime as ort  # type: ignore[import-untyped]
+import onnxruntime as ort
 from tokenizers import Tokenizer
 
 from yamabiko.engines.ghost.base import (
