@@ -98,7 +98,7 @@ def run(harness: Harness) -> list[Figure]:
     for count in options.fanout_subscribers:
         tokens = max(1, min(options.fanout_max_tokens, options.fanout_deliveries // count))
         # Long enough for every subscriber to be in before the first token.
-        script = {"tokens": tokens, "first_delay": 0.2 + 0.002 * count}
+        script = {"tokens": tokens, "first_delay": 0.3 + 0.001 * count}
         fake.command("script", script)
         servers[BROADCAST].command("script", script)
         rounds: dict[str, list[Round]] = {kind: [] for kind in KINDS}
