@@ -118,6 +118,7 @@ async def _control(
 
 
 async def _yamabiko() -> None:
+    from yamabiko.server.app import tune_gc
     from yamabiko.server.logs import configure_logging
     from yamabiko.server.settings import load_settings
     from yamabiko.server.wiring import build_app
@@ -128,6 +129,7 @@ async def _yamabiko() -> None:
     # build_app opens the store, so it became a coroutine; accept either form.
     app = await built if inspect.isawaitable(built) else built
     await app.start()
+    tune_gc()
     print(f"ready {app.port}", flush=True)
     await _control(app.stop)
 

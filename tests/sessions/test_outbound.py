@@ -384,3 +384,19 @@ async def test_discard_drops_a_waiting_item_and_keeps_the_rest(
     outbound.replace("doc", note("doc v2"))
     await release(outbound, transport)
     assert names(transport)[1:] == ["blocked", "after", "doc v2"]
+
+
+async def test_an_item_pushed_unmerged_is_never_overtaken_by_a_later_merge(
+    outbound: Outbound, transport: MemoryTransport
+) -> None:
+    await hold(outbound, transport)
+    transport.block()
+    outbound.push(note("blocked"))
+    await transport.wait_writing()
+    outbound.merge("s", Delta("s", 1, 1, "a"))  # waits, mergeable
+    outbound.push_unmerged("s", Delta("s", 2, 2, "b").encode())
+    outbound.merge("s", Delta("s", 3, 3, "c"))  # must not fold into seq 1
+    await release(outbound, transport)
+    sent = [json.loads(data)["params"] for _, data in transport.frames[2:]]
+    assert "".join(p["text"] for p in sent) == "abc"
+    assert [p["seq"] for p in sent] == [1, 2, 3]

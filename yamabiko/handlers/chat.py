@@ -3,11 +3,13 @@
 Everything that can be refused is checked before anything is written: the
 conversation and agent (-32004), the model (-32010 when no engine can serve it), the
 budget (-32011), the session's subscription slots (-32029), the prompt's size (-32602),
-then the conversation's lock (-32009). Then the stream is created, the sender
-subscribed, and the generation starts on this node (:mod:`yamabiko.handlers.generation`)
-while the turn is stored (the user's message, and the assistant's as ``streaming``, in
-one transaction): the engine's request does not wait for the writes, but no token is
-published before they are done. The answer goes back once the turn is stored.
+then the conversation's lock (-32009). Then the turn is stored (the user's
+message, and the assistant's as ``streaming``, in one transaction), the stream created,
+the sender subscribed, and the generation starts on this node
+(:mod:`yamabiko.handlers.generation`); the answer goes back at once. (Overlapping the
+write with the provider's request was tried and measured slower: on one event loop
+the SDK's request building delays the write's completions, and the first token then
+waits for the write.)
 
 The model is ``params.model``, else the agent's, else the tenant's default, else the
 first provider with a key on the server, else ``local/default``; the agent's fallback
@@ -38,7 +40,15 @@ from yamabiko.handlers.stream import subscribe_session
 from yamabiko.protocol import errors
 from yamabiko.schema import chat as schema
 from yamabiko.schema.chat import ChatSendParams, ChatSendResult
-from yamabiko.schema.objects import Agent, AgentId, Conversation, ConversationId, Message, TenantId
+from yamabiko.schema.objects import (
+    Agent,
+    AgentId,
+    Conversation,
+    ConversationId,
+    Message,
+    MessageId,
+    TenantId,
+)
 from yamabiko.sessions.methods import Router
 from yamabiko.sessions.session import Context
 from yamabiko.store.ids import new_id
@@ -182,11 +192,22 @@ async def send(ctx: Context, params: ChatSendParams) -> ChatSendResult:
         )
     first = candidates[0]
     stream_id = new_id()
+    message_id: str | None = None
     try:
+        # The turn is stored before the engine is asked (nothing is generated for a
+        # message that is not kept), in one transaction.
+        turn = await store.messages.append_turn(
+            tid, conversation.id, content=params.message, model=first.model_id
+        )
+        if turn is None:  # deleted a moment ago
+            raise errors.NotFound(f"conversation not found: {conversation.id}")
+        message_id = turn[1].id
         await svc.broker.create(stream_id, owner_tenant=tid, owner_user=uid)
         await subscribe_session(ctx, stream_id, 0)
     except BaseException:
         await svc.locks.release(lock)
+        if message_id is not None:
+            await store.messages.update(tid, MessageId(message_id), status="error")
         raise
 
     def build(resolved: ResolvedModel) -> LLMRequest:
@@ -207,41 +228,30 @@ async def send(ctx: Context, params: ChatSendParams) -> ChatSendResult:
         model = events.model
         return by_engine[model].model_id if model in by_engine else None
 
-    job = Job(
-        stream_id=stream_id,
-        tenant_id=tid,
-        user_id=uid,
-        conversation_id=conversation.id,
-        lock=lock,
-        request=LLMRequest(
-            model=first.engine_name,
-            messages=prompt.messages,
-            system=prompt.system,
-            max_tokens=max_tokens,
-        ),
-        open_events=lambda: events,
-        model=answering,
-        prices={c.model_id: c.price for c in candidates},
-        first_model=first.model_id,
-    )
-    # The job owns the lock from here; its engine request goes out while the turn is
-    # stored, and it publishes nothing until the turn is.
-    svc.generations.start(job)
-    try:
-        turn = await store.messages.append_turn(
-            tid, conversation.id, content=params.message, model=first.model_id
+    # The job owns the lock from here.
+    svc.generations.start(
+        Job(
+            stream_id=stream_id,
+            tenant_id=tid,
+            user_id=uid,
+            conversation_id=conversation.id,
+            message_id=message_id,
+            lock=lock,
+            request=LLMRequest(
+                model=first.engine_name,
+                messages=prompt.messages,
+                system=prompt.system,
+                max_tokens=max_tokens,
+            ),
+            open_events=lambda: events,
+            model=answering,
+            prices={c.model_id: c.price for c in candidates},
+            first_model=first.model_id,
         )
-        if turn is None:  # deleted a moment ago
-            raise errors.NotFound(f"conversation not found: {conversation.id}")
-        job.message_id = turn[1].id
-    except BaseException:
-        ctx.session.subscriptions.stop(stream_id)
-        raise
-    finally:
-        job.stored.set()
+    )
     return ChatSendResult(
         conversation_id=conversation.id,
-        message_id=job.message_id,
+        message_id=message_id,
         stream_id=stream_id,
         model=first.model_id,
     )

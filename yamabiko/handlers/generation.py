@@ -11,10 +11,6 @@ this node or another, can resume it with ``stream/subscribe``.
   closes its HTTP stream at once (the :class:`~yamabiko.engines.llm.base.LLMEngine`
   contract), and the producer, never interrupted in the middle of a publish, ends the
   stream with ``cancelled``. So the seq the producer counts is always the broker's.
-- The engine's request goes out as soon as the job starts, while ``chat/send`` stores
-  the turn (the user's message and the pending answer): the writes cost the time to
-  first token nothing. Nothing is published before the turn is stored; if storing
-  fails, the engine is stopped and nothing was said.
 - Each delta is one stream item whose payload is the ``stream/delta`` notification
   itself, encoded once here and sent as it is to every subscriber.
 - At the end the assistant message (text, status, model, usage, cost) is stored and the
@@ -64,6 +60,8 @@ log = logging.getLogger("yamabiko.generation")
 KIND_DELTA: Final = "delta"
 KIND_ERROR: Final = "error"
 KIND_END: Final = "end"
+_BATCH: Final = 16
+"""Events the reader queues before it lets the producer run (after the first)."""
 LOCK_TTL_S: Final = 30.0
 """A conversation lock's lease; the running job refreshes it every third of this."""
 _CANCEL_PREFIX: Final = "cancel:"
@@ -85,13 +83,15 @@ class Price:
 
 @dataclass
 class Job:
-    """One generation: the conversation is locked and the stream created; the turn is
-    being stored (:attr:`stored`)."""
+    """One generation, ready to run: the turn is stored, the conversation locked and
+    the stream created."""
 
     stream_id: str
     tenant_id: str
     user_id: str
     conversation_id: str
+    message_id: str
+    """The assistant message, stored as ``streaming``: finished when the job ends."""
     lock: LockToken
     request: LLMRequest
     """The request as sent to the first model (for usage estimates)."""
@@ -101,12 +101,6 @@ class Job:
     """The model answering, once known (a fallback's, maybe)."""
     prices: dict[str, Price]
     first_model: str
-    message_id: str | None = None
-    """The assistant message, once stored: set before :attr:`stored` is set, or left
-    None if storing the turn failed (then nothing is published)."""
-    stored: asyncio.Event = field(default_factory=asyncio.Event, repr=False)
-    """Set once the turn is stored (or failed to be). The engine's request goes out
-    before that, in parallel with the writes; its tokens are published only after."""
     cancel_requested: bool = False
     reader: asyncio.Task[None] | None = field(default=None, repr=False)
     started_at: float = field(default_factory=time.monotonic)
@@ -238,17 +232,7 @@ class Generations:
             reader.cancel()
         broker = self._broker
         stream_id = job.stream_id
-        await job.stored.wait()
         message_id = job.message_id
-        if message_id is None:
-            # The turn could not be stored (chat/send answers the error): stop the
-            # engine, and end the stream, which nobody but the sender knew of.
-            reader.cancel()
-            await asyncio.wait({reader})
-            await broker.end(
-                stream_id, KIND_END, _end(stream_id, 1, "error", "", Usage(0, 0), 0.0, None)
-            )
-            return
         parts: list[str] = []
         try:
             finish, failure = await self._publish_deltas(job, queue, parts)
@@ -352,8 +336,16 @@ class Generations:
     async def _read(self, job: Job, queue: asyncio.Queue[QueueItem]) -> None:
         events = job.open_events()
         try:
+            count = 0
             async for event in events:
                 queue.put_nowait(event)
+                # An SDK parses a burst it has buffered without ever waiting. Let the
+                # producer publish the first token at once, and then every few, so a
+                # burst goes out in batches (one wake-up of each subscriber a batch)
+                # without waiting for its end.
+                if count % _BATCH == 0:
+                    await asyncio.sleep(0)
+                count += 1
         except EngineError as error:
             queue.put_nowait(error)
         finally:

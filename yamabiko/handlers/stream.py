@@ -120,6 +120,7 @@ async def forward(session: Session, subscription: Subscription) -> None:
     delivered) or the session stops it."""
     stream_id = subscription.info.stream_id
     key = (KIND_DELTA, stream_id)
+    outbound = session.outbound
     try:
         async with subscription:
             async for item in subscription:
@@ -128,10 +129,13 @@ async def forward(session: Session, subscription: Subscription) -> None:
                     # sessions run now and then.
                     await asyncio.sleep(0)
                 session.stats.stream_items_sent += 1
-                if item.kind == KIND_DELTA:
-                    session.notify_merged(key, Delta(stream_id, item.seq, encoded=item.payload))
-                else:
+                if item.kind != KIND_DELTA:
                     session.notify_encoded(item.payload)
+                elif outbound.keeping_up:
+                    # The producer's bytes as they are: nothing made per subscriber.
+                    outbound.push_unmerged(key, item.payload)
+                else:
+                    session.notify_merged(key, Delta(stream_id, item.seq, encoded=item.payload))
     except errors.YamabikoError as exc:
         session.notify(
             schema.STREAM_ERROR,

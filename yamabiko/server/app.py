@@ -11,6 +11,7 @@ upgraded gets one :class:`~yamabiko.sessions.session.Session`, fed by
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
@@ -125,6 +126,23 @@ class WebSocketTransport:
 
     async def close(self, code: int, reason: str) -> None:
         await self._ws.close(code, reason)
+
+
+GC_THRESHOLDS: Final = (50_000, 20, 100)
+
+
+def tune_gc() -> None:
+    """Set the process's garbage collector for serving; call once, after start-up.
+
+    A server allocates short-lived objects for every message (futures, tasks, queue
+    slots), and at Python's default young-generation threshold (700) the collector ran
+    so often that in a fan-out of one stream to 1,000 subscribers it took 40-50% of the
+    CPU, mostly in full collections walking the long-lived objects. Everything built at
+    start-up (modules, the app, the models) is frozen out of collections, and young
+    collections wait for 50,000 allocations (measured: 1.6x the fan-out rate).
+    """
+    gc.freeze()
+    gc.set_threshold(*GC_THRESHOLDS)
 
 
 class ServerOptions:

@@ -144,10 +144,12 @@ def _serve(args: argparse.Namespace) -> int:
 
 
 async def _serve_async(settings: Any) -> int:
+    from yamabiko.server.app import tune_gc
     from yamabiko.server.wiring import build_app
 
     app = await build_app(settings)
     await app.start()
+    tune_gc()
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):

@@ -83,7 +83,7 @@ class Outbound:
     """One session's ordered, bounded, policy-aware outbound queue."""
 
     __slots__ = (
-        "__weakref__", "_busy", "_busy_since", "_closed", "_entries", "_keyed", "_room",
+        "__weakref__", "_busy", "_busy_since", "_closed", "_entries", "_keyed", "_loop", "_room",
         "_size", "_transport", "_writer", "max_bytes", "merged", "replaced", "sent",
     )  # fmt: skip
 
@@ -98,11 +98,19 @@ class Outbound:
         self._busy = False
         self._busy_since = 0.0
         self._writer: asyncio.Task[None] | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
         self._room: asyncio.Event | None = None
         self._closed = False
         self.sent = 0
         self.merged = 0
         self.replaced = 0
+
+    @property
+    def keeping_up(self) -> bool:
+        """No write waits on the client and the backlog is small: :meth:`merge` would
+        queue an item on its own, so a caller may :meth:`push_unmerged` its bytes
+        instead (and skip making a mergeable item)."""
+        return not self._busy and self._size < MERGE_ABOVE_BYTES
 
     @property
     def queued_bytes(self) -> int:
@@ -134,6 +142,15 @@ class Outbound:
         """Queue a message that must not be dropped; never blocks."""
         if self._closed:
             return
+        self._append(data, len(data))
+
+    def push_unmerged(self, key: Hashable, data: bytes) -> None:
+        """Queue ``data`` (an item of the ``key`` stream, already encoded) on its own;
+        later items with ``key`` merge after it, never into one queued before it, so
+        the order of the stream holds."""
+        if self._closed:
+            return
+        self._keyed.pop(key, None)
         self._append(data, len(data))
 
     def replace(self, key: Hashable, data: bytes) -> None:
@@ -235,7 +252,11 @@ class Outbound:
 
     def _start_writer(self) -> None:
         if self._writer is None or self._writer.done():
-            self._writer = asyncio.get_running_loop().create_task(self._drain_loop())
+            loop = self._loop
+            if loop is None:
+                # Cached: get_running_loop() costs a getpid() system call each time.
+                loop = self._loop = asyncio.get_running_loop()
+            self._writer = loop.create_task(self._drain_loop())
 
     async def _drain_loop(self) -> None:
         while self._entries and not self._busy:

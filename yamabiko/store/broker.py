@@ -258,7 +258,7 @@ class Tail:
     have read everything before it.
     """
 
-    __slots__ = ("_waiters", "end_seq", "error", "items", "last_seq")
+    __slots__ = ("_loop", "_waiters", "end_seq", "error", "items", "last_seq")
 
     def __init__(self, max_items: int, last_seq: int = 0) -> None:
         self.items: deque[StreamItem] = deque(maxlen=max_items)
@@ -266,6 +266,7 @@ class Tail:
         self.end_seq: int | None = None
         self.error: ErrorFactory | None = None
         self._waiters: list[asyncio.Future[None]] = []
+        self._loop: asyncio.AbstractEventLoop | None = None
 
     @property
     def first_seq(self) -> int:
@@ -294,7 +295,11 @@ class Tail:
                 waiter.set_result(None)
 
     def waiter(self) -> asyncio.Future[None]:
-        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        loop = self._loop
+        if loop is None:
+            # Cached: get_running_loop() costs a getpid() system call each time.
+            loop = self._loop = asyncio.get_running_loop()
+        future: asyncio.Future[None] = loop.create_future()
         self._waiters.append(future)
         return future
 

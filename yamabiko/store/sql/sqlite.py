@@ -112,6 +112,15 @@ async def _use_wal(conn: aiosqlite.Connection) -> None:
             await asyncio.sleep(_WAL_RETRY_S * (attempt + 1))
 
 
+def _rowcount(conn: sqlite3.Connection, sql: str, args: list[object]) -> int:
+    """Run one statement (on the connection's thread); the number of rows it changed."""
+    cursor = conn.execute(sql, args)
+    try:
+        return int(cursor.rowcount)
+    finally:
+        cursor.close()
+
+
 class _Connection:
     """The statements themselves, with no locking: used under the database's lock."""
 
@@ -129,8 +138,14 @@ class _Connection:
         return rows[0] if rows else None
 
     async def execute(self, sql: str, *args: object) -> int:
-        async with self._conn.execute(_translate(sql), [_adapt(a) for a in args]) as cursor:
-            return int(cursor.rowcount)
+        # One trip to the connection's thread, where ``conn.execute`` and closing its
+        # cursor would take two: a transaction is a handful of statements, each a
+        # thread hop that waits for the event loop to pick its result up. This uses
+        # aiosqlite's ``_execute`` (queue a function on its thread), hence the pin.
+        changed = await self._conn._execute(  # type: ignore[no-untyped-call]
+            _rowcount, self._conn._conn, _translate(sql), [_adapt(a) for a in args]
+        )
+        return int(changed)
 
     async def script(self, sql: str) -> None:
         # Not executescript: it commits any open transaction first, and a migration
