@@ -87,6 +87,13 @@ class MemoryTransport:
 
     # Transport
 
+    def try_send_text(self, data: bytes) -> bool:
+        if self.closed is not None or self._credits is not None:
+            return False
+        self.frames.append(("text", bytes(data)))
+        self._arrived.set()
+        return True
+
     async def send_text(self, data: bytes) -> None:
         await self._send("text", data)
 

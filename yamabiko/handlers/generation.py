@@ -60,8 +60,10 @@ log = logging.getLogger("yamabiko.generation")
 KIND_DELTA: Final = "delta"
 KIND_ERROR: Final = "error"
 KIND_END: Final = "end"
+_EACH: Final = 4
 _BATCH: Final = 16
-"""Events the reader queues before it lets the producer run (after the first)."""
+"""The reader lets the producer run after each of the first ``_EACH`` events (the
+first tokens go out at once), then every ``_BATCH`` (a burst goes out in batches)."""
 LOCK_TTL_S: Final = 30.0
 """A conversation lock's lease; the running job refreshes it every third of this."""
 _CANCEL_PREFIX: Final = "cancel:"
@@ -340,10 +342,10 @@ class Generations:
             async for event in events:
                 queue.put_nowait(event)
                 # An SDK parses a burst it has buffered without ever waiting. Let the
-                # producer publish the first token at once, and then every few, so a
+                # producer publish the first tokens at once, and then every few, so a
                 # burst goes out in batches (one wake-up of each subscriber a batch)
                 # without waiting for its end.
-                if count % _BATCH == 0:
+                if count < _EACH or count % _BATCH == 0:
                     await asyncio.sleep(0)
                 count += 1
         except EngineError as error:

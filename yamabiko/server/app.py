@@ -70,18 +70,27 @@ class WebSocketTransport:
     ``<18`` pin; ``tests/server/test_transport.py`` guards the behaviour.
     """
 
-    __slots__ = ("_flush_pending", "_ws")
+    __slots__ = ("_buffered", "_flush_pending", "_ws")
 
     def __init__(self, ws: ServerConnection) -> None:
         self._ws = ws
         self._flush_pending = False
+        self._buffered = 0
+        """Bytes framed since the last flush."""
 
     def _can_buffer(self) -> bool:
         ws = self._ws
         return ws.protocol.state is State.OPEN and not ws.paused and ws.send_in_progress is None
 
-    def _schedule_flush(self) -> None:
-        if not self._flush_pending:
+    def _buffer(self, size: int) -> None:
+        """Account for a frame just put in the protocol buffer: flush at the end of
+        the loop iteration, or at once past ``FLUSH_AT_BYTES``, so that a burst never
+        piles up unflushed; the write then pauses the connection if the client is
+        slow, and later sends wait (and count as stalled) instead of buffering on."""
+        self._buffered += size
+        if self._buffered >= FLUSH_AT_BYTES:
+            self._flush()
+        elif not self._flush_pending:
             self._flush_pending = True
             self._ws.loop.call_soon(self._flush)
 
@@ -94,6 +103,7 @@ class WebSocketTransport:
 
     def _flush(self) -> None:
         self._flush_pending = False
+        self._buffered = 0
         ws = self._ws
         chunks = ws.protocol.data_to_send()
         if not chunks:
@@ -104,10 +114,17 @@ class WebSocketTransport:
         if len(data) != len(chunks):  # an empty chunk means end of stream
             ws.transport.close()
 
+    def try_send_text(self, data: bytes) -> bool:
+        if not self._can_buffer():
+            return False
+        self._ws.protocol.send_text(data)
+        self._buffer(len(data))
+        return True
+
     async def send_text(self, data: bytes) -> None:
         if self._can_buffer():
             self._ws.protocol.send_text(data)
-            self._schedule_flush()
+            self._buffer(len(data))
             return
         try:
             await self._ws.send(data, text=True)
@@ -117,7 +134,7 @@ class WebSocketTransport:
     async def send_binary(self, data: bytes) -> None:
         if self._can_buffer():
             self._ws.protocol.send_binary(data)
-            self._schedule_flush()
+            self._buffer(len(data))
             return
         try:
             await self._ws.send(data, text=False)
@@ -128,6 +145,9 @@ class WebSocketTransport:
         await self._ws.close(code, reason)
 
 
+FLUSH_AT_BYTES: Final = 64 * 1024
+"""Frames buffered past this are written at once rather than at the end of the loop
+iteration (see :meth:`WebSocketTransport._buffer`)."""
 GC_THRESHOLDS: Final = (50_000, 20, 100)
 
 

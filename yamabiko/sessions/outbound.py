@@ -139,8 +139,12 @@ class Outbound:
         self._append(data, len(data))
 
     def push(self, data: bytes) -> None:
-        """Queue a message that must not be dropped; never blocks."""
+        """Queue a message that must not be dropped; never blocks. Handed to the socket
+        at once when nothing waits before it and the socket takes it."""
         if self._closed:
+            return
+        if not self._busy and not self._entries and self._transport.try_send_text(data):
+            self.sent += 1
             return
         self._append(data, len(data))
 
@@ -151,7 +155,7 @@ class Outbound:
         if self._closed:
             return
         self._keyed.pop(key, None)
-        self._append(data, len(data))
+        self.push(data)
 
     def replace(self, key: Hashable, data: bytes) -> None:
         """Queue ``data``, replacing a queued item with the same key (newest wins)."""

@@ -28,6 +28,11 @@ class Transport(Protocol):
     async def send_text(self, data: bytes) -> None:
         """Send one UTF-8 JSON text frame, already encoded."""
 
+    def try_send_text(self, data: bytes) -> bool:
+        """Hand one text frame to the socket now, without waiting, if the connection
+        takes it at once (open, not pushing back); False if not (then the caller
+        sends it with :meth:`send_text`)."""
+
     async def send_binary(self, data: bytes) -> None:
         """Send one binary frame (audio)."""
 
