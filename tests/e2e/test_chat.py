@@ -405,3 +405,32 @@ async def test_a_scripted_model_gives_testers_a_deterministic_session(tmp_path: 
         ]
         assert outside.end is not None
         assert outside.end["finishReason"] == "error"
+
+
+async def test_a_model_registered_by_an_admin_prices_the_next_reply(tmp_path: Path) -> None:
+    openai = next(p for p in PROVIDERS if p.engine == "openai")
+    async with (
+        FakeOpenAI(Script(tokens=["a", "b"], input_tokens=10)) as fake,
+        with_provider(tmp_path, fake, openai) as server,
+        await server.client(scopes=ADMIN) as client,
+    ):
+        with pytest.raises(RemoteError) as unknown:  # and the miss is cached...
+            await client.call("chat/send", {"message": "hi", "model": "house"})
+        assert unknown.value.wire_code == -32010
+        await client.call(
+            "models/register",
+            {
+                "modelId": "openai/house-model",
+                "provider": "openai",
+                "providerModel": "house-model",
+                "aliases": ["house"],
+                "inputPricePerMtok": 1.0,
+                "outputPricePerMtok": 2.0,
+                "contextWindow": 8000,
+            },
+        )
+        result, read = await chat(client, {"message": "hi", "model": "house"})  # ...till now
+        assert result["model"] == "openai/house-model"
+        assert read.end is not None
+        assert read.end["usage"]["costUsd"] == round((10 * 1.0 + 2 * 2.0) / 1e6, 8)
+        assert fake.last.body["model"] == "house-model"

@@ -141,6 +141,7 @@ async def register_model(ctx: Context, params: ModelRegisterParams) -> ModelEntr
         output_price_per_mtok=params.output_price_per_mtok,
         context_window=params.context_window,
     )
+    services(ctx).catalogue.forget(tenant(ctx))
     await audit(ctx, "model.register", target=entry.id)
     return entry
 
@@ -163,6 +164,7 @@ async def update_model(ctx: Context, params: ModelUpdateParams) -> ModelEntry:
         tenant(ctx), ModelId(params.model_id), **changes
     )
     entry = found(entry, "model", params.model_id)
+    services(ctx).catalogue.forget(tenant(ctx))
     await audit(ctx, "model.update", target=entry.id, detail={"fields": sorted(changes)})
     return entry
 
@@ -171,6 +173,7 @@ async def update_model(ctx: Context, params: ModelUpdateParams) -> ModelEntry:
 async def delete_model(ctx: Context, params: ModelRef) -> Done:
     done = await services(ctx).store.models.delete(tenant(ctx), ModelId(params.model_id))
     found(done, "model", params.model_id)
+    services(ctx).catalogue.forget(tenant(ctx))
     await audit(ctx, "model.delete", target=params.model_id)
     return Done(ok=True)
 

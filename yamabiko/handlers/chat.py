@@ -73,7 +73,7 @@ class Candidate:
 
 
 async def candidate(svc: Services, tenant_id: TenantId, name: str) -> Candidate:
-    entry = await svc.store.models.get(tenant_id, name)
+    entry = await svc.catalogue.get(tenant_id, name)
     if entry is None:
         return Candidate(name, name, Price(), DEFAULT_CONTEXT_WINDOW)
     return Candidate(

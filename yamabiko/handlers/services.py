@@ -16,6 +16,7 @@ from yamabiko.sessions.session import Context
 from yamabiko.store import Store
 from yamabiko.store.broker import Broker
 from yamabiko.store.budget import Budget
+from yamabiko.store.catalogue import CachedCatalogue
 from yamabiko.store.locks import Locks
 from yamabiko.store.ratelimit import TenantRateLimits
 from yamabiko.store.revocations import RevokedTokens
@@ -40,6 +41,8 @@ class Services:
     """The generations running on this node."""
     ghost: GhostModels
     """Ghost-text engines and each user's personal model."""
+    catalogue: CachedCatalogue
+    """The model catalogue, cached; forget a tenant when its entries change."""
 
 
 def services(ctx: Context) -> Services:

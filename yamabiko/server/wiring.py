@@ -33,6 +33,7 @@ from yamabiko.sessions.stats import Stats
 from yamabiko.store import open_store
 from yamabiko.store.broker import Broker, MemoryBroker
 from yamabiko.store.budget import Budget
+from yamabiko.store.catalogue import CachedCatalogue
 from yamabiko.store.locks import Locks, MemoryLocks, RedisLocks
 from yamabiko.store.ratelimit import (
     MemoryRateLimiter,
@@ -262,6 +263,7 @@ async def build_app(
             locks=locks,
             generations=generations,
             ghost=ghost_models,
+            catalogue=CachedCatalogue(store),
         ),
         audit=audit,
         revoked=revoked,

@@ -34,6 +34,30 @@ _MESSAGE = (
 )
 
 
+# $1 user id, $2 tenant, $3 conversation, $4 content, $5 asked at, $6 assistant id,
+# $7 model, $8 answered at.
+_TURN_SQLITE = (
+    "INSERT INTO messages (id, tenant_id, conversation_id, role, content, model, status,"
+    " input_tokens, output_tokens, cost_usd, created_at, updated_at)"
+    " SELECT $1, $2, $3, 'user', $4, NULL, 'complete', 0, 0, 0.0, $5, $5"
+    " FROM conversations WHERE id = $3 AND tenant_id = $2"
+    " UNION ALL SELECT $6, $2, $3, 'assistant', '', $7, 'streaming', 0, 0, 0.0, $8, $8"
+    " FROM conversations WHERE id = $3 AND tenant_id = $2"
+    f" RETURNING {_MESSAGE}"
+)
+_TURN_POSTGRES = (
+    "WITH touched AS (UPDATE conversations SET updated_at = $5::timestamptz"
+    " WHERE id = $3::text AND tenant_id = $2::text RETURNING id)"
+    " INSERT INTO messages (id, tenant_id, conversation_id, role, content, model, status,"
+    " input_tokens, output_tokens, cost_usd, created_at, updated_at)"
+    " SELECT $1::text, $2::text, $3::text, 'user', $4::text, NULL, 'complete', 0, 0, 0.0,"
+    " $5::timestamptz, $5::timestamptz FROM touched"
+    " UNION ALL SELECT $6::text, $2::text, $3::text, 'assistant', '', $7::text, 'streaming',"
+    " 0, 0, 0.0, $8::timestamptz, $8::timestamptz FROM touched"
+    f" RETURNING {_MESSAGE}"
+)
+
+
 class SqlConversations:
     """:class:`~yamabiko.store.repositories.ConversationRepository` in SQL."""
 
@@ -164,16 +188,24 @@ class SqlMessages:
         content: str,
         model: str | None,
     ) -> tuple[Message, Message] | None:
-        asked = utc_now()
-        async with self._db.transaction() as tx:
-            if not await _touch(tx, tenant_id, conversation_id, asked):
-                return None
-            user = await _insert(
-                tx, tenant_id, conversation_id, "user", content, None, "complete", asked
-            )
-            assistant = await _insert(
-                tx, tenant_id, conversation_id, "assistant", "", model, "streaming", utc_now()
-            )
+        # The turn is on the path to the first token: one statement where the dialect
+        # allows (PostgreSQL: the conversation's update and both inserts in one
+        # statement), two on SQLite (both inserts, guarded by the conversation, then
+        # its updatedAt; a crash between them leaves only a stale updatedAt).
+        asked, answered = utc_now(), utc_now()
+        args = (new_id(), tenant_id, conversation_id, content, asked, new_id(), model, answered)
+        if self._db.dialect.name == "postgres":
+            rows = await self._db.fetch(_TURN_POSTGRES, *args)
+        else:
+            rows = await self._db.fetch(_TURN_SQLITE, *args)
+            if rows:
+                await _touch(self._db, tenant_id, conversation_id, asked)
+        if not rows:
+            return None
+        user, assistant = sorted(
+            (to_object(self._db.dialect, row, Message) for row in rows),
+            key=lambda m: m.created_at,
+        )
         return user, assistant
 
     async def list(
