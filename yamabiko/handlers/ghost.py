@@ -361,7 +361,22 @@ async def feedback(ctx: Context, params: FeedbackParams) -> None:
         accepted = params.accepted_text or ""
         if not shown.text.startswith(accepted):
             raise errors.InvalidParams("acceptedText is not a prefix of the suggestion")
+        accepted = _whole_words(accepted, shown.text)
     await services(ctx).ghost.learn(tenant(ctx), user(ctx), shown.engine, shown.request, accepted)
+
+
+def _whole_words(accepted: str, suggestion: str) -> str:
+    """A partly accepted suggestion, cut back to its last whole word in space-separated
+    text (the user took "the vocal b" of "the vocal bus": "b" is no word to learn)."""
+    cut_in_word = (
+        len(accepted) < len(suggestion)
+        and accepted[-1:].isalnum()
+        and suggestion[len(accepted)].isalnum()
+        and accepted.isascii()
+    )
+    if not cut_in_word:
+        return accepted
+    return accepted[: accepted.rfind(" ")] if " " in accepted else ""
 
 
 def _learn_typed(ctx: Context, state: GhostSession, doc: Document, before: str) -> None:

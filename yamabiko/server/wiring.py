@@ -157,8 +157,10 @@ def ghost_engines(settings: Settings, registry: EngineRegistry) -> dict[str, Gho
     from yamabiko.engines.ghost.ngram import NgramGhostEngine
 
     llm_model = settings.ghost_llm_model
+    ngram = NgramGhostEngine()
+    ngram.warm()  # ~150 ms, once per process: not on the first keystroke
     engines: dict[str, GhostEngine] = {
-        "ngram": NgramGhostEngine(),
+        "ngram": ngram,
         "llm": LLMGhostEngine(registry, lambda: llm_model or registry.default_model()),
     }
     if settings.ghost_onnx_model_dir:
