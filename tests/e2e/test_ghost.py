@@ -331,3 +331,37 @@ async def test_the_onnx_engine_serves_a_model_built_in_the_tests(tmp_path: Path)
         expected = words_after(prefix)
         assert item["text"] == expected[: len(item["text"])]
         assert len(item["text"]) >= len(" swell")
+
+
+async def test_debounce_waits_for_a_pause_in_typing(tmp_path: Path) -> None:
+    async with mirror_server(tmp_path) as (server, mirror), await server.client() as client:
+        settings = await configure(client, engine="mirror", debounceMs=150)
+        assert settings["debounceMs"] == 150
+        sub = client.subscribe(*GHOST)
+        await client.call("ghost/open", {"docId": "d"})
+        typist = Typist(client, "d")
+        for char in "chorus":
+            await typist.type(char)
+        method, params = await next_ghost(client, sub)
+        assert (method, params["version"]) == ("ghost/suggestions", typist.version)
+        assert mirror.calls == 1  # the engine ran once, after the pause
+
+
+async def test_learning_from_typed_text_adapts_the_users_model(server: Running) -> None:
+    context = "Turn the kick up and the "
+    async with await server.client("carol") as carol:
+        await configure(carol, learnFromText=True)
+        await carol.call("ghost/open", {"docId": "probe", "text": context})
+        before = (await carol.call("ghost/complete", {"docId": "probe"}))["items"]
+        word = "tambourine"
+        assert all(not item["text"].strip().startswith(word) for item in before)
+        for n in range(3):
+            await carol.call("ghost/open", {"docId": f"d{n}", "text": context})
+            typist = Typist(carol, f"d{n}", context)
+            for char in word + " ":
+                await typist.type(char)
+        await carol.call("ping")
+        await carol.call("ghost/close", {"docId": "probe"})
+        await carol.call("ghost/open", {"docId": "probe", "text": context})
+        after = (await carol.call("ghost/complete", {"docId": "probe"}))["items"]
+        assert after[0]["text"].strip() == word, after

@@ -155,7 +155,7 @@ async def send(ctx: Context, params: ChatSendParams) -> ChatSendResult:
     keys = await agent_keys(svc, tid, agent, candidates)
     check_servable(svc, candidates, keys)
     await svc.budget.check(tid)
-    ctx.session.subscriptions.check_room("")  # a slot for the sender's subscription
+    ctx.session.subscriptions.check_room()  # a slot for the sender's subscription
 
     history: list[Message] = []
     if conversation is not None:

@@ -30,10 +30,11 @@ class Subscriptions:
     def __len__(self) -> int:
         return len(self._tasks)
 
-    def check_room(self, key: Hashable) -> None:
-        """Raise unless :meth:`start` with ``key`` would succeed now: -32009 if it is
-        taken, -32029 (``limit: maxSubscriptions``) if the session has no room."""
-        if key in self._tasks:
+    def check_room(self, key: Hashable | None = None) -> None:
+        """Raise unless :meth:`start` with ``key`` (None: a new one) would succeed now:
+        -32009 if it is taken, -32029 (``limit: maxSubscriptions``) if the session has
+        no room."""
+        if key is not None and key in self._tasks:
             raise errors.Conflict(f"already subscribed to {key}: unsubscribe first")
         if len(self._tasks) >= self.limit:
             raise errors.RateLimited(
