@@ -9,6 +9,15 @@ engine tests, the stream tests and ``make bench``.
 from tests.fakes.anthropic_api import FakeAnthropic
 from tests.fakes.gemini_api import FakeGemini
 from tests.fakes.openai_api import FakeOpenAI
+from tests.fakes.openai_speech import FakeSpeech
 from tests.fakes.server import FakeProvider, RecordedRequest, Script
 
-__all__ = ["FakeAnthropic", "FakeGemini", "FakeOpenAI", "FakeProvider", "RecordedRequest", "Script"]
+__all__ = [
+    "FakeAnthropic",
+    "FakeGemini",
+    "FakeOpenAI",
+    "FakeProvider",
+    "FakeSpeech",
+    "RecordedRequest",
+    "Script",
+]
