@@ -6,7 +6,10 @@ import math
 from dataclasses import asdict, dataclass
 from typing import Any, Literal
 
-GoalOn = Literal["ratio", "added"]
+GoalOn = Literal["ratio", "added", "value"]
+
+NO_BASELINE = math.nan
+"""The baseline of a figure that has none (``goal_on="value"``)."""
 
 
 @dataclass(frozen=True)
@@ -17,7 +20,9 @@ class Figure:
     ``unit``). ``higher_is_better`` says which way is good. ``goal`` (if any) bounds
     ``goal_on``: by default the ratio (at least ``goal`` when higher is better, at most
     ``goal`` when lower is better); with ``goal_on="added"`` the absolute difference,
-    for goals such as "at most 1 ms added to the time to first token".
+    for goals such as "at most 1 ms added to the time to first token"; with
+    ``goal_on="value"`` Yamabiko's figure itself, for figures with no baseline (give
+    ``baseline=NO_BASELINE``: the table shows "-" for it and for the comparison).
     """
 
     name: str
@@ -40,8 +45,14 @@ class Figure:
         return self.yamabiko - self.baseline
 
     @property
+    def has_baseline(self) -> bool:
+        return not math.isnan(self.baseline)
+
+    @property
     def compared(self) -> float:
-        """What the goal bounds: the ratio or the difference."""
+        """What the goal bounds: the ratio, the difference, or the value itself."""
+        if self.goal_on == "value":
+            return self.yamabiko
         return self.added if self.goal_on == "added" else self.ratio
 
     @property
@@ -56,6 +67,8 @@ class Figure:
 
     @property
     def compared_text(self) -> str:
+        if not self.has_baseline:
+            return "-"
         if self.goal_on == "added":
             return f"{self.added:+,.{max(self.decimals, 2)}f} {self.unit}"
         return f"{self.ratio:.2f}x"
@@ -67,14 +80,20 @@ class Figure:
         sign = ">=" if self.higher_is_better else "<="
         if self.goal_on == "added":
             return f"{sign} {self.goal:+.2f} {self.unit}"
+        if self.goal_on == "value":
+            return f"{sign} {self.goal:,.{self.decimals}f} {self.unit}"
         return f"{sign} {self.goal:.2f}x"
 
     def to_json(self) -> dict[str, Any]:
-        return {
+        document = {
             **asdict(self),
             "ratio": self.ratio,
             "added": self.added,
             "verdict": self.verdict or None,
+        }
+        # NaN is not JSON: a figure without a baseline has none of these.
+        return {
+            k: None if isinstance(v, float) and math.isnan(v) else v for k, v in document.items()
         }
 
 
@@ -88,7 +107,7 @@ def render_table(figures: list[Figure]) -> str:
                 fig.name,
                 fig.unit,
                 f"{fig.yamabiko:,.{fig.decimals}f}",
-                f"{fig.baseline:,.{fig.decimals}f}",
+                f"{fig.baseline:,.{fig.decimals}f}" if fig.has_baseline else "-",
                 fig.against,
                 fig.compared_text,
                 "higher" if fig.higher_is_better else "lower",
