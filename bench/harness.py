@@ -54,6 +54,11 @@ class Options:
     ``fanout_max_tokens``), so that every stream takes about as long."""
     fanout_max_tokens: int = 2_000
     fanout_rounds: int = 3
+    ghost_documents: int = 50
+    """Documents typed at once in the ghost scenario, one connection each."""
+    ghost_typing_s: float = 20.0
+    """How long each document is typed, at ``ghost_keystrokes_per_s``."""
+    ghost_keystrokes_per_s: float = 10.0
     profile_dir: str | None = None
     """When set, every server process runs under cProfile and writes NAME-PID.prof here."""
 
@@ -73,6 +78,8 @@ class Options:
             ttft_warmup=10,
             fanout_deliveries=100_000,
             fanout_rounds=1,
+            ghost_documents=10,
+            ghost_typing_s=4.0,
         )
 
 
