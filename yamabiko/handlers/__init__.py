@@ -11,7 +11,7 @@ from yamabiko.sessions.methods import Router
 
 def routers() -> list[Router]:
     """Every namespace's router, for the server to assemble."""
-    from yamabiko.handlers import admin, agents, chat, conversations, ghost, stream
+    from yamabiko.handlers import admin, agents, audio, chat, conversations, ghost, stream
 
     return [
         agents.router,
@@ -19,5 +19,6 @@ def routers() -> list[Router]:
         chat.router,
         stream.router,
         ghost.router,
+        audio.router,
         admin.router,
     ]

@@ -69,6 +69,9 @@ class GhostModels:
             task = asyncio.get_running_loop().create_task(self._load(key, cached))
             self._loading[key] = task
             task.add_done_callback(lambda _: self._loading.pop(key, None))
+        if cached is not None:
+            # Stale: serve what we have; the fresh read lands for the next keystroke.
+            return cached[1]
         return await asyncio.shield(task)
 
     async def _load(

@@ -12,6 +12,7 @@ from typing import cast
 from yamabiko.engines.llm import EngineRegistry
 from yamabiko.handlers.generation import Generations
 from yamabiko.handlers.ghost_models import GhostModels
+from yamabiko.handlers.synthesis import AudioEngines, Syntheses
 from yamabiko.sessions.session import Context
 from yamabiko.store import Store
 from yamabiko.store.broker import Broker
@@ -43,6 +44,10 @@ class Services:
     """Ghost-text engines and each user's personal model."""
     catalogue: CachedCatalogue
     """The model catalogue, cached; forget a tenant when its entries change."""
+    audio: AudioEngines
+    """Audio engines by name, and the duration limit."""
+    syntheses: Syntheses
+    """The audio syntheses running on this node."""
 
 
 def services(ctx: Context) -> Services:

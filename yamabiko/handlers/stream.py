@@ -25,6 +25,7 @@ import msgspec
 from yamabiko.handlers.common import is_admin
 from yamabiko.handlers.generation import KIND_DELTA
 from yamabiko.handlers.services import services
+from yamabiko.handlers.synthesis import KIND_FRAME, Progress, binary_frame, frame_notification
 from yamabiko.protocol import errors
 from yamabiko.protocol.messages import encode_notification
 from yamabiko.schema import stream as schema
@@ -114,13 +115,45 @@ class Delta:
         )
 
 
-async def forward(session: Session, subscription: Subscription) -> None:
+class StreamNumbers:
+    """A session's numbers for the streams it reads (the ``streamNo`` of binary audio
+    frame headers): 1, 2, 3... in the order it first meets them."""
+
+    __slots__ = ("_numbers",)
+
+    def __init__(self) -> None:
+        self._numbers: dict[str, int] = {}
+
+    def of(self, stream_id: str) -> int:
+        number = self._numbers.get(stream_id)
+        if number is None:
+            number = self._numbers[stream_id] = len(self._numbers) + 1
+        return number
+
+
+def stream_number(session: Session, stream_id: str) -> int:
+    return session.local("stream-numbers", StreamNumbers).of(stream_id)
+
+
+def wants_binary_audio(session: Session) -> bool:
+    capabilities = session.capabilities
+    audio = getattr(capabilities, "audio", None)
+    return bool(getattr(audio, "binary", False))
+
+
+async def forward(
+    session: Session, subscription: Subscription, progress: Progress | None = None
+) -> None:
     """Feed ``session`` the items of ``subscription`` until the stream ends, the
     subscription fails (the client is told with a ``stream/error`` naming the last seq
-    delivered) or the session stops it."""
+    delivered) or the session stops it. Audio frames wait for room in the session's
+    queue (a slow reader pauses its forwarder, never drops a frame); ``progress``
+    tells an audio producer how far its sender has read."""
     stream_id = subscription.info.stream_id
     key = (KIND_DELTA, stream_id)
     outbound = session.outbound
+    binary = wants_binary_audio(session)
+    number = stream_number(session, stream_id)
     try:
         async with subscription:
             async for item in subscription:
@@ -129,7 +162,16 @@ async def forward(session: Session, subscription: Subscription) -> None:
                     # sessions run now and then.
                     await asyncio.sleep(0)
                 session.stats.stream_items_sent += 1
-                if item.kind != KIND_DELTA:
+                if item.kind == KIND_FRAME:
+                    if binary:
+                        await session.send_binary(binary_frame(number, item.seq, item.payload))
+                    else:
+                        await outbound.push_wait(
+                            frame_notification(stream_id, item.seq, item.payload)
+                        )
+                    if progress is not None:
+                        progress.advance(item.seq)
+                elif item.kind != KIND_DELTA:
                     session.notify_encoded(item.payload)
                 elif outbound.keeping_up:
                     # The producer's bytes as they are: nothing made per subscriber.
@@ -146,6 +188,9 @@ async def forward(session: Session, subscription: Subscription) -> None:
                 message=exc.message,
             ),
         )
+    finally:
+        if progress is not None:
+            progress.leave()
 
 
 def readable(ctx: Context, info: StreamInfo | None, stream_id: str) -> StreamInfo:
@@ -160,7 +205,9 @@ def readable(ctx: Context, info: StreamInfo | None, stream_id: str) -> StreamInf
     return info
 
 
-async def subscribe_session(ctx: Context, stream_id: str, after_seq: int) -> Subscription:
+async def subscribe_session(
+    ctx: Context, stream_id: str, after_seq: int, progress: Progress | None = None
+) -> Subscription:
     """Subscribe the caller's session to a stream it may read (checked by the caller)
     and start forwarding; returns the subscription (its ``info`` is the answer)."""
     session = ctx.session
@@ -168,7 +215,7 @@ async def subscribe_session(ctx: Context, stream_id: str, after_seq: int) -> Sub
     subscription = await services(ctx).broker.subscribe(stream_id, after_seq)
     try:
         # Checked again: a concurrent subscribe of this session may have won the slot.
-        session.subscriptions.start(stream_id, forward(session, subscription))
+        session.subscriptions.start(stream_id, forward(session, subscription, progress))
     except errors.YamabikoError:
         await subscription.close()
         raise
@@ -181,7 +228,12 @@ async def subscribe(ctx: Context, params: SubscribeParams) -> SubscribeResult:
     readable(ctx, await broker.info(params.stream_id), params.stream_id)
     subscription = await subscribe_session(ctx, params.stream_id, params.after_seq)
     info = subscription.info
-    return SubscribeResult(stream_id=info.stream_id, status=info.status, last_seq=info.last_seq)
+    return SubscribeResult(
+        stream_id=info.stream_id,
+        status=info.status,
+        last_seq=info.last_seq,
+        stream_no=stream_number(ctx.session, info.stream_id),
+    )
 
 
 @router.method(schema.STREAM_UNSUBSCRIBE)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from types import MappingProxyType
 
-from yamabiko.schema import admin, agents, chat, conversations, ghost, session, stream
+from yamabiko.schema import admin, agents, audio, chat, conversations, ghost, session, stream
 from yamabiko.schema.base import MethodSchema
 
 
@@ -27,5 +27,6 @@ METHODS: Mapping[str, MethodSchema] = build_table(
     chat.METHODS,
     stream.METHODS,
     ghost.METHODS,
+    audio.METHODS,
     admin.METHODS,
 )

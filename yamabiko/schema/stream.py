@@ -46,6 +46,8 @@ class SubscribeResult(Result):
     status: StreamStatus
     last_seq: int
     """The newest seq when subscribed: items up to it are replayed, later ones are live."""
+    stream_no: int
+    """The stream's number in this session's binary audio frame headers."""
 
 
 class UnsubscribeResult(Result):

@@ -120,6 +120,16 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
         str | None,
         Meta(description="Model of ghost engine llm (engine/providerModel); unset: default."),
     ] = None
+    max_audio_seconds: Annotated[
+        Positive, Meta(description="The longest audio one audio/synthesize may make.")
+    ] = 300.0
+    audio_onnx_model_dir: Annotated[
+        str | None,
+        Meta(description="Directory with manifest.json and models for audio engine onnx."),
+    ] = None
+    audio_tts_model: Annotated[
+        str, Meta(description="OpenAI speech model of audio engine tts.")
+    ] = "gpt-4o-mini-tts"
     stream_retention_s: Annotated[
         Positive, Meta(description="Seconds a stream's history is kept after it ends.")
     ] = 600.0

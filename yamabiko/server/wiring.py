@@ -5,6 +5,7 @@ The only place that knows the whole; everything it builds is handed on as a valu
 
 from __future__ import annotations
 
+import asyncio
 import os
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from pathlib import Path
@@ -13,12 +14,14 @@ from typing import Any, cast
 from redis.asyncio import Redis
 
 from yamabiko import __version__
+from yamabiko.engines.audio.base import AudioEngine
 from yamabiko.engines.ghost.base import GhostEngine
 from yamabiko.engines.llm import EngineRegistry
 from yamabiko.handlers import routers as handler_routers
 from yamabiko.handlers.generation import Generations
 from yamabiko.handlers.ghost_models import GhostModels
 from yamabiko.handlers.services import Services
+from yamabiko.handlers.synthesis import AudioEngines, Syntheses
 from yamabiko.schema.objects import AuditOutcome, TenantId
 from yamabiko.schema.openrpc import PATH as OPENRPC_PATH
 from yamabiko.server.app import App, Closer, ServerOptions
@@ -170,6 +173,24 @@ def ghost_engines(settings: Settings, registry: EngineRegistry) -> dict[str, Gho
     return engines
 
 
+def audio_engines(settings: Settings, env: Mapping[str, str]) -> AudioEngines:
+    """``singer`` always; ``tts`` when the server has an OpenAI key or base URL;
+    ``onnx`` when a model dir is configured (loaded at start, so a bad dir fails it)."""
+    from yamabiko.engines.audio.singer import SingerEngine
+
+    engines: dict[str, AudioEngine] = {"singer": SingerEngine()}
+    key, base_url = env.get("OPENAI_API_KEY") or None, env.get("OPENAI_BASE_URL") or None
+    if key or base_url:
+        from yamabiko.engines.audio.tts import TtsEngine
+
+        engines["tts"] = TtsEngine(api_key=key, base_url=base_url, model=settings.audio_tts_model)
+    if settings.audio_onnx_model_dir:
+        from yamabiko.engines.audio.onnx import OnnxSingerEngine
+
+        engines["onnx"] = OnnxSingerEngine.open(Path(settings.audio_onnx_model_dir).expanduser())
+    return AudioEngines(engines, max_seconds=settings.max_audio_seconds)
+
+
 def provider_environment(env: Mapping[str, str]) -> dict[str, str]:
     """The provider variables (keys and base URLs) of ``env``: all the engines see."""
     return {k: v for k, v in env.items() if k.endswith(("_API_KEY", "_BASE_URL"))}
@@ -220,8 +241,9 @@ async def build_app(
     limiter, close_limiter = rate_limiter(settings)
     tenant_limits = TenantRateLimits(store)
     broker, locks, signals, close_streams = await stream_backends(settings)
+    providers = provider_environment(os.environ if provider_env is None else provider_env)
     engines = EngineRegistry(
-        provider_environment(os.environ if provider_env is None else provider_env),
+        providers,
         scripted_root=settings.scripts_path,
     )
     budget = Budget(store)
@@ -234,14 +256,21 @@ async def build_app(
         store, {**ghost_engines(settings, engines), **(ghost or {})}, stats=stats
     )
 
+    syntheses = Syntheses(broker=broker, signals=signals)
+    audio = audio_engines(settings, providers)
+
     async def close_generations() -> None:
-        await generations.aclose(settings.shutdown_timeout_s)
+        await asyncio.gather(
+            generations.aclose(settings.shutdown_timeout_s),
+            syntheses.aclose(settings.shutdown_timeout_s),
+        )
 
     # In order: running work stores its results before anything it uses closes.
     closers: list[Closer] = [
         close_generations,
         ghost_models.aclose,
         engines.aclose,
+        audio.aclose,
         *close_streams,
         store.close,
     ]
@@ -266,6 +295,8 @@ async def build_app(
             generations=generations,
             ghost=ghost_models,
             catalogue=CachedCatalogue(store),
+            audio=audio,
+            syntheses=syntheses,
         ),
         audit=audit,
         revoked=revoked,

@@ -168,6 +168,9 @@ class Outbound:
             slot.size = len(data)
             self.replaced += 1
             return
+        if not self._busy and not self._entries and self._transport.try_send_text(data):
+            self.sent += 1
+            return
         self._append_keyed(_Keyed(key, data))
 
     def merge(self, key: Hashable, item: Mergeable) -> None:

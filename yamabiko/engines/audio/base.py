@@ -85,8 +85,6 @@ class AudioEngine(Protocol):
         rendering (``estimatedDurationMs``; exact for ``singer``)."""
         ...
 
-    def blocks(
-        self, request: AudioRequest, block_samples: int
-    ) -> AsyncGenerator[Samples, None]:
+    def blocks(self, request: AudioRequest, block_samples: int) -> AsyncGenerator[Samples, None]:
         """The samples, in blocks (see the module docstring)."""
         ...

@@ -1,0 +1,257 @@
+"""Syntheses: one audio rendering, from an engine's sample blocks into a broker stream.
+
+Theory of operation. ``audio/synthesize`` (:mod:`yamabiko.handlers.audio`) prepares a
+:class:`SynthesisJob` and :meth:`Syntheses.start` runs it as a task of the node (like a
+generation: a client that disconnects can resume it on any node). The task renders
+the engine's float32 blocks of ``frameMs``, encodes each into the requested format
+(:mod:`yamabiko.engines.audio.encode`) and publishes each non-empty payload as one
+``frame`` item, whose payload is one flags byte (bit 0: last) then the audio bytes;
+subscribers' forwarders turn it into a binary message or an ``audio/frame``
+notification. The codec's tail is the last frame (possibly empty, so that ``last`` is
+always on a frame). Then ``audio/end`` (frames, duration, sha256 of every payload) ends
+the stream.
+
+Pacing. ``realtime`` publishes each frame no earlier than its place on the playback
+clock minus one frame (:data:`LEAD_FRAMES`); ``fast`` publishes as fast as the sender reads:
+the job never gets more than :data:`MAX_AHEAD` frames ahead of what the sender's
+session has taken (a slow reader pauses the producer, and the history never has to
+hold more than that for it; frames are never dropped). A sender that has gone away
+does not hold the job up.
+
+Cancelling (``audio/cancel``) stops the engine and the pacing at once: no frame is
+published after the one in progress; ``audio/end`` then carries ``cancelled: true``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import contextlib
+import hashlib
+import logging
+import struct
+import time
+from dataclasses import dataclass, field
+from typing import Final
+
+from yamabiko.engines.audio.base import AudioEngine, AudioRequest
+from yamabiko.protocol.messages import encode_notification
+from yamabiko.schema import audio as schema
+from yamabiko.store.broker import Broker
+from yamabiko.store.signals import Signals
+
+log = logging.getLogger("yamabiko.audio")
+
+KIND_FRAME: Final = "frame"
+KIND_END: Final = "end"
+LEAD_FRAMES: Final = 1
+"""How many frames ahead of the playback clock a ``realtime`` stream runs: one, so
+that a cancel stops it within a frame (the client buffers for playback as it likes)."""
+MAX_AHEAD: Final = 64
+"""Frames a ``fast`` stream may run ahead of its sender's session."""
+FLAG_LAST: Final = 0x01
+HEADER: Final = struct.Struct(">2sBBII")
+"""``YA``, version, flags, streamNo, seq (DESIGN.md section 10)."""
+VERSION: Final = 1
+_CANCEL_PREFIX: Final = "audio-cancel:"
+
+
+def binary_frame(stream_no: int, seq: int, item_payload: bytes) -> bytes:
+    """The binary WebSocket message for a frame item (``item_payload``: flags, audio)."""
+    return HEADER.pack(b"YA", VERSION, item_payload[0], stream_no, seq) + item_payload[1:]
+
+
+def frame_notification(stream_id: str, seq: int, item_payload: bytes) -> bytes:
+    """The ``audio/frame`` notification for a frame item."""
+    return encode_notification(
+        schema.AUDIO_FRAME,
+        schema.FrameParams(
+            stream_id=stream_id,
+            seq=seq,
+            data=base64.b64encode(item_payload[1:]).decode("ascii"),
+            last=bool(item_payload[0] & FLAG_LAST),
+        ),
+    )
+
+
+class Progress:
+    """How far the sender's session has taken the stream (its forwarder sets it)."""
+
+    __slots__ = ("changed", "gone", "taken")
+
+    def __init__(self) -> None:
+        self.taken = 0
+        self.gone = False
+        self.changed = asyncio.Event()
+
+    def advance(self, seq: int) -> None:
+        self.taken = seq
+        self.changed.set()
+
+    def leave(self) -> None:
+        self.gone = True
+        self.changed.set()
+
+
+@dataclass
+class SynthesisJob:
+    stream_id: str
+    engine: AudioEngine
+    request: AudioRequest
+    format: schema.AudioFormat
+    frame_ms: int
+    pace: schema.Pace
+    total_samples: int | None
+    sender: Progress = field(default_factory=Progress)
+    cancelled: asyncio.Event = field(default_factory=asyncio.Event)
+
+
+@dataclass(frozen=True)
+class AudioEngines:
+    """The node's audio engines by name, and the longest synthesis allowed."""
+
+    engines: dict[str, AudioEngine]
+    max_seconds: float = 300.0
+
+    async def aclose(self) -> None:
+        """Close the engines' HTTP clients (``tts``), at shutdown."""
+        for engine in self.engines.values():
+            close = getattr(engine, "aclose", None)
+            if close is not None:
+                try:
+                    await close()
+                except Exception:
+                    log.exception("could not close an audio engine")
+
+
+class Syntheses:
+    """The syntheses running on this node, by stream id."""
+
+    def __init__(self, *, broker: Broker, signals: Signals) -> None:
+        self._broker = broker
+        self._signals = signals
+        self._jobs: dict[str, SynthesisJob] = {}
+        self._tasks: set[asyncio.Task[None]] = set()
+        signals.listen(self._on_signal)
+
+    def start(self, job: SynthesisJob) -> None:
+        self._jobs[job.stream_id] = job
+        task = asyncio.get_running_loop().create_task(self._run(job), name=f"audio-{job.stream_id}")
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    def running(self, stream_id: str) -> bool:
+        return stream_id in self._jobs
+
+    async def cancel(self, stream_id: str) -> bool:
+        """Stop a live audio stream, wherever it is rendered; False if not live."""
+        job = self._jobs.get(stream_id)
+        if job is not None:
+            job.cancelled.set()
+            return True
+        info = await self._broker.info(stream_id)
+        if info is None or info.status != "live":
+            return False
+        await self._signals.send(_CANCEL_PREFIX + stream_id)
+        return True
+
+    def _on_signal(self, message: str) -> None:
+        if message.startswith(_CANCEL_PREFIX):
+            job = self._jobs.get(message[len(_CANCEL_PREFIX) :])
+            if job is not None:
+                job.cancelled.set()
+
+    async def aclose(self, grace_s: float = 10.0) -> None:
+        """Let running syntheses finish for ``grace_s``, then cancel the rest."""
+        tasks = set(self._tasks)
+        if not tasks:
+            return
+        _, pending = await asyncio.wait(tasks, timeout=grace_s)
+        for job in list(self._jobs.values()):
+            job.cancelled.set()
+        if pending:
+            await asyncio.wait(pending, timeout=5.0)
+
+    async def _run(self, job: SynthesisJob) -> None:
+        try:
+            await self._render(job)
+        except Exception:
+            log.exception("synthesis failed", extra={"stream": job.stream_id})
+        finally:
+            self._jobs.pop(job.stream_id, None)
+
+    async def _render(self, job: SynthesisJob) -> None:
+        # Imported on first use: soundfile loads libsndfile, which a server that never
+        # renders audio does not need.
+        from yamabiko.engines.audio.encode import encoder
+
+        request = job.request
+        rate = request.sample_rate
+        block = max(1, rate * job.frame_ms // 1000)
+        codec = encoder(job.format, rate, total_samples=job.total_samples)
+        digest = hashlib.sha256()
+        seq = 0
+        samples = 0
+        started = time.monotonic()
+        blocks = job.engine.blocks(request, block)
+        cancelled = job.cancelled
+
+        async def publish(payload: bytes, last: bool) -> None:
+            nonlocal seq
+            digest.update(payload)
+            flags = FLAG_LAST if last else 0
+            seq = await self._broker.publish(job.stream_id, KIND_FRAME, bytes((flags,)) + payload)
+
+        try:
+            async with contextlib.aclosing(blocks):
+                async for samples_block in blocks:
+                    if cancelled.is_set():
+                        break
+                    samples += len(samples_block)
+                    payload = codec.encode(samples_block)
+                    if payload:
+                        lead = LEAD_FRAMES * job.frame_ms / 1000
+                        if await self._wait_turn(job, seq + 1, samples / rate - lead, started):
+                            await publish(payload, last=False)
+                        else:
+                            break
+        finally:
+            tail = b"" if cancelled.is_set() else codec.finish()
+        await publish(tail, last=True)
+        await self._broker.end(
+            job.stream_id,
+            KIND_END,
+            encode_notification(
+                schema.AUDIO_END,
+                schema.EndParams(
+                    stream_id=job.stream_id,
+                    seq=seq + 1,
+                    frames=seq,
+                    duration_ms=round(samples * 1000 / rate),
+                    sha256=digest.hexdigest(),
+                    cancelled=cancelled.is_set(),
+                ),
+            ),
+        )
+
+    async def _wait_turn(self, job: SynthesisJob, seq: int, at_s: float, started: float) -> bool:
+        """Wait until frame ``seq`` may go out (for ``realtime``, ``at_s`` after the
+        start); False if the job was cancelled meanwhile."""
+        cancelled = job.cancelled
+        if job.pace == "realtime":
+            delay = started + at_s - time.monotonic()
+            if delay > 0:
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(delay):
+                        await cancelled.wait()
+        sender = job.sender
+        while not sender.gone and seq - sender.taken > MAX_AHEAD and not cancelled.is_set():
+            sender.changed.clear()
+            waiter = asyncio.ensure_future(sender.changed.wait())
+            stop = asyncio.ensure_future(cancelled.wait())
+            try:
+                await asyncio.wait({waiter, stop}, return_when=asyncio.FIRST_COMPLETED)
+            finally:
+                waiter.cancel()
+                stop.cancel()
+        return not cancelled.is_set()
