@@ -162,3 +162,11 @@ def test_unknown_formats_and_misuse_are_refused() -> None:
     codec.finish()
     with pytest.raises(RuntimeError):
         codec.encode(np.zeros(4, dtype=np.float32))
+
+
+def test_opus_pages_leave_often() -> None:
+    # Pages of about OPUS_PAGE_MS, not libsndfile's default second: a live stream.
+    codec = encoder("ogg", 24_000)
+    block = np.full(480, 0.1, dtype=np.float32)  # 20 ms
+    sent = [i for i in range(25) if codec.encode(block)]
+    assert len(sent) >= 5

@@ -315,3 +315,18 @@ async def test_voices() -> None:
     assert fundamental(low[1000:4000].astype(float), RATE, 0.04) < fundamental(
         high[1000:4000].astype(float), RATE, 0.04
     )
+
+
+async def test_the_extreme_pitches_render() -> None:
+    lowest = AudioRequest(notes=(Note(pitch=0, start=0, duration=1),), sample_rate=48_000)
+    samples = await render(lowest)
+    assert samples.size == 24_000
+    assert np.abs(samples).max() > 0.05
+    # Above Nyquist at 8 kHz: nothing can sound, and nothing breaks.
+    highest = AudioRequest(notes=(Note(pitch=127, start=0, duration=1),), sample_rate=8_000)
+    assert not (await render(highest)).any()
+    top = AudioRequest(notes=(Note(pitch=127, start=0, duration=1),), sample_rate=48_000)
+    stretch = held(await render(top), 0, 48_000)
+    spectrum = np.abs(np.fft.rfft(stretch * np.hanning(stretch.size)))
+    peak_hz = np.argmax(spectrum) * 48_000 / stretch.size
+    assert peak_hz == pytest.approx(frequency(127), rel=0.01)  # a lone harmonic

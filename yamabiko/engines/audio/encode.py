@@ -277,8 +277,7 @@ class _SoundFileEncoder:
             self._sink, "w", samplerate=sample_rate, channels=1, format=major, subtype=subtype
         )
         if subtype == "OPUS":
-            latency = soundfile._ffi.new("double*", OPUS_PAGE_MS)
-            soundfile._snd.sf_command(self._file._file, _SFC_SET_OGG_PAGE_LATENCY_MS, latency, 8)
+            _set_page_latency(self._file, OPUS_PAGE_MS)
         self._header_done = format != "flac" or total_samples is None
 
     def encode(self, block: Samples) -> bytes:
@@ -307,6 +306,16 @@ class _SoundFileEncoder:
             _set_flac_total(pending, self._count.total_samples or 0)
             self._header_done = True
         return self._sink.take()
+
+
+def _set_page_latency(file: Any, milliseconds: float) -> None:
+    """sf_command(SFC_SET_OGG_PAGE_LATENCY_MS), which soundfile does not wrap: through
+    its cffi handles, and skipped (pages of a second) should they ever move."""
+    try:
+        latency = soundfile._ffi.new("double*", milliseconds)
+        soundfile._snd.sf_command(file._file, _SFC_SET_OGG_PAGE_LATENCY_MS, latency, 8)
+    except AttributeError:  # pragma: no cover - another soundfile
+        pass
 
 
 _FLAC_HEADER_BYTES: Final = 42  # "fLaC", a metadata block header, STREAMINFO

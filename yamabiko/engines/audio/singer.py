@@ -17,7 +17,8 @@ noise (plosives, fricatives, affricates) or voiced murmurs (nasals, liquids, gli
 at the start of the note; a nasal coda (``n``, ``m``) hums at its end. Vibrato
 (:data:`VIBRATO_CENTS` either way, a sine in log-frequency, so the average pitch
 stays put) sets in after :data:`VIBRATO_DELAY_S` of a held note. A note at MIDI 69
-is heard at 440 Hz.
+is heard at 440 Hz; a note too high for the rate (from about MIDI 119 at 16 kHz)
+is silent.
 
 Lyrics. A note sings its ``lyric``: kana (hiragana or katakana, one mora), romaji
 (``ka``, ``shi``, ``n``) or an English syllable; ``None`` takes the next syllable of
@@ -148,16 +149,16 @@ PHONES: Final[dict[str, Phone]] = {
     "d": _stop(50, 3500, 2500, 0.18, voiced=True),
     "k": _stop(70, 2200, 1500, 0.3),
     "g": _stop(55, 2000, 1500, 0.18, voiced=True),
-    "s": _fricative(100, 7000, 3000, 0.22),
-    "z": _fricative(80, 6500, 3000, 0.12, voiced=True),
-    "sh": _fricative(100, 3300, 1600, 0.25),
+    "s": _fricative(100, 7000, 3000, 0.12),
+    "z": _fricative(80, 6500, 3000, 0.07, voiced=True),
+    "sh": _fricative(100, 3300, 1600, 0.14),
     "f": _fricative(80, 4500, 5000, 0.1),
     "v": _fricative(60, 4000, 5000, 0.06, voiced=True),
     "th": _fricative(80, 5500, 5000, 0.08),
     "h": _fricative(70, 1600, 2400, 0.1),
-    "ch": _affricate(90, 3400, 1600, 0.25),
-    "ts": _affricate(80, 6500, 3000, 0.22),
-    "j": _affricate(80, 3000, 1600, 0.15, voiced=True),
+    "ch": _affricate(90, 3400, 1600, 0.14),
+    "ts": _affricate(80, 6500, 3000, 0.12),
+    "j": _affricate(80, 3000, 1600, 0.09, voiced=True),
     "m": _murmur(60, "N", 0.45),
     "n": _murmur(55, "N", 0.45),
     "ng": _murmur(60, "N", 0.45),
@@ -862,7 +863,9 @@ def _wavetable(timbre: str, f0: float, rate: int, tilt: float, formant_scale: fl
     as ``k ** -tilt`` and shaped by the formants, peak-normalized; one sample longer
     than its period for interpolation."""
     top = f0 * 2 ** (VIBRATO_CENTS / 1200) * 1.01
-    harmonics = max(1, int(0.5 * rate / top))
+    harmonics = int(0.5 * rate / top)
+    if harmonics < 1:  # the note itself is above Nyquist: it cannot sound at this rate
+        return np.zeros(2, dtype=np.float64)
     size = 256
     while size < 8 * harmonics and size < 1 << 16:
         size *= 2
