@@ -16,7 +16,7 @@ import pytest
 import soundfile
 
 from tests.engines.audio.tiny_audio_models import write_model_dir
-from tests.fakes import FakeSpeech
+from tests.fakes import FakeSpeech, Script
 from tests.support import Running, running_server
 from yamabiko.client import Client, RemoteError
 
@@ -297,3 +297,37 @@ async def test_the_onnx_pipeline_sings_through_the_server(tmp_path: Path) -> Non
     assert abs(pitch_of(samples[middle : middle + per_beat], 24000) - expected) / expected < 0.02
     rest = samples[int(8.2 * per_beat) : int(9.8 * per_beat)]
     assert np.max(np.abs(rest)) < 1e-3
+
+
+async def test_an_engine_failing_mid_stream_ends_the_stream_with_an_error(
+    tmp_path: Path,
+) -> None:
+    async with (
+        FakeSpeech(Script(fail_after=2)) as fake,
+        running_server(tmp_path, env={"OPENAI_BASE_URL": fake.url}) as server,
+        await server.client() as client,
+    ):
+        sub = client.subscribe(*AUDIO)
+        result = await client.call(
+            "audio/synthesize", {"text": "A long line " * 20, "engine": "tts", "format": "wav"}
+        )
+        items: list[tuple[str, dict[str, Any]]] = []
+        while not items or items[-1][0] != "audio/end":
+            note = await client.next(sub, 10)
+            items.append((note.method, note.params))
+        with pytest.raises(RemoteError) as flac:
+            await client.call("audio/synthesize", {"text": "hi", "engine": "tts", "format": "flac"})
+        assert flac.value.wire_code == -32602
+    methods = [method for method, _ in items]
+    assert methods[-2:] == ["stream/error", "audio/end"]
+    error, end = items[-2][1], items[-1][1]
+    assert error["code"] == -32010
+    assert error["streamId"] == result["streamId"]
+    frames = [params for method, params in items if method == "audio/frame"]
+    assert frames[-1]["last"] is True
+    assert [f["seq"] for f in frames] == list(range(1, len(frames) + 1))
+    assert (error["seq"], end["seq"], end["frames"]) == (
+        len(frames) + 1,
+        len(frames) + 2,
+        len(frames),
+    )

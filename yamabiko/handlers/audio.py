@@ -97,6 +97,13 @@ async def synthesize(ctx: Context, params: SynthesizeParams) -> SynthesizeResult
         duration = engine.duration_s(request)
     except AudioEngineError as exc:
         raise errors.InvalidParams(str(exc)) from None
+    if params.format == "flac" and params.engine not in EXACT_ENGINES:
+        # The FLAC header must carry the length before the first frame leaves.
+        raise errors.InvalidParams(
+            f"format flac needs an engine whose length is known before it renders"
+            f" ({', '.join(sorted(EXACT_ENGINES))}); use pcm16, wav or ogg with"
+            f" {params.engine} - at $.format"
+        )
     limit = svc.audio.max_seconds
     if duration > limit:
         raise errors.InvalidParams(

@@ -34,15 +34,18 @@ import time
 from dataclasses import dataclass, field
 from typing import Final
 
-from yamabiko.engines.audio.base import AudioEngine, AudioRequest
+from yamabiko.engines.audio.base import AudioEngine, AudioEngineError, AudioRequest
+from yamabiko.protocol import errors
 from yamabiko.protocol.messages import encode_notification
 from yamabiko.schema import audio as schema
+from yamabiko.schema.stream import STREAM_ERROR, ErrorParams
 from yamabiko.store.broker import Broker
 from yamabiko.store.signals import Signals
 
 log = logging.getLogger("yamabiko.audio")
 
 KIND_FRAME: Final = "frame"
+KIND_ERROR: Final = "error"
 KIND_END: Final = "end"
 LEAD_FRAMES: Final = 1
 """How many frames ahead of the playback clock a ``realtime`` stream runs: one, so
@@ -202,6 +205,8 @@ class Syntheses:
             flags = FLAG_LAST if last else 0
             seq = await self._broker.publish(job.stream_id, KIND_FRAME, bytes((flags,)) + payload)
 
+        failure: str | None = None
+        sent = 0  # samples in the frames published so far
         try:
             async with contextlib.aclosing(blocks):
                 async for samples_block in blocks:
@@ -211,13 +216,36 @@ class Syntheses:
                     payload = codec.encode(samples_block)
                     if payload:
                         lead = LEAD_FRAMES * job.frame_ms / 1000
-                        if await self._wait_turn(job, seq + 1, samples / rate - lead, started):
-                            await publish(payload, last=False)
-                        else:
+                        if not await self._wait_turn(job, seq + 1, samples / rate - lead, started):
                             break
-        finally:
-            tail = b"" if cancelled.is_set() else codec.finish()
+                        await publish(payload, last=False)
+                        sent = samples
+        except AudioEngineError as exc:
+            failure = str(exc)
+        except Exception:
+            log.exception("audio engine failed", extra={"stream": job.stream_id})
+            failure = "the audio engine failed"
+        stopped = cancelled.is_set() or failure is not None
+        tail = b"" if stopped else codec.finish()
+        if not stopped:
+            sent = samples
         await publish(tail, last=True)
+        if failure is not None:
+            await self._broker.publish(
+                job.stream_id,
+                KIND_ERROR,
+                encode_notification(
+                    STREAM_ERROR,
+                    ErrorParams(
+                        stream_id=job.stream_id,
+                        seq=seq + 1,
+                        code=errors.ENGINE_UNAVAILABLE,
+                        message=failure,
+                    ),
+                ),
+            )
+            seq += 1
+        frames = seq - (1 if failure is not None else 0)
         await self._broker.end(
             job.stream_id,
             KIND_END,
@@ -226,8 +254,8 @@ class Syntheses:
                 schema.EndParams(
                     stream_id=job.stream_id,
                     seq=seq + 1,
-                    frames=seq,
-                    duration_ms=round(samples * 1000 / rate),
+                    frames=frames,
+                    duration_ms=round(sent * 1000 / rate),
                     sha256=digest.hexdigest(),
                     cancelled=cancelled.is_set(),
                 ),

@@ -8,9 +8,9 @@ item. An engine knows nothing of frames, formats, sockets or pacing.
 Guarantees of :meth:`AudioEngine.blocks`:
 
 - it yields mono ``float32`` numpy arrays with values in [-1, 1], each of exactly
-  ``block_samples`` samples except the last (1 .. ``block_samples``); their total is
-  :meth:`AudioEngine.duration_samples` for engines that know it up front, and
-  ``round(duration_s * sample_rate)`` of what was asked for in any case for ``singer``;
+  ``block_samples`` samples except the last (1 .. ``block_samples``); for engines that
+  know their length up front (``singer``, ``onnx``) their total is
+  ``round(duration_s * sample_rate)``;
 - the same request gives the same samples (``singer`` and ``onnx`` are deterministic);
 - closing the generator (``aclose()``) or cancelling the task iterating it stops the
   work: an engine running off the event loop lets its current chunk finish and
