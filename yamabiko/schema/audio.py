@@ -33,8 +33,8 @@ class NoteParam(Params):
     """A sung note: ``start`` and ``duration`` in beats at ``tempo``."""
 
     pitch: Annotated[int, Meta(ge=0, le=127)]
-    start: Annotated[float, Meta(ge=0)]
-    duration: Annotated[float, Meta(gt=0, le=1000)]
+    start: Annotated[float, Meta(ge=0.0)]
+    duration: Annotated[float, Meta(gt=0.0, le=1000.0)]
     velocity: Annotated[int, Meta(ge=1, le=127)] = 100
     lyric: Annotated[str, Meta(max_length=32)] | None = None
     """The syllable sung (kana, romaji or English); none or ``-`` holds the vowel."""
@@ -47,7 +47,7 @@ class SynthesizeParams(Params):
     text: Annotated[str, Meta(max_length=10_000)] | None = None
     lyrics: Annotated[str, Meta(max_length=10_000)] | None = None
     notes: Annotated[list[NoteParam], Meta(max_length=MAX_NOTES)] | None = None
-    tempo: Annotated[float, Meta(ge=20, le=400)] = 120.0
+    tempo: Annotated[float, Meta(ge=20.0, le=400.0)] = 120.0
     voice: Annotated[str, Meta(max_length=64)] | None = None
     engine: EngineName = "singer"
     format: AudioFormat = "pcm16"

@@ -1,5 +1,10 @@
 """Bases for the contract types: camelCase on the wire, ``_meta`` on every request.
 
+Float bounds are written as floats (``Meta(ge=0.0)``): ``typing`` caches
+``Annotated[float, Meta(ge=0)]`` and ``Annotated[float, Meta(ge=0.0)]`` as one alias
+(the two Metas are equal), so mixing the forms made the generated schema say ``0`` or
+``0.0`` depending on import order.
+
 Unknown fields are ignored, not refused, so that a newer client can talk to an older
 server; wrong types and missing required fields are -32602 with the field path.
 """

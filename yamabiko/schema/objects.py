@@ -57,7 +57,7 @@ class RateLimits(_Object, frozen=True):
     """A tenant's request bucket: ``burst`` requests at once, refilled at
     ``requestsPerSecond``."""
 
-    requests_per_second: Annotated[float, Meta(gt=0)]
+    requests_per_second: Annotated[float, Meta(gt=0.0)]
     burst: Annotated[int, Meta(ge=1)]
 
 
