@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import secrets
 import time
 from collections import OrderedDict
@@ -55,6 +56,7 @@ from yamabiko.sessions.methods import Router
 from yamabiko.sessions.session import Context, Session
 
 router = Router()
+log = logging.getLogger("yamabiko.ghost")
 
 STATE_KEY: Final = "ghost"
 SHOWN_KEPT: Final = 16
@@ -294,6 +296,10 @@ async def _push(
         items = await _suggest(ctx, state, doc, engine_name)
     except errors.YamabikoError:
         return  # the engine cannot run: configure answered that; nothing to push
+    except Exception:
+        # A bug in an engine: this keystroke gets no suggestion, the session goes on.
+        log.exception("ghost engine failed", extra={"session": ctx.session.id})
+        return
     session = ctx.session
     if doc.version != version or state.docs.get(doc.doc_id) is not doc:
         session.stats.ghost_stale += 1
