@@ -44,12 +44,15 @@ async def open_connections(
     ring: bytes = b"",
     frame_size: int = 0,
     reader: Callable[[], wsclient.FrameReader] = wsclient.FrameReader,
+    hello: bytes | None = None,
 ) -> list[wsclient.StreamConnection]:
-    """``count`` upgraded connections that have said hello; all or none (bounded).
-    ``reader`` makes each connection's frame reader."""
+    """``count`` upgraded connections that have said hello (``hello``, default
+    :func:`~bench.servers.hello_frames`); all or none (bounded). ``reader`` makes each
+    connection's frame reader."""
     loop = asyncio.get_running_loop()
     gate = asyncio.Semaphore(concurrency)
-    hello = hello_frames()
+    if hello is None:
+        hello = hello_frames()
     opened: list[wsclient.StreamConnection] = []
 
     async def one() -> None:

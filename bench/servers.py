@@ -65,15 +65,16 @@ def request_payload(request_id: int) -> bytes:
     return _dumps(message)
 
 
-def hello_frames() -> bytes:
-    """What every connection sends after the upgrade: ``initialize`` and ``initialized``."""
+def hello_frames(capabilities: dict[str, Any] | None = None) -> bytes:
+    """What every connection sends after the upgrade: ``initialize`` (declaring
+    ``capabilities``, none by default) and ``initialized``."""
     initialize = {
         "jsonrpc": "2.0",
         "id": 1,
         "method": "initialize",
         "params": {
             "protocolVersion": "yamabiko/1",
-            "capabilities": {},
+            "capabilities": capabilities or {},
             "clientInfo": {"name": "yamabiko-bench", "version": "1"},
         },
     }

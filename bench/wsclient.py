@@ -15,6 +15,7 @@ import hashlib
 import json
 import os
 import socket
+import struct
 import time
 from collections.abc import Mapping
 from typing import Any, cast
@@ -433,3 +434,88 @@ class StreamConnection(asyncio.Protocol):
             self.ready.set_exception(exc)
         if self.transport is not None:
             self.transport.abort()
+
+
+AUDIO_HEADER = struct.Struct(">2sBBII")
+"""A binary audio frame's header: ``YA``, version, flags (bit 0: last), streamNo, seq."""
+AUDIO_END_HEAD = b'{"jsonrpc":"2.0","method":"audio/end",'
+
+
+class AudioFrameReader(FrameReader):
+    """A :class:`FrameReader` for a client that declared ``audio.binary``: binary
+    messages are audio frames, kept as ``(streamNo, seq, flags, payload bytes,
+    time.monotonic())`` in :attr:`frames` (the time is when the bytes reached
+    :meth:`feed`); with ``digest`` the payloads also go into a SHA-256 per streamNo
+    (:attr:`digests`), for checking ``audio/end``'s. Text messages are kept in
+    :attr:`payloads` (their arrival times in :attr:`times`); :attr:`ends` counts the
+    ``audio/end`` among them."""
+
+    __slots__ = ("digests", "ends", "frames", "times", "with_digest")
+
+    def __init__(self, *, digest: bool = False) -> None:
+        super().__init__(keep=True)
+        self.frames: list[tuple[int, int, int, int, float]] = []
+        self.digests: dict[int, Any] = {}
+        self.times: list[float] = []
+        self.with_digest = digest
+        self.ends = 0
+
+    def clear(self) -> None:
+        """Forget the frames, digests and text messages received so far."""
+        self.frames.clear()
+        self.digests.clear()
+        self.payloads.clear()
+        self.times.clear()
+
+    def feed(self, data: bytes) -> int:
+        buf = self._buf
+        buf += data
+        size = len(buf)
+        pos = 0
+        count = 0
+        now = time.monotonic()
+        while size - pos >= 2:
+            first = buf[pos]
+            length = buf[pos + 1] & 0x7F
+            if length < 126:
+                start = pos + 2
+            elif length == 126:
+                if size - pos < 4:
+                    break
+                length = (buf[pos + 2] << 8) | buf[pos + 3]
+                start = pos + 4
+            else:
+                if size - pos < 10:
+                    break
+                length = int.from_bytes(buf[pos + 2 : pos + 10], "big")
+                start = pos + 10
+            end = start + length
+            if end > size:
+                break
+            opcode = first & 0x0F
+            if opcode > OP_BINARY:
+                self._control(opcode, bytes(buf[start:end]))
+            elif not first & 0x80 or opcode == OP_CONT:
+                raise ValueError("a fragmented message (the server never fragments)")
+            else:
+                count += 1
+                if opcode == OP_BINARY:
+                    magic, version, flags, number, seq = AUDIO_HEADER.unpack_from(buf, start)
+                    if magic != b"YA" or version != 1:
+                        raise ValueError(f"not an audio frame: {bytes(buf[start : start + 4])!r}")
+                    head = start + AUDIO_HEADER.size
+                    self.frames.append((number, seq, flags, end - head, now))
+                    if self.with_digest:
+                        digest = self.digests.get(number)
+                        if digest is None:
+                            digest = self.digests[number] = hashlib.sha256()
+                        digest.update(buf[head:end])
+                else:
+                    if buf.startswith(AUDIO_END_HEAD, start):
+                        self.ends += 1
+                    self.payloads.append(bytes(buf[start:end]))
+                    self.times.append(now)
+            pos = end
+        if pos:
+            del buf[:pos]
+        return count
