@@ -59,6 +59,14 @@ class Options:
     ghost_typing_s: float = 20.0
     """How long each document is typed, at ``ghost_keystrokes_per_s``."""
     ghost_keystrokes_per_s: float = 10.0
+    audio_render_rounds: int = 3
+    """Timed renders of the singer's melody per sample rate (the best one counts)."""
+    audio_latency_requests: int = 100
+    """Timed ``audio/synthesize`` requests for the first-frame latency, one at a time."""
+    audio_streams: int = 20
+    """Realtime-paced streams at once, one connection each."""
+    audio_stream_s: float = 10.0
+    """How long each realtime stream's melody lasts."""
     profile_dir: str | None = None
     """When set, every server process runs under cProfile and writes NAME-PID.prof here."""
 
@@ -80,6 +88,9 @@ class Options:
             fanout_rounds=1,
             ghost_documents=10,
             ghost_typing_s=4.0,
+            audio_render_rounds=1,
+            audio_latency_requests=30,
+            audio_stream_s=3.0,
         )
 
 
