@@ -195,7 +195,7 @@ class Syntheses:
         digest = hashlib.sha256()
         seq = 0
         samples = 0
-        started = time.monotonic()
+        started: float | None = None
         blocks = job.engine.blocks(request, block)
         cancelled = job.cancelled
 
@@ -215,8 +215,12 @@ class Syntheses:
                     samples += len(samples_block)
                     payload = codec.encode(samples_block)
                     if payload:
-                        lead = LEAD_FRAMES * job.frame_ms / 1000
-                        if not await self._wait_turn(job, seq + 1, samples / rate - lead, started):
+                        at_s = samples / rate - LEAD_FRAMES * job.frame_ms / 1000
+                        if started is None:
+                            # The playback clock starts with the first frame: the time
+                            # it took to start and render it is not owed by the rest.
+                            started = time.monotonic() - at_s
+                        if not await self._wait_turn(job, seq + 1, at_s, started):
                             break
                         await publish(payload, last=False)
                         sent = samples
