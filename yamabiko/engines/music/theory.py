@@ -1,0 +1,472 @@
+"""Music theory: keys and modes, scales, diatonic chords, progressions, voice leading.
+
+Pitches are MIDI note numbers (60 is middle C); a pitch class (``pc``) is a pitch modulo
+12 (0 is C). Everything here is pure and deterministic; randomness lives in the
+generators (:mod:`.generate`).
+
+Chords are always built from the key's own scale (stacked thirds on a degree), so a
+progression in a key never leaves its scale: the blues, for instance, uses its 12-bar
+form with the key's chords (a dominant V7 in major) rather than three dominant
+sevenths.
+"""
+
+from __future__ import annotations
+
+import itertools
+import re
+from collections.abc import Iterable, Sequence
+from typing import Final
+
+import msgspec
+
+NOTE_NAMES_SHARP: Final = ("C", "C#", "D", "D#", "E", "F", "F#", "G", "G#", "A", "A#", "B")
+NOTE_NAMES_FLAT: Final = ("C", "Db", "D", "Eb", "E", "F", "Gb", "G", "Ab", "A", "Bb", "B")
+
+_LETTERS: Final = {"C": 0, "D": 2, "E": 4, "F": 5, "G": 7, "A": 9, "B": 11}
+
+#: Scale intervals (semitones above the tonic) of each mode.
+MODES: Final[dict[str, tuple[int, ...]]] = {
+    "major": (0, 2, 4, 5, 7, 9, 11),
+    "minor": (0, 2, 3, 5, 7, 8, 10),
+    "harmonic minor": (0, 2, 3, 5, 7, 8, 11),
+    "melodic minor": (0, 2, 3, 5, 7, 9, 11),
+    "dorian": (0, 2, 3, 5, 7, 9, 10),
+    "phrygian": (0, 1, 3, 5, 7, 8, 10),
+    "lydian": (0, 2, 4, 6, 7, 9, 11),
+    "mixolydian": (0, 2, 4, 5, 7, 9, 10),
+    "locrian": (0, 1, 3, 5, 6, 8, 10),
+}
+
+#: Other spellings of the modes, all lower case.
+MODE_ALIASES: Final[dict[str, str]] = {
+    "": "major",
+    "maj": "major",
+    "ionian": "major",
+    "m": "minor",
+    "min": "minor",
+    "natural minor": "minor",
+    "aeolian": "minor",
+    "harmonic": "harmonic minor",
+    "harmonic min": "harmonic minor",
+    "melodic": "melodic minor",
+    "melodic min": "melodic minor",
+}
+
+# Semitones from a mode's tonic down to the tonic of the major scale sharing its key
+# signature (used only to spell note names with sharps or flats).
+_PARENT_OFFSET: Final = {
+    "major": 0,
+    "dorian": 2,
+    "phrygian": 4,
+    "lydian": 5,
+    "mixolydian": 7,
+    "minor": 9,
+    "harmonic minor": 9,
+    "melodic minor": 9,
+    "locrian": 11,
+}
+_FLAT_MAJORS: Final = frozenset({5, 10, 3, 8, 1, 6})  # F Bb Eb Ab Db Gb
+
+#: Chord qualities: intervals above the root, and the symbol suffix.
+QUALITIES: Final[dict[str, tuple[tuple[int, ...], str]]] = {
+    "major": ((0, 4, 7), ""),
+    "minor": ((0, 3, 7), "m"),
+    "diminished": ((0, 3, 6), "dim"),
+    "augmented": ((0, 4, 8), "aug"),
+    "major7": ((0, 4, 7, 11), "maj7"),
+    "dominant7": ((0, 4, 7, 10), "7"),
+    "minor7": ((0, 3, 7, 10), "m7"),
+    "half-diminished7": ((0, 3, 6, 10), "m7b5"),
+    "diminished7": ((0, 3, 6, 9), "dim7"),
+    "minor-major7": ((0, 3, 7, 11), "mMaj7"),
+    "augmented-major7": ((0, 4, 8, 11), "augMaj7"),
+}
+_BY_INTERVALS: Final = {intervals: quality for quality, (intervals, _) in QUALITIES.items()}
+_BY_SUFFIX: Final = {suffix: quality for quality, (_, suffix) in QUALITIES.items()}
+_SUFFIX_ALIASES: Final = {
+    "maj": "",
+    "M": "",
+    "min": "m",
+    "-": "m",
+    "+": "aug",
+    "°": "dim",
+    "o": "dim",
+    "M7": "maj7",
+    "Δ": "maj7",
+    "Δ7": "maj7",
+    "min7": "m7",
+    "-7": "m7",
+    "ø": "m7b5",
+    "ø7": "m7b5",
+    "o7": "dim7",
+    "°7": "dim7",
+    "dom7": "7",
+}
+
+
+def parse_pitch_class(name: str) -> int:
+    """``"C"`` → 0, ``"F#"`` → 6, ``"Bb"`` → 10 (``♯``/``♭`` too; letters in any case).
+
+    Raises :class:`ValueError` for anything else."""
+    text = name.strip().replace("♯", "#").replace("♭", "b")
+    if not text or text[0].upper() not in _LETTERS or any(c not in "#b" for c in text[1:]):
+        raise ValueError(f"not a note name: {name!r} (expected A-G with optional # or b)")
+    return (_LETTERS[text[0].upper()] + text[1:].count("#") - text[1:].count("b")) % 12
+
+
+class Key(msgspec.Struct, frozen=True):
+    """A tonic pitch class and a mode (one of :data:`MODES`).
+
+    ``flats`` says how to spell note names (``Bb`` rather than ``A#``)."""
+
+    tonic: int
+    mode: str
+    flats: bool = False
+
+    def __post_init__(self) -> None:
+        if self.mode not in MODES:
+            raise ValueError(f"unknown mode {self.mode!r}; known modes: {', '.join(MODES)}")
+        if not 0 <= self.tonic < 12:
+            raise ValueError(f"tonic must be a pitch class 0-11, not {self.tonic}")
+
+    @property
+    def name(self) -> str:
+        """``"A minor"``, ``"Bb dorian"``."""
+        return f"{self.note_name(self.tonic)} {self.mode}"
+
+    @property
+    def is_minor(self) -> bool:
+        """True when the mode's third is minor (minor, dorian, phrygian, locrian...)."""
+        return MODES[self.mode][2] == 3
+
+    @property
+    def scale(self) -> tuple[int, ...]:
+        """The seven pitch classes of the scale, from the tonic up."""
+        return tuple((self.tonic + i) % 12 for i in MODES[self.mode])
+
+    def contains(self, pitch: int) -> bool:
+        """Whether ``pitch`` (a MIDI note or a pitch class) is in the scale."""
+        return pitch % 12 in self.scale
+
+    def note_name(self, pc: int) -> str:
+        """The name of a pitch class, spelled with this key's sharps or flats."""
+        return (NOTE_NAMES_FLAT if self.flats else NOTE_NAMES_SHARP)[pc % 12]
+
+    def degree_of(self, pitch: int) -> int | None:
+        """The 0-based scale degree of ``pitch``, or None when it is not in the scale."""
+        pc = pitch % 12
+        return self.scale.index(pc) if pc in self.scale else None
+
+
+_KEY_RE: Final = re.compile(r"^\s*([A-Ga-g])([#b♯♭]*)\s*(.*?)\s*$")
+
+
+def parse_key(text: str) -> Key:
+    """Parse a key name: ``"A minor"``, ``"Am"``, ``"F# major"``, ``"Bb dorian"``,
+    ``"C"`` (major), ``"E harmonic minor"``, ``"D mixolydian"``; case-insensitive
+    except that ``"M"`` alone is not taken for major.
+
+    Raises :class:`ValueError` naming the accepted forms."""
+    match = _KEY_RE.match(text) if isinstance(text, str) else None
+    if match is None:
+        raise ValueError(
+            f"not a key: {text!r} (expected a note A-G with optional # or b, then a mode: "
+            f"{', '.join(MODES)}; e.g. 'A minor', 'Am', 'F# major', 'Bb dorian')"
+        )
+    letter, accidentals, rest = match.groups()
+    mode_text = " ".join(rest.lower().split())
+    mode = mode_text if mode_text in MODES else MODE_ALIASES.get(mode_text)
+    if mode is None:
+        raise ValueError(
+            f"unknown mode {rest!r} in key {text!r}; known modes: {', '.join(MODES)} "
+            f"(or m/min/aeolian, maj/ionian)"
+        )
+    tonic = parse_pitch_class(letter + accidentals)
+    if "#" in accidentals or "♯" in accidentals:
+        flats = False
+    elif "b" in accidentals or "♭" in accidentals:
+        flats = True
+    else:
+        flats = (tonic - _PARENT_OFFSET[mode]) % 12 in _FLAT_MAJORS
+    return Key(tonic, mode, flats)
+
+
+class Chord(msgspec.Struct, frozen=True):
+    """A chord: its root pitch class, its quality (a key of :data:`QUALITIES`) and its
+    symbol (``"Am"``, ``"G7"``, ``"Bm7b5"``)."""
+
+    root: int
+    quality: str
+    symbol: str
+
+    @property
+    def intervals(self) -> tuple[int, ...]:
+        return QUALITIES[self.quality][0]
+
+    @property
+    def tones(self) -> tuple[int, ...]:
+        """Pitch classes from the root up (root, third, fifth, seventh?)."""
+        return tuple((self.root + i) % 12 for i in self.intervals)
+
+    @property
+    def fifth(self) -> int:
+        return (self.root + self.intervals[2]) % 12
+
+
+def make_chord(root: int, quality: str, *, flats: bool = False) -> Chord:
+    """The chord of ``quality`` on ``root`` with its symbol spelled with sharps or flats."""
+    if quality not in QUALITIES:
+        raise ValueError(f"unknown chord quality {quality!r}; known: {', '.join(QUALITIES)}")
+    name = (NOTE_NAMES_FLAT if flats else NOTE_NAMES_SHARP)[root % 12]
+    return Chord(root % 12, quality, name + QUALITIES[quality][1])
+
+
+_CHORD_RE: Final = re.compile(r"^\s*([A-Ga-g][#b♯♭]?)(.*?)\s*$")
+
+
+def parse_chord(symbol: str) -> Chord:
+    """Parse a chord symbol: ``"C"``, ``"Am"``, ``"F#dim"``, ``"Bbmaj7"``, ``"G7"``,
+    ``"Dm7"``, ``"Bm7b5"``/``"Bø"``, ``"C+"``... Raises :class:`ValueError`."""
+    match = _CHORD_RE.match(symbol)
+    suffix = match.group(2) if match else None
+    if suffix is not None:
+        suffix = _SUFFIX_ALIASES.get(suffix, suffix)
+    if match is None or suffix not in _BY_SUFFIX:
+        raise ValueError(
+            f"not a chord symbol: {symbol!r} (expected a root such as C, F# or Bb and one "
+            f"of the suffixes {', '.join(repr(s) for s in _BY_SUFFIX)})"
+        )
+    root_text = match.group(1)
+    root = parse_pitch_class(root_text)
+    flats = "b" in root_text[1:] or "♭" in root_text
+    return make_chord(root, _BY_SUFFIX[suffix], flats=flats)
+
+
+def chord_tones(symbol: str) -> tuple[int, ...]:
+    """The pitch classes of a chord symbol: ``chord_tones("Am") == (9, 0, 4)``."""
+    return parse_chord(symbol).tones
+
+
+def diatonic_chord(key: Key, degree: int, *, seventh: bool = False) -> Chord:
+    """The chord built by stacking the key's thirds on ``degree`` (1-7): in C major
+    degree 2 is ``Dm`` (``Dm7`` with ``seventh``), degree 5 ``G`` (``G7``)."""
+    if not 1 <= degree <= 7:
+        raise ValueError(f"a scale degree is 1-7, not {degree}")
+    scale = key.scale
+    count = 4 if seventh else 3
+    pcs = [scale[(degree - 1 + 2 * i) % 7] for i in range(count)]
+    intervals = tuple((pc - pcs[0]) % 12 for pc in pcs)
+    quality = _BY_INTERVALS.get(intervals)
+    if quality is None:  # pragma: no cover - every mode in MODES stacks to a known quality
+        raise ValueError(f"no chord quality for intervals {intervals}")
+    return make_chord(pcs[0], quality, flats=key.flats)
+
+
+_ROMAN: Final = {"i": 1, "ii": 2, "iii": 3, "iv": 4, "v": 5, "vi": 6, "vii": 7}
+_NUMERAL_RE: Final = re.compile(r"^(i{1,3}|iv|vi{0,2})(maj7|m7b5|ø7?|°7?|dim7?|o|7)?$")
+
+
+def parse_numeral(numeral: str) -> tuple[int, bool]:
+    """``"vi"`` → (6, False), ``"V7"`` → (5, True), ``"Imaj7"`` → (1, True).
+
+    The case and any quality mark are informative only: the chord's quality always
+    comes from the key (``"V"`` in A minor is ``Em``, in A harmonic minor ``E``)."""
+    text = numeral.strip()
+    match = _NUMERAL_RE.match(text.lower())
+    if match is None:
+        raise ValueError(f"not a roman numeral chord: {numeral!r} (expected I-VII, e.g. 'vi')")
+    suffix = match.group(2) or ""
+    return _ROMAN[match.group(1)], "7" in suffix or suffix.startswith("ø")
+
+
+def progression_chords(key: Key, numerals: Iterable[str]) -> list[Chord]:
+    """The key's chords for roman numerals (see :func:`parse_numeral`)."""
+    chords = []
+    for numeral in numerals:
+        degree, seventh = parse_numeral(numeral)
+        chords.append(diatonic_chord(key, degree, seventh=seventh))
+    return chords
+
+
+#: Common progressions per style, for keys with a major and a minor third. A
+#: progression is bars separated by ``|``; chords in one bar share it evenly.
+PROGRESSIONS: Final[dict[str, dict[str, tuple[str, ...]]]] = {
+    "pop": {
+        "major": ("I | V | vi | IV", "vi | IV | I | V", "I | vi | IV | V", "I | IV | vi | V"),
+        "minor": ("i | VI | III | VII", "i | VII | VI | VII", "i | iv | VI | VII"),
+    },
+    "rock": {
+        "major": ("I | IV | V | IV", "I | V | IV | IV", "vi | IV | I | V", "I | IV | I | V"),
+        "minor": ("i | VII | VI | VII", "i | VI | VII | i", "i | iv | VII | i"),
+    },
+    "hip-hop": {
+        "major": ("ii7 | V7 | Imaj7 | vi7", "Imaj7 | IVmaj7 | iii7 | vi7", "vi7 | ii7 | V7 | I"),
+        "minor": ("i7 | VImaj7 | i7 | VImaj7", "i7 | iv7 | VI | v7", "i | VII | VI | VII"),
+    },
+    "house": {
+        "major": ("vi7 | IVmaj7 | Imaj7 | V", "ii7 | iii7 | IVmaj7 | V", "I | vi | ii7 | V"),
+        "minor": ("i7 | VImaj7 | IIImaj7 | VII", "i7 | iv7 | v7 | i7", "i | VI | III | VII"),
+    },
+    "jazz": {
+        "major": (
+            "ii7 | V7 | Imaj7 | Imaj7",
+            "Imaj7 vi7 | ii7 V7 | Imaj7 vi7 | ii7 V7",
+            "iii7 | vi7 | ii7 | V7",
+        ),
+        "minor": ("ii7 | V7 | i7 | i7", "i7 | iv7 | ii7 | V7", "i7 VImaj7 | ii7 V7"),
+    },
+    "blues": {
+        "major": ("I | I | I | I | IV | IV | I | I | V7 | IV | I | V7", "I | IV | I | V7"),
+        "minor": ("i7 | i7 | i7 | i7 | iv7 | iv7 | i7 | i7 | v7 | iv7 | i7 | v7",),
+    },
+    "bossa": {
+        "major": (
+            "Imaj7 | Imaj7 | ii7 | V7",
+            "Imaj7 | vi7 | ii7 | V7",
+            "ii7 | V7 | Imaj7 | IVmaj7",
+        ),
+        "minor": ("i7 | iv7 | ii7 | V7", "i7 | i7 | iv7 | v7", "i7 | VImaj7 | ii7 | V7"),
+    },
+}
+
+STYLES: Final = tuple(PROGRESSIONS)
+
+_STYLE_ALIASES: Final = {
+    "hiphop": "hip-hop",
+    "hip hop": "hip-hop",
+    "rap": "hip-hop",
+    "trap": "hip-hop",
+    "boom bap": "hip-hop",
+    "lofi": "hip-hop",
+    "lo-fi": "hip-hop",
+    "bossa nova": "bossa",
+    "bossanova": "bossa",
+    "latin": "bossa",
+    "samba": "bossa",
+    "edm": "house",
+    "techno": "house",
+    "disco": "house",
+    "dance": "house",
+    "swing": "jazz",
+    "shuffle": "blues",
+    "punk": "rock",
+    "metal": "rock",
+    "ballad": "pop",
+}
+
+
+def normalize_style(style: str) -> str:
+    """A style name or alias (``"Hip Hop"``, ``"bossa nova"``, ``"edm"``) → one of
+    :data:`STYLES`. Raises :class:`ValueError` for an unknown style."""
+    text = " ".join(style.lower().replace("_", " ").split())
+    if text in PROGRESSIONS:
+        return text
+    if text in _STYLE_ALIASES:
+        return _STYLE_ALIASES[text]
+    raise ValueError(f"unknown style {style!r}; known styles: {', '.join(STYLES)}")
+
+
+def style_in(prompt: str) -> str | None:
+    """The first style (or alias) named in free text, else None."""
+    words = " " + " ".join(re.sub(r"[^a-z0-9#\- ]", " ", prompt.lower()).split()) + " "
+    found: list[tuple[int, str]] = []
+    for name in (*PROGRESSIONS, *_STYLE_ALIASES):
+        at = words.find(f" {name} ")
+        if at >= 0:
+            found.append((at, normalize_style(name)))
+    return min(found)[1] if found else None
+
+
+def progressions_for(style: str, key: Key) -> tuple[str, ...]:
+    """The style's progressions fitting the key (by the quality of its third)."""
+    return PROGRESSIONS[normalize_style(style)]["minor" if key.is_minor else "major"]
+
+
+def parse_progression(key: Key, text: str) -> list[list[Chord]]:
+    """``"ii7 V7 | Imaj7"`` → one list of chords per bar (see :data:`PROGRESSIONS`)."""
+    bars = [bar.split() for bar in text.split("|")]
+    if any(not bar for bar in bars):
+        raise ValueError(f"empty bar in progression {text!r}")
+    return [progression_chords(key, bar) for bar in bars]
+
+
+def voicing_candidates(chord: Chord, low: int, high: int) -> list[tuple[int, ...]]:
+    """Every close voicing (span at most an octave, each chord tone once) of the chord
+    with all pitches in [low, high], sorted from the bottom."""
+    options = [[p for p in range(low, high + 1) if p % 12 == pc] for pc in chord.tones]
+    voicings = set()
+    for combo in itertools.product(*options):
+        pitches = tuple(sorted(combo))
+        if pitches[-1] - pitches[0] <= 12:
+            voicings.add(pitches)
+    return sorted(voicings)
+
+
+def movement(previous: Sequence[int], voicing: Sequence[int]) -> int:
+    """Total semitones the voices move from ``previous`` to ``voicing`` (both sorted).
+
+    Equal voice counts pair voices in order (the optimal assignment on a line); when the
+    counts differ each voice is paired with its nearest voice in the other chord."""
+    if len(previous) == len(voicing):
+        return sum(abs(a - b) for a, b in zip(previous, voicing, strict=True))
+    there = sum(min(abs(p - v) for v in voicing) for p in previous)
+    back = sum(min(abs(v - p) for p in previous) for v in voicing)
+    return there + back
+
+
+def voice_lead(
+    previous: Sequence[int] | None, chord: Chord, *, low: int = 55, high: int = 79
+) -> tuple[int, ...]:
+    """The close voicing of ``chord`` within [low, high] that moves least from the
+    ``previous`` voicing (ties: the one nearest the middle of the range); with no
+    previous voicing, root position nearest the middle of the range."""
+    candidates = voicing_candidates(chord, low, high)
+    if not candidates:
+        raise ValueError(f"no voicing of {chord.symbol} fits in {low}-{high}")
+    middle = (low + high) / 2
+
+    def centre(v: Sequence[int]) -> float:
+        return abs(sum(v) / len(v) - middle)
+
+    if previous is None:
+        root_position = [v for v in candidates if v[0] % 12 == chord.root]
+        return min(root_position or candidates, key=lambda v: (centre(v), v))
+    prev = sorted(previous)
+    return min(candidates, key=lambda v: (movement(prev, v), centre(v), v))
+
+
+def nearest_pitch(pc: int, target: float, low: int = 0, high: int = 127) -> int:
+    """The pitch of class ``pc`` within [low, high] nearest ``target`` (lower on a tie)."""
+    options = [p for p in range(low, high + 1) if p % 12 == pc % 12]
+    if not options:
+        raise ValueError(f"no pitch of class {pc} in {low}-{high}")
+    return min(options, key=lambda p: (abs(p - target), p))
+
+
+_ROMAN_UPPER: Final = ("I", "II", "III", "IV", "V", "VI", "VII")
+_ROMAN_MARKS: Final = {
+    "major": "",
+    "minor": "",
+    "diminished": "°",
+    "augmented": "+",
+    "major7": "maj7",
+    "dominant7": "7",
+    "minor7": "7",
+    "half-diminished7": "ø7",
+    "diminished7": "°7",
+    "minor-major7": "maj7",
+    "augmented-major7": "+maj7",
+}
+
+
+def roman(key: Key, chord: Chord) -> str:
+    """The roman numeral of a diatonic chord in the key, upper case for a major third:
+    ``Em7`` in A minor is ``v7``, ``E7`` in A harmonic minor ``V7``, ``Bm7b5`` ``iiø7``.
+    A chord whose root is not in the scale is named by its symbol."""
+    degree = key.degree_of(chord.root)
+    if degree is None:
+        return chord.symbol
+    numeral = _ROMAN_UPPER[degree]
+    if chord.intervals[1] == 3:
+        numeral = numeral.lower()
+    return numeral + _ROMAN_MARKS[chord.quality]
