@@ -97,7 +97,7 @@ def generate(
     key: str | Key,
     tempo: float,
     bars: int,
-    time_signature: tuple[int, int] | str = (4, 4),
+    time_signature: Sequence[int] | str = (4, 4),
     style: str | None = None,
     prompt: str | None = None,
     seed: int | None = None,
@@ -109,7 +109,7 @@ def generate(
     ``kind``: ``drum_pattern``, ``bassline``, ``chord_progression``, ``melody`` or
     ``harmony``. ``key``: a :class:`~.theory.Key` or a name (``"A minor"``, ``"Am"``).
     ``tempo`` in BPM (20-400, used in the description); ``bars`` 1-64;
-    ``time_signature`` ``(4, 4)`` or ``"6/8"``. ``style``: one of
+    ``time_signature`` ``(4, 4)``, ``[6, 8]`` or ``"6/8"``. ``style``: one of
     :data:`~.theory.STYLES` or an alias; None reads it from the prompt, else pop.
     ``prompt`` words shape the part: ``busier``/``sparse``, ``syncopated``, bass
     patterns (``walking``, ``octave``...), ``third``/``sixth`` for harmony, and a
