@@ -11,7 +11,17 @@ from yamabiko.sessions.methods import Router
 
 def routers() -> list[Router]:
     """Every namespace's router, for the server to assemble."""
-    from yamabiko.handlers import admin, agents, audio, chat, conversations, ghost, stream
+    from yamabiko.handlers import (
+        admin,
+        agent,
+        agents,
+        audio,
+        chat,
+        conversations,
+        ghost,
+        music,
+        stream,
+    )
 
     return [
         agents.router,
@@ -20,5 +30,7 @@ def routers() -> list[Router]:
         stream.router,
         ghost.router,
         audio.router,
+        agent.router,
+        music.router,
         admin.router,
     ]

@@ -5,7 +5,18 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from types import MappingProxyType
 
-from yamabiko.schema import admin, agents, audio, chat, conversations, ghost, session, stream
+from yamabiko.schema import (
+    admin,
+    agent,
+    agents,
+    audio,
+    chat,
+    conversations,
+    ghost,
+    music,
+    session,
+    stream,
+)
 from yamabiko.schema.base import MethodSchema
 
 
@@ -28,5 +39,7 @@ METHODS: Mapping[str, MethodSchema] = build_table(
     stream.METHODS,
     ghost.METHODS,
     audio.METHODS,
+    agent.METHODS,
+    music.METHODS,
     admin.METHODS,
 )

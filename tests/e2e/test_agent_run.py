@@ -1,0 +1,194 @@
+"""agent/run and music/generate over a real socket."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import msgspec
+import pytest
+
+from tests.fakes import FakeOpenAI, Script
+from tests.support import Running, running_server
+from yamabiko.client import RemoteError
+from yamabiko.engines.agent.validate import apply_actions, validate_actions
+from yamabiko.schema.daw import Action, DawContext
+
+SCALES = {"C major": {0, 2, 4, 5, 7, 9, 11}, "A minor": {9, 11, 0, 2, 4, 5, 7}}
+CONTEXT: dict[str, Any] = {
+    "project": {
+        "name": "Demo",
+        "tempo": 120,
+        "key": "C major",
+        "timeSignature": "4/4",
+        "tracks": [
+            {"id": "drums", "name": "Drums", "type": "drum", "volume": 0.8, "pan": 0.0,
+             "muted": False, "notes": []},
+        ],
+    }
+}  # fmt: skip
+DAW = {"daw": {"applyActions": True}}
+
+
+def decode_actions(raw: list[dict[str, Any]]) -> list[Action]:
+    return msgspec.convert(raw, list[Action])
+
+
+def context_of(raw: dict[str, Any]) -> DawContext:
+    return msgspec.convert(raw, DawContext)
+
+
+@pytest.mark.parametrize(
+    "kind", ["drum_pattern", "bassline", "chord_progression", "melody", "harmony"]
+)
+async def test_music_generate_is_in_key_inside_the_bars_and_seeded(
+    server: Running, kind: str
+) -> None:
+    async with await server.client() as client:
+        ask = {"kind": kind, "key": "A minor", "bars": 2, "seed": 7, "prompt": "jazz"}
+        first = await client.call("music/generate", ask)
+        again = await client.call("music/generate", ask)
+        other = await client.call("music/generate", {**ask, "seed": 8})
+    assert first == again
+    assert first["notes"] != other["notes"] or kind == "chord_progression"
+    assert first["seed"] == 7
+    assert first["notes"]
+    for note in first["notes"]:
+        assert note["start"] >= 0
+        assert note["start"] + note["duration"] <= 8 + 1e-6
+        assert 1 <= note["velocity"] <= 127
+        if kind != "drum_pattern":
+            # Chromatic passing tones are rare and marked by the engine, not sent.
+            in_scale = note["pitch"] % 12 in SCALES["A minor"]
+            assert in_scale or kind in ("bassline", "melody"), note
+    if kind == "chord_progression":
+        assert first["chords"]
+        for chord in first["chords"]:
+            assert {p % 12 for p in chord["pitches"]} <= SCALES["A minor"]
+
+
+async def test_music_generate_refuses_a_bad_key(server: Running) -> None:
+    async with await server.client() as client:
+        with pytest.raises(RemoteError) as bad:
+            await client.call("music/generate", {"kind": "melody", "key": "H major"})
+        assert bad.value.wire_code == -32602
+
+
+async def test_offline_agent_sets_tempo_and_adds_a_bassline(server: Running) -> None:
+    async with await server.client() as client:
+        result = await client.call(
+            "agent/run",
+            {
+                "prompt": "set the tempo to 128 and add a bassline in A minor on a new track",
+                "context": CONTEXT,
+            },
+        )
+    assert result["model"] == "rules"
+    assert [a["type"] for a in result["actions"]] == ["setTempo", "addTrack", "addNotes"]
+    assert result["actions"][0]["tempo"] == 128
+    added = result["actions"][1]
+    assert added["trackId"] == result["actions"][2]["trackId"]
+    assert added["trackType"] == "midi"
+    actions = decode_actions(result["actions"])
+    assert validate_actions(actions, context_of(CONTEXT)) == []
+    notes = result["actions"][2]["notes"]
+    roots = {n["pitch"] % 12 for n in notes if n["start"] % 4 == 0}
+    assert roots <= SCALES["A minor"]
+    assert "128" in result["summary"]
+    assert result["nextSteps"]
+
+
+async def test_apply_client_runs_two_steps_planning_from_the_returned_context(
+    server: Running,
+) -> None:
+    steps: list[dict[str, Any]] = []
+    state = {"context": context_of(CONTEXT)}
+    async with await server.client(capabilities=DAW) as daw:
+
+        @daw.on_request("client/applyActions")
+        async def apply(params: dict[str, Any]) -> dict[str, Any]:
+            steps.append(params)
+            after = apply_actions(state["context"], decode_actions(params["actions"]))
+            raw = msgspec.to_builtins(after)
+            if params["step"] == 1:  # the DAW also adds a track of its own
+                raw["project"]["tracks"].append(
+                    {"id": "pad", "name": "Pad", "type": "midi", "volume": 0.5, "pan": 0.0,
+                     "muted": False, "notes": []}
+                )  # fmt: skip
+            state["context"] = context_of(raw)
+            return {"applied": True, "errors": [], "context": raw}
+
+        result = await daw.call(
+            "agent/run",
+            {
+                "prompt": "set the tempo to 100, then mute the pad",
+                "context": CONTEXT,
+                "apply": "client",
+                "maxSteps": 3,
+            },
+        )
+    assert [s["step"] for s in steps] == [1, 2]
+    assert [a["type"] for a in steps[0]["actions"]] == ["setTempo"]
+    # The pad exists only in the context the client returned after step 1.
+    assert steps[1]["actions"] == [
+        {"type": "setTrackParams", "description": "Mute Pad", "trackId": "pad", "muted": True}
+    ]
+    assert result["steps"] == 2
+    assert [a["type"] for a in result["actions"]] == ["setTempo", "setTrackParams"]
+
+
+async def test_apply_client_needs_the_capability(server: Running) -> None:
+    async with await server.client() as client:
+        with pytest.raises(RemoteError) as refused:
+            await client.call(
+                "agent/run", {"prompt": "tempo 90", "context": CONTEXT, "apply": "client"}
+            )
+        assert refused.value.wire_code == -32602
+
+
+async def test_the_agent_is_chosen_by_its_skills(server: Running) -> None:
+    async with await server.client() as client:
+        await client.call("agents/create", {"name": "Drummer", "skills": ["drums", "groove"]})
+        bassist = await client.call("agents/create", {"name": "Low End", "skills": ["bassline"]})
+        result = await client.call(
+            "agent/run", {"prompt": "add a bassline on a new track", "context": CONTEXT}
+        )
+    assert result["agentId"] == bassist["id"]
+
+
+async def test_a_model_planner_is_repaired_once_then_refused(tmp_path: Path) -> None:
+    bad = json.dumps(
+        {"actions": [{"type": "addNotes", "description": "x", "trackId": "nope",
+                      "notes": [{"pitch": 200, "start": 0, "duration": 1, "velocity": 90}]}]}
+    )  # fmt: skip
+    async with (
+        FakeOpenAI(Script(tokens=[bad])) as fake,
+        running_server(
+            tmp_path, env={"OPENAI_BASE_URL": fake.url, "OPENAI_API_KEY": "k"}
+        ) as server,
+        await server.client() as client,
+    ):
+        with pytest.raises(RemoteError) as refused:
+            await client.call(
+                "agent/run",
+                {"prompt": "add notes", "context": CONTEXT, "model": "openai/gpt-4.1-mini"},
+            )
+        assert refused.value.wire_code == -32010
+        paths = {p["path"] for p in refused.value.data["problems"]}
+        assert "$.actions[0].notes[0].pitch" in paths
+        assert len(fake.requests) == 2  # the answer, and the one repair
+        repair = fake.requests[1].body["messages"][-1]["content"]
+        assert "$.actions[0].notes[0].pitch" in repair
+        good = json.dumps(
+            {"actions": [{"type": "setTempo", "description": "Faster", "tempo": 140}],
+             "summary": "Sped it up."}
+        )  # fmt: skip
+        fake.reset(Script(tokens=[good[:20], good[20:]]))
+        result = await client.call(
+            "agent/run",
+            {"prompt": "faster", "context": CONTEXT, "model": "openai/gpt-4.1-mini"},
+        )
+        assert result["model"] == "openai/gpt-4.1-mini"
+        assert result["actions"] == [{"type": "setTempo", "description": "Faster", "tempo": 140}]
+        assert result["summary"] == "Sped it up."
