@@ -10,7 +10,7 @@ answer is wrong too, :class:`PlanFailed` carries the problems.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Final
 
@@ -45,21 +45,78 @@ class PlanFailed(Exception):
         self.problems = list(problems)
 
 
+@dataclass(frozen=True)
+class ToolCall:
+    name: str
+    arguments: dict[str, Any]
+    result: str
+    is_error: bool
+
+
 @dataclass
 class ModelPlan:
     actions: list[Action]
     summary: str
     next_steps: list[str]
+    tool_calls: list[ToolCall]
 
 
 Ask = Callable[[list[ChatMessage], str], EventStream]
 """Starts the model's stream for ``(messages, system)``."""
 
 
-async def plan_with_model(ask: Ask, prompt: str, context: DawContext) -> ModelPlan:
+@dataclass(frozen=True)
+class Tool:
+    """A tool the model may call (an agent's MCP server's): its name as the model sees
+    it, what it does and its JSON Schema."""
+
+    name: str
+    description: str
+    input_schema: dict[str, Any]
+
+
+CallTool = Callable[[str, dict[str, Any]], Awaitable[tuple[str, bool]]]
+"""Calls a tool by name with arguments; returns (result text, is_error)."""
+
+MAX_TOOL_CALLS: Final = 4
+TOOLS_SYSTEM: Final = (
+    " Tools you may call before answering (one at a time): answer with JSON only "
+    '{"tool": {"name": "...", "arguments": {...}}} and you get its result; '
+    "then answer with the actions. Tools: "
+)
+
+
+async def plan_with_model(
+    ask: Ask,
+    prompt: str,
+    context: DawContext,
+    *,
+    tools: Sequence[Tool] = (),
+    call_tool: CallTool | None = None,
+) -> ModelPlan:
+    """Plan ``prompt`` on ``context``. With ``tools`` (and ``call_tool``), the model may
+    call up to :data:`MAX_TOOL_CALLS` tools first, each result fed back to it; every
+    call is in :attr:`ModelPlan.tool_calls`."""
     project = msgspec.json.encode(context).decode()
     messages = [ChatMessage("user", f"Project: {project}\n\nRequest: {prompt}")]
-    text, _ = await collect(ask(messages, SYSTEM))
+    system = SYSTEM
+    if tools and call_tool is not None:
+        system += TOOLS_SYSTEM + "; ".join(
+            f"{t.name}: {t.description} (arguments: {msgspec.json.encode(t.input_schema).decode()})"
+            for t in tools
+        )
+    calls: list[ToolCall] = []
+    text, _ = await collect(ask(messages, system))
+    while call_tool is not None and len(calls) < MAX_TOOL_CALLS:
+        wanted = _tool_request(text, {t.name for t in tools})
+        if wanted is None:
+            break
+        name, arguments = wanted
+        result, is_error = await call_tool(name, arguments)
+        calls.append(ToolCall(name, arguments, result, is_error))
+        label = "Tool error" if is_error else "Tool result"
+        messages += [ChatMessage("assistant", text), ChatMessage("user", f"{label}: {result}")]
+        text, _ = await collect(ask(messages, system))
     actions, problems = check_actions(text, context)
     if problems:
         listed = "\n".join(f"- {p.path}: {p.message}" for p in problems)
@@ -70,12 +127,28 @@ async def plan_with_model(ask: Ask, prompt: str, context: DawContext) -> ModelPl
                 f"These actions are invalid:\n{listed}\nAnswer again with corrected JSON only.",
             ),
         ]
-        text, _ = await collect(ask(messages, SYSTEM))
+        text, _ = await collect(ask(messages, system))
         actions, problems = check_actions(text, context)
         if problems:
             raise PlanFailed(problems)
     summary, next_steps = _extras(text)
-    return ModelPlan(actions, summary or f"{len(actions)} actions", next_steps)
+    return ModelPlan(actions, summary or f"{len(actions)} actions", next_steps, calls)
+
+
+def _tool_request(text: str, names: set[str]) -> tuple[str, dict[str, Any]] | None:
+    """``(name, arguments)`` if the answer asks for one of the tools, else None."""
+    start, end = text.find("{"), text.rfind("}")
+    if start < 0 or end <= start:
+        return None
+    try:
+        value: Any = msgspec.json.decode(text[start : end + 1])
+    except msgspec.DecodeError:
+        return None
+    tool = value.get("tool") if isinstance(value, dict) else None
+    if not isinstance(tool, dict) or tool.get("name") not in names:
+        return None
+    arguments = tool.get("arguments")
+    return str(tool["name"]), arguments if isinstance(arguments, dict) else {}
 
 
 def _extras(text: str) -> tuple[str, list[str]]:
