@@ -19,6 +19,7 @@ def routers() -> list[Router]:
         chat,
         conversations,
         ghost,
+        mcp_servers,
         music,
         stream,
     )
@@ -32,5 +33,6 @@ def routers() -> list[Router]:
         audio.router,
         agent.router,
         music.router,
+        mcp_servers.router,
         admin.router,
     ]

@@ -17,30 +17,39 @@ next step is planned from. The rule planner takes one clause of the prompt a ste
 
 from __future__ import annotations
 
+import logging
 import re
 import secrets
 import uuid
-from typing import Final
+from typing import Any, Final
+
+import msgspec
 
 from yamabiko.engines.agent import rules
-from yamabiko.engines.agent.planner import Ask, PlanFailed, plan_with_model
+from yamabiko.engines.agent.planner import Ask, PlanFailed, Tool, ToolCall, plan_with_model
 from yamabiko.engines.agent.validate import apply_actions
 from yamabiko.engines.llm import ChatMessage, EngineError
 from yamabiko.engines.llm.base import EventStream
+from yamabiko.engines.tools.mcp import McpClientError, McpClients, McpServerSpec
 from yamabiko.handlers.chat import agent_keys, candidate, check_servable
 from yamabiko.handlers.common import found, owner_filter, tenant
+from yamabiko.handlers.mcp_servers import server_spec
 from yamabiko.handlers.services import Services, services
 from yamabiko.protocol import errors
 from yamabiko.schema import agent as schema
 from yamabiko.schema.agent import ApplyActionsParams, ApplyActionsResult, RunParams, RunResult
 from yamabiko.schema.daw import Action
-from yamabiko.schema.objects import Agent, AgentId, ConversationId, TenantId
+from yamabiko.schema.objects import Agent, AgentId, ConversationId, McpServerId, TenantId
 from yamabiko.sessions.methods import Router
 from yamabiko.sessions.session import Context
 
 router = Router()
 
 RULES: Final = "rules"
+MAX_SERVERS: Final = 8
+MAX_TOOLS: Final = 32
+MAX_RESULT_CHARS: Final = 8000
+log = logging.getLogger("yamabiko.agent")
 _WORD: Final = re.compile(r"[a-z0-9]+")
 
 
@@ -92,6 +101,10 @@ async def run(ctx: Context, params: RunParams) -> RunResult:
             "conversation",
             params.conversation_id,
         )
+    if conversation is not None:
+        await svc.store.messages.append(
+            tenant(ctx), conversation.id, role="user", content=params.prompt
+        )
     run_id = uuid.uuid4().hex
     context = params.context
     done: list[Action] = []
@@ -100,6 +113,7 @@ async def run(ctx: Context, params: RunParams) -> RunResult:
     unknown: list[str] = []
     steps = 0
     ask = await _asker(ctx, svc, agent, model) if use_model and model is not None else None
+    tools = await AgentTools.of(ctx, svc, agent) if ask is not None else AgentTools()
     if use_model:
         await svc.budget.check(tenant(ctx))
     pending = rules.clauses(params.prompt)
@@ -108,7 +122,9 @@ async def run(ctx: Context, params: RunParams) -> RunResult:
         steps += 1
         if ask is not None:
             try:
-                planned = await plan_with_model(ask, params.prompt, context)
+                planned = await plan_with_model(
+                    ask, params.prompt, context, tools=tools.offered, call_tool=tools.call
+                )
             except PlanFailed as failure:
                 raise errors.EngineUnavailable(
                     f"the model's actions were invalid twice: {failure}",
@@ -121,6 +137,9 @@ async def run(ctx: Context, params: RunParams) -> RunResult:
             except EngineError as exc:
                 raise errors.EngineUnavailable(exc.message) from None
             actions = planned.actions
+            if conversation is not None:
+                for call in planned.tool_calls:
+                    await _record_tool(svc, tenant(ctx), conversation.id, call)
             if planned.summary:
                 summaries.append(planned.summary)
             next_steps = planned.next_steps
@@ -159,7 +178,9 @@ async def run(ctx: Context, params: RunParams) -> RunResult:
     if not next_steps:
         next_steps = _next_steps(done, unknown)
     if conversation is not None:
-        await _record(svc, tenant(ctx), conversation.id, params.prompt, summary)
+        await svc.store.messages.append(
+            tenant(ctx), conversation.id, role="assistant", content=summary
+        )
     return RunResult(
         run_id=run_id,
         actions=done,
@@ -211,8 +232,54 @@ def _next_steps(actions: list[Action], unknown: list[str]) -> list[str]:
     return steps[:3]
 
 
-async def _record(
-    svc: Services, tid: TenantId, conversation_id: ConversationId, prompt: str, summary: str
+class AgentTools:
+    """The tools of an agent's MCP servers, named ``<server>.<tool>`` for the model, and
+    how to call them (a server that cannot be reached offers none, and says why in the
+    log)."""
+
+    def __init__(self) -> None:
+        self.offered: list[Tool] = []
+        self._route: dict[str, tuple[McpServerSpec, str]] = {}
+        self._pool: McpClients | None = None
+
+    @classmethod
+    async def of(cls, ctx: Context, svc: Services, agent: Agent | None) -> AgentTools:
+        tools = cls()
+        if agent is None or not agent.mcp_server_ids:
+            return tools
+        tools._pool = svc.mcp
+        for server_id in agent.mcp_server_ids[:MAX_SERVERS]:
+            server = await svc.store.mcp_servers.get(tenant(ctx), McpServerId(server_id))
+            if server is None:
+                continue
+            try:
+                spec = await server_spec(ctx, server, agent.id)
+                listed = await svc.mcp.tools(spec)
+            except McpClientError as exc:
+                log.info("an agent's MCP server offers no tools", extra={"reason": exc.message})
+                continue
+            for info in listed[:MAX_TOOLS]:
+                name = f"{server.name}.{info.name}"
+                tools.offered.append(Tool(name, info.description, info.input_schema))
+                tools._route[name] = (spec, info.name)
+        return tools
+
+    async def call(self, name: str, arguments: dict[str, Any]) -> tuple[str, bool]:
+        route = self._route.get(name)
+        if route is None or self._pool is None:
+            return f"no tool {name}", True
+        try:
+            result = await self._pool.call(route[0], route[1], arguments)
+        except McpClientError as exc:
+            return exc.message, True
+        return result.content_text[:MAX_RESULT_CHARS], result.is_error
+
+
+async def _record_tool(
+    svc: Services, tid: TenantId, conversation_id: ConversationId, call: ToolCall
 ) -> None:
-    await svc.store.messages.append(tid, conversation_id, role="user", content=prompt)
-    await svc.store.messages.append(tid, conversation_id, role="assistant", content=summary)
+    content = msgspec.json.encode(
+        {"tool": call.name, "arguments": call.arguments, "result": call.result,
+         "isError": call.is_error}
+    ).decode()  # fmt: skip
+    await svc.store.messages.append(tid, conversation_id, role="tool", content=content)

@@ -41,19 +41,15 @@ from yamabiko.schema.mcp_servers import (
     McpServerTestResult,
     McpToolSummary,
 )
-from yamabiko.schema.methods import METHODS
 from yamabiko.schema.objects import AgentId, McpServer, McpServerId, Page
 from yamabiko.sessions.methods import Router
 from yamabiko.sessions.session import Context
 
-# The namespace's rows are added here until yamabiko.schema.methods lists them; with
-# them there, this is the same table and ``Router()`` will do.
-router = Router({**METHODS, **{row.name: row for row in schema.METHODS}})
+router = Router()
 
 
 def _pool(ctx: Context) -> McpClients:
-    pool: McpClients = services(ctx).mcp  # type: ignore[attr-defined]
-    return pool
+    return services(ctx).mcp
 
 
 def redacted(server: McpServer) -> McpServer:

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from typing import cast
 
 from yamabiko.engines.llm import EngineRegistry
+from yamabiko.engines.tools.mcp import McpClients
 from yamabiko.handlers.generation import Generations
 from yamabiko.handlers.ghost_models import GhostModels
 from yamabiko.handlers.synthesis import AudioEngines, Syntheses
@@ -48,6 +49,8 @@ class Services:
     """Audio engines by name, and the duration limit."""
     syntheses: Syntheses
     """The audio syntheses running on this node."""
+    mcp: McpClients
+    """Live sessions with the tenants' MCP servers (agents' tools)."""
 
 
 def services(ctx: Context) -> Services:

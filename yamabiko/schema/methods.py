@@ -13,6 +13,7 @@ from yamabiko.schema import (
     chat,
     conversations,
     ghost,
+    mcp_servers,
     music,
     session,
     stream,
@@ -41,5 +42,6 @@ METHODS: Mapping[str, MethodSchema] = build_table(
     audio.METHODS,
     agent.METHODS,
     music.METHODS,
+    mcp_servers.METHODS,
     admin.METHODS,
 )

@@ -130,6 +130,10 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     audio_tts_model: Annotated[
         str, Meta(description="OpenAI speech model of audio engine tts.")
     ] = "gpt-4o-mini-tts"
+    mcp_stdio_allowlist: Annotated[
+        tuple[str, ...],
+        Meta(description="Commands (names or absolute paths) stdio MCP servers may run."),
+    ] = ()
     stream_retention_s: Annotated[
         Positive, Meta(description="Seconds a stream's history is kept after it ends.")
     ] = 600.0

@@ -17,6 +17,7 @@ from yamabiko import __version__
 from yamabiko.engines.audio.base import AudioEngine
 from yamabiko.engines.ghost.base import GhostEngine
 from yamabiko.engines.llm import EngineRegistry
+from yamabiko.engines.tools.mcp import McpClients
 from yamabiko.handlers import routers as handler_routers
 from yamabiko.handlers.generation import Generations
 from yamabiko.handlers.ghost_models import GhostModels
@@ -257,6 +258,7 @@ async def build_app(
     )
 
     syntheses = Syntheses(broker=broker, signals=signals)
+    mcp = McpClients(allowlist=settings.mcp_stdio_allowlist)
     audio = audio_engines(settings, providers)
 
     async def close_generations() -> None:
@@ -271,6 +273,7 @@ async def build_app(
         ghost_models.aclose,
         engines.aclose,
         audio.aclose,
+        mcp.aclose,
         *close_streams,
         store.close,
     ]
@@ -297,6 +300,7 @@ async def build_app(
             catalogue=CachedCatalogue(store),
             audio=audio,
             syntheses=syntheses,
+            mcp=mcp,
         ),
         audit=audit,
         revoked=revoked,
