@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 from pathlib import Path
 from typing import Any
@@ -192,3 +193,34 @@ async def test_a_model_planner_is_repaired_once_then_refused(tmp_path: Path) -> 
         assert result["model"] == "openai/gpt-4.1-mini"
         assert result["actions"] == [{"type": "setTempo", "description": "Faster", "tempo": 140}]
         assert result["summary"] == "Sped it up."
+
+
+async def test_a_run_reports_progress_per_step_and_can_be_cancelled(server: Running) -> None:
+    async with await server.client(capabilities=DAW) as daw:
+        hold = asyncio.Event()
+
+        @daw.on_request("client/applyActions")
+        async def apply(params: dict[str, Any]) -> dict[str, Any]:
+            if params["step"] == 2:
+                await hold.wait()  # the DAW takes its time: the user cancels
+            return {"applied": True, "errors": []}
+
+        progress = daw.subscribe("notifications/progress")
+        request_id, waiter = await daw.start(
+            "agent/run",
+            {
+                "prompt": "tempo 100, then tempo 110",
+                "context": CONTEXT,
+                "apply": "client",
+                "_meta": {"progressToken": "run-1"},
+            },
+        )
+        first = await daw.next(progress)
+        assert first.params["progressToken"] == "run-1"
+        assert first.params["progress"] == 1
+        await daw.next(progress)  # step 2 starts waiting on the DAW
+        await daw.cancel(request_id)
+        with pytest.raises(RemoteError) as cancelled:
+            await daw.result(request_id, waiter, timeout=5)
+        assert cancelled.value.wire_code == -32800
+        hold.set()
