@@ -168,7 +168,7 @@ async def test_a_model_planner_is_repaired_once_then_refused(tmp_path: Path) -> 
         running_server(
             tmp_path, env={"OPENAI_BASE_URL": fake.url, "OPENAI_API_KEY": "k"}
         ) as server,
-        await server.client() as client,
+        await server.client(scopes=["agent", "admin"]) as client,
     ):
         with pytest.raises(RemoteError) as refused:
             await client.call(
@@ -193,6 +193,13 @@ async def test_a_model_planner_is_repaired_once_then_refused(tmp_path: Path) -> 
         assert result["model"] == "openai/gpt-4.1-mini"
         assert result["actions"] == [{"type": "setTempo", "description": "Faster", "tempo": 140}]
         assert result["summary"] == "Sped it up."
+        report = await client.call(
+            "usage/report",
+            {"from": "2000-01-01T00:00:00Z", "to": "2100-01-01T00:00:00Z", "groupBy": "model"},
+        )
+        (row,) = report["items"]  # the run was billed to the tenant
+        assert (row["key"], row["inputTokens"]) == ("openai/gpt-4.1-mini", 12)
+        assert row["costUsd"] > 0
 
 
 async def test_a_run_reports_progress_per_step_and_can_be_cancelled(server: Running) -> None:

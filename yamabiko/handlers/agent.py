@@ -26,13 +26,21 @@ from typing import Any, Final
 import msgspec
 
 from yamabiko.engines.agent import rules
-from yamabiko.engines.agent.planner import Ask, PlanFailed, Tool, ToolCall, plan_with_model
+from yamabiko.engines.agent.planner import (
+    Ask,
+    ModelPlan,
+    PlanFailed,
+    Tool,
+    ToolCall,
+    plan_with_model,
+)
 from yamabiko.engines.agent.validate import apply_actions
 from yamabiko.engines.llm import ChatMessage, EngineError
 from yamabiko.engines.llm.base import EventStream
+from yamabiko.engines.llm.cost import cost_usd
 from yamabiko.engines.tools.mcp import McpClientError, McpClients, McpServerSpec
-from yamabiko.handlers.chat import agent_keys, candidate, check_servable
-from yamabiko.handlers.common import found, owner_filter, tenant
+from yamabiko.handlers.chat import Candidate, agent_keys, candidate, check_servable
+from yamabiko.handlers.common import found, owner_filter, tenant, user
 from yamabiko.handlers.mcp_servers import server_spec
 from yamabiko.handlers.services import Services, services
 from yamabiko.protocol import errors
@@ -101,10 +109,6 @@ async def run(ctx: Context, params: RunParams) -> RunResult:
             "conversation",
             params.conversation_id,
         )
-    if conversation is not None:
-        await svc.store.messages.append(
-            tenant(ctx), conversation.id, role="user", content=params.prompt
-        )
     run_id = uuid.uuid4().hex
     context = params.context
     done: list[Action] = []
@@ -113,9 +117,14 @@ async def run(ctx: Context, params: RunParams) -> RunResult:
     unknown: list[str] = []
     steps = 0
     ask = await _asker(ctx, svc, agent, model) if use_model and model is not None else None
+    ask_model = await candidate(svc, tenant(ctx), model) if ask is not None and model else None
     tools = await AgentTools.of(ctx, svc, agent) if ask is not None else AgentTools()
     if use_model:
         await svc.budget.check(tenant(ctx))
+    if conversation is not None:  # recorded once the run can start
+        await svc.store.messages.append(
+            tenant(ctx), conversation.id, role="user", content=params.prompt
+        )
     pending = rules.clauses(params.prompt)
     seed = secrets.randbelow(2**31)
     while steps < params.max_steps:
@@ -137,6 +146,7 @@ async def run(ctx: Context, params: RunParams) -> RunResult:
             except EngineError as exc:
                 raise errors.EngineUnavailable(exc.message) from None
             actions = planned.actions
+            await _bill(ctx, svc, ask_model, planned)
             if conversation is not None:
                 for call in planned.tool_calls:
                     await _record_tool(svc, tenant(ctx), conversation.id, call)
@@ -167,8 +177,7 @@ async def run(ctx: Context, params: RunParams) -> RunResult:
                 apply_actions(context, actions) if answer.applied else context
             )
             if not answer.applied and answer.context is None:
-                done += actions
-                break
+                break  # the client took none of it: nothing to plan on
         else:
             context = apply_actions(context, actions)
         done += actions
@@ -189,6 +198,25 @@ async def run(ctx: Context, params: RunParams) -> RunResult:
         agent_id=agent.id if agent is not None else None,
         steps=steps,
         model=model if use_model and model is not None else RULES,
+    )
+
+
+async def _bill(ctx: Context, svc: Services, model: Candidate | None, planned: ModelPlan) -> None:
+    """Record what the model's answers cost (the budget counts agent runs too)."""
+    used = planned.usage
+    if model is None or not (used.input_tokens or used.output_tokens):
+        return
+    price = model.price
+    cost = cost_usd(
+        used.input_tokens, used.output_tokens, price.input_per_mtok, price.output_per_mtok
+    )
+    await svc.budget.record(
+        tenant(ctx),
+        user(ctx),
+        model.model_id,
+        input_tokens=used.input_tokens,
+        output_tokens=used.output_tokens,
+        cost_usd=cost,
     )
 
 

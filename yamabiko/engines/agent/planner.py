@@ -17,7 +17,7 @@ from typing import Any, Final
 import msgspec
 
 from yamabiko.engines.agent.validate import check_actions
-from yamabiko.engines.llm import ChatMessage, collect
+from yamabiko.engines.llm import ChatMessage, Usage, collect
 from yamabiko.engines.llm.base import EventStream
 from yamabiko.schema.daw import ACTION_TYPES, Action, DawContext, Problem
 
@@ -59,6 +59,8 @@ class ModelPlan:
     summary: str
     next_steps: list[str]
     tool_calls: list[ToolCall]
+    usage: Usage
+    """Every answer's tokens, added up (what the plan cost)."""
 
 
 Ask = Callable[[list[ChatMessage], str], EventStream]
@@ -106,7 +108,15 @@ async def plan_with_model(
             for t in tools
         )
     calls: list[ToolCall] = []
-    text, _ = await collect(ask(messages, system))
+    used = [0, 0]
+
+    async def answer() -> str:
+        text, finish = await collect(ask(messages, system))
+        used[0] += finish.usage.input_tokens
+        used[1] += finish.usage.output_tokens
+        return text
+
+    text = await answer()
     while call_tool is not None and len(calls) < MAX_TOOL_CALLS:
         wanted = _tool_request(text, {t.name for t in tools})
         if wanted is None:
@@ -116,7 +126,7 @@ async def plan_with_model(
         calls.append(ToolCall(name, arguments, result, is_error))
         label = "Tool error" if is_error else "Tool result"
         messages += [ChatMessage("assistant", text), ChatMessage("user", f"{label}: {result}")]
-        text, _ = await collect(ask(messages, system))
+        text = await answer()
     actions, problems = check_actions(text, context)
     if problems:
         listed = "\n".join(f"- {p.path}: {p.message}" for p in problems)
@@ -127,12 +137,13 @@ async def plan_with_model(
                 f"These actions are invalid:\n{listed}\nAnswer again with corrected JSON only.",
             ),
         ]
-        text, _ = await collect(ask(messages, system))
+        text = await answer()
         actions, problems = check_actions(text, context)
         if problems:
             raise PlanFailed(problems)
     summary, next_steps = _extras(text)
-    return ModelPlan(actions, summary or f"{len(actions)} actions", next_steps, calls)
+    usage = Usage(used[0], used[1])
+    return ModelPlan(actions, summary or f"{len(actions)} actions", next_steps, calls, usage)
 
 
 def _tool_request(text: str, names: set[str]) -> tuple[str, dict[str, Any]] | None:
