@@ -44,6 +44,7 @@ from yamabiko.engines.llm import (
 )
 from yamabiko.engines.llm.base import EventStream
 from yamabiko.engines.llm.cost import cost_usd
+from yamabiko.handlers.jobs import StreamJobs
 from yamabiko.protocol import errors
 from yamabiko.protocol.messages import encode_notification
 from yamabiko.schema import stream as schema
@@ -66,7 +67,6 @@ _BATCH: Final = 16
 first tokens go out at once), then every ``_BATCH`` (a burst goes out in batches)."""
 LOCK_TTL_S: Final = 30.0
 """A conversation lock's lease; the running job refreshes it every third of this."""
-_CANCEL_PREFIX: Final = "cancel:"
 _STATUS: Final[dict[schema.FinishReason, MessageStatus]] = {
     "stop": "complete",
     "length": "complete",
@@ -122,7 +122,7 @@ _READER_DONE: Final = _ReaderDone()
 QueueItem = LLMEvent | EngineError | _ReaderDone
 
 
-class Generations:
+class Generations(StreamJobs[Job]):
     """The generations running on this node, by stream id."""
 
     def __init__(
@@ -136,67 +136,16 @@ class Generations:
         stats: Stats | None = None,
         lock_ttl_s: float = LOCK_TTL_S,
     ) -> None:
+        super().__init__(broker=broker, signals=signals, kind="generation")
         self._store = store
         self._budget = budget
-        self._broker = broker
         self._locks = locks
-        self._signals = signals
         self._stats = stats or Stats()
         self.lock_ttl_s = lock_ttl_s
-        self._jobs: dict[str, Job] = {}
-        self._tasks: set[asyncio.Task[None]] = set()
-        signals.listen(self._on_signal)
-
-    @property
-    def running(self) -> int:
-        return len(self._jobs)
-
-    def start(self, job: Job) -> None:
-        """Run ``job`` on this node. From here on the job owns its lock and stream."""
-        self._jobs[job.stream_id] = job
-        task = asyncio.get_running_loop().create_task(
-            self._run(job), name=f"generation-{job.stream_id}"
-        )
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
-
-    async def cancel(self, stream_id: str) -> bool:
-        """Ask the generation of a live stream to stop, wherever it runs. False if the
-        stream is not live (ended, or unknown)."""
-        job = self._jobs.get(stream_id)
-        if job is not None:
-            job.cancel()
-            return True
-        info = await self._broker.info(stream_id)
-        if info is None or info.status != "live":
-            return False
-        await self._signals.send(_CANCEL_PREFIX + stream_id)
-        return True
-
-    def _on_signal(self, message: str) -> None:
-        if message.startswith(_CANCEL_PREFIX):
-            job = self._jobs.get(message[len(_CANCEL_PREFIX) :])
-            if job is not None:
-                job.cancel()
-
-    async def aclose(self, grace_s: float = 10.0) -> None:
-        """Let running generations finish for ``grace_s``, then cancel the rest (they
-        store their partial text and end their streams as ``cancelled``)."""
-        tasks = set(self._tasks)
-        if tasks:
-            _, pending = await asyncio.wait(tasks, timeout=grace_s)
-            if pending:
-                for job in list(self._jobs.values()):
-                    job.cancel()
-                _, stuck = await asyncio.wait(pending, timeout=5.0)
-                for task in stuck:
-                    task.cancel()
-                if stuck:
-                    await asyncio.wait(stuck)
 
     # The job
 
-    async def _run(self, job: Job) -> None:
+    async def work(self, job: Job) -> None:
         refresher = asyncio.get_running_loop().create_task(self._hold_lock(job))
         self._stats.generations_running += 1
         try:
@@ -206,7 +155,6 @@ class Generations:
             log.exception("generation failed", extra={"stream": job.stream_id})
         finally:
             self._stats.generations_running -= 1
-            self._jobs.pop(job.stream_id, None)
             refresher.cancel()
             with contextlib.suppress(Exception):
                 await self._locks.release(job.lock)

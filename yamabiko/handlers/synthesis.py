@@ -35,6 +35,7 @@ from dataclasses import dataclass, field
 from typing import Final
 
 from yamabiko.engines.audio.base import AudioEngine, AudioEngineError, AudioRequest
+from yamabiko.handlers.jobs import StreamJobs
 from yamabiko.protocol import errors
 from yamabiko.protocol.messages import encode_notification
 from yamabiko.schema import audio as schema
@@ -56,7 +57,6 @@ FLAG_LAST: Final = 0x01
 HEADER: Final = struct.Struct(">2sBBII")
 """``YA``, version, flags, streamNo, seq (DESIGN.md section 10)."""
 VERSION: Final = 1
-_CANCEL_PREFIX: Final = "audio-cancel:"
 
 
 def binary_frame(stream_no: int, seq: int, item_payload: bytes) -> bytes:
@@ -108,6 +108,9 @@ class SynthesisJob:
     sender: Progress = field(default_factory=Progress)
     cancelled: asyncio.Event = field(default_factory=asyncio.Event)
 
+    def cancel(self) -> None:
+        self.cancelled.set()
+
 
 @dataclass(frozen=True)
 class AudioEngines:
@@ -127,61 +130,17 @@ class AudioEngines:
                     log.exception("could not close an audio engine")
 
 
-class Syntheses:
+class Syntheses(StreamJobs[SynthesisJob]):
     """The syntheses running on this node, by stream id."""
 
     def __init__(self, *, broker: Broker, signals: Signals) -> None:
-        self._broker = broker
-        self._signals = signals
-        self._jobs: dict[str, SynthesisJob] = {}
-        self._tasks: set[asyncio.Task[None]] = set()
-        signals.listen(self._on_signal)
+        super().__init__(broker=broker, signals=signals, kind="audio")
 
-    def start(self, job: SynthesisJob) -> None:
-        self._jobs[job.stream_id] = job
-        task = asyncio.get_running_loop().create_task(self._run(job), name=f"audio-{job.stream_id}")
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
-
-    def running(self, stream_id: str) -> bool:
-        return stream_id in self._jobs
-
-    async def cancel(self, stream_id: str) -> bool:
-        """Stop a live audio stream, wherever it is rendered; False if not live."""
-        job = self._jobs.get(stream_id)
-        if job is not None:
-            job.cancelled.set()
-            return True
-        info = await self._broker.info(stream_id)
-        if info is None or info.status != "live":
-            return False
-        await self._signals.send(_CANCEL_PREFIX + stream_id)
-        return True
-
-    def _on_signal(self, message: str) -> None:
-        if message.startswith(_CANCEL_PREFIX):
-            job = self._jobs.get(message[len(_CANCEL_PREFIX) :])
-            if job is not None:
-                job.cancelled.set()
-
-    async def aclose(self, grace_s: float = 10.0) -> None:
-        """Let running syntheses finish for ``grace_s``, then cancel the rest."""
-        tasks = set(self._tasks)
-        if not tasks:
-            return
-        _, pending = await asyncio.wait(tasks, timeout=grace_s)
-        for job in list(self._jobs.values()):
-            job.cancelled.set()
-        if pending:
-            await asyncio.wait(pending, timeout=5.0)
-
-    async def _run(self, job: SynthesisJob) -> None:
+    async def work(self, job: SynthesisJob) -> None:
         try:
             await self._render(job)
         except Exception:
             log.exception("synthesis failed", extra={"stream": job.stream_id})
-        finally:
-            self._jobs.pop(job.stream_id, None)
 
     async def _render(self, job: SynthesisJob) -> None:
         # Imported on first use: soundfile loads libsndfile, which a server that never
