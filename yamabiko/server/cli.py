@@ -1,4 +1,4 @@
-"""The ``yamabiko`` command: serve, token, call.
+"""The ``yamabiko`` command: serve, token, call, script.
 
 Exit codes: 0 success; 1 the call got an error response or failed; 2 bad usage or bad
 settings (the message names the setting).
@@ -94,6 +94,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     call.add_argument("method", help="the method, e.g. ping")
     call.add_argument("params", nargs="?", default=None, help="params as a JSON object")
+    _script_args(sub)
     return parser
 
 
@@ -106,6 +107,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _token(args)
     if command in ("migrate", "rotate-keys"):
         return _store_command(command, args)
+    if command == "script":
+        return _script(args)
     return _call(args)
 
 
@@ -364,6 +367,72 @@ async def _follow(
             line({note.method: params}, sys.stderr)
         if note.method == "stream/end":
             return EXIT_ERROR if params.get("finishReason") == "error" else 0
+
+
+# script (see yamabiko.client.script and docs/scripts.md)
+
+
+def _script_args(sub: Any) -> None:
+    script = sub.add_parser("script", help="run a scripted session (docs/scripts.md)")
+    script.add_argument("file", nargs="?", help="the script, JSON Lines")
+    script.add_argument("--record", metavar="FILE", help="record a session to FILE instead")
+    script.add_argument("--listen-port", type=int, help="with --record: the proxy's port")
+    script.add_argument("--url", default=None, help="server URL (default ws://127.0.0.1:8765/ws)")
+    group = script.add_mutually_exclusive_group()
+    group.add_argument("--token", help="bearer token (or YAMABIKO_TOKEN)")
+    group.add_argument("--data-dir", help="mint a short-lived token from this dir")
+    script.add_argument("--sub", default="cli", help="user for a token minted from --data-dir")
+    script.add_argument("--tenant", default="default", help="tenant for a minted token")
+    script.add_argument("--scope", default="chat agent ghost audio mcp", help="scopes if minted")
+    script.add_argument("--timeout", type=float, default=60.0, help="seconds for the whole run")
+    script.add_argument(
+        "--no-initialize",
+        dest="initialize",
+        action="store_false",
+        help="do not send initialize first (also skipped when the script's first step does)",
+    )
+
+
+def _script(args: argparse.Namespace) -> int:
+    from yamabiko.client import script
+
+    if (args.file is None) == (args.record is None):
+        print("yamabiko: give a script FILE or --record FILE", file=sys.stderr)
+        return EXIT_USAGE
+    if args.record is not None and args.listen_port is None:
+        print("yamabiko: --record needs --listen-port", file=sys.stderr)
+        return EXIT_USAGE
+    steps: list[Any] = []
+    if args.file is not None:
+        try:
+            steps = script.load_script(args.file)
+        except script.ScriptError as exc:
+            print(f"yamabiko: {args.file}:{exc.line}: {exc.message}", file=sys.stderr)
+            return EXIT_USAGE
+        except OSError as exc:
+            print(f"yamabiko: cannot read {args.file}: {exc.strerror}", file=sys.stderr)
+            return EXIT_USAGE
+    token = args.token or os.environ.get("YAMABIKO_TOKEN")
+    if token is None:
+        from yamabiko.server.auth import mint_token
+        from yamabiko.server.datadir import DataDirError, read_data_dir
+
+        path = args.data_dir or os.environ.get("YAMABIKO_DATA_DIR") or ".yamabiko"
+        try:
+            secret = read_data_dir(path).jwt_secret
+        except DataDirError as exc:
+            print(f"yamabiko: no --token given and {exc}", file=sys.stderr)
+            return EXIT_USAGE
+        ttl = max(300.0, args.timeout + 60) if args.record is None else 86400.0
+        token = mint_token(
+            secret, sub=args.sub, tenant=args.tenant, scopes=args.scope.split(), ttl_s=ttl
+        )
+    url = args.url or os.environ.get("YAMABIKO_URL") or "ws://127.0.0.1:8765/ws"
+    if args.record is not None:
+        return _run(script.record(args.record, url, token, listen_port=args.listen_port))
+    return _run(
+        script.run_script(steps, url, token, initialize=args.initialize, timeout=args.timeout)
+    )
 
 
 if __name__ == "__main__":
