@@ -276,22 +276,31 @@ def _call(args: argparse.Namespace) -> int:
         except json.JSONDecodeError as exc:
             print(f"yamabiko: params are not JSON: {exc}", file=sys.stderr)
             return EXIT_USAGE
-    token = args.token or os.environ.get("YAMABIKO_TOKEN")
+    token = _client_token(args, ttl_s=300)
     if token is None:
-        from yamabiko.server.auth import mint_token
-        from yamabiko.server.datadir import DataDirError, read_data_dir
-
-        path = args.data_dir or os.environ.get("YAMABIKO_DATA_DIR") or ".yamabiko"
-        try:
-            secret = read_data_dir(path).jwt_secret
-        except DataDirError as exc:
-            print(f"yamabiko: no --token given and {exc}", file=sys.stderr)
-            return EXIT_USAGE
-        token = mint_token(
-            secret, sub=args.sub, tenant=args.tenant, scopes=args.scope.split(), ttl_s=300
-        )
+        return EXIT_USAGE
     url = args.url or os.environ.get("YAMABIKO_URL") or "ws://127.0.0.1:8765/ws"
     return _run(_call_async(url, token, args.method, params, args.timeout, args.follow))
+
+
+def _client_token(args: argparse.Namespace, *, ttl_s: float) -> str | None:
+    """``--token`` or ``YAMABIKO_TOKEN``, else one minted from the data dir's secret
+    for ``--sub``/``--tenant``/``--scope``; None (the reason printed) if neither works."""
+    token: str | None = args.token or os.environ.get("YAMABIKO_TOKEN")
+    if token is not None:
+        return token
+    from yamabiko.server.auth import mint_token
+    from yamabiko.server.datadir import DataDirError, read_data_dir
+
+    path = args.data_dir or os.environ.get("YAMABIKO_DATA_DIR") or ".yamabiko"
+    try:
+        secret = read_data_dir(path).jwt_secret
+    except DataDirError as exc:
+        print(f"yamabiko: no --token given and {exc}", file=sys.stderr)
+        return None
+    return mint_token(
+        secret, sub=args.sub, tenant=args.tenant, scopes=args.scope.split(), ttl_s=ttl_s
+    )
 
 
 STREAM_NOTIFICATIONS = ("stream/delta", "stream/error", "stream/end")
@@ -412,21 +421,10 @@ def _script(args: argparse.Namespace) -> int:
         except OSError as exc:
             print(f"yamabiko: cannot read {args.file}: {exc.strerror}", file=sys.stderr)
             return EXIT_USAGE
-    token = args.token or os.environ.get("YAMABIKO_TOKEN")
+    ttl = max(300.0, args.timeout + 60) if args.record is None else 86400.0
+    token = _client_token(args, ttl_s=ttl)
     if token is None:
-        from yamabiko.server.auth import mint_token
-        from yamabiko.server.datadir import DataDirError, read_data_dir
-
-        path = args.data_dir or os.environ.get("YAMABIKO_DATA_DIR") or ".yamabiko"
-        try:
-            secret = read_data_dir(path).jwt_secret
-        except DataDirError as exc:
-            print(f"yamabiko: no --token given and {exc}", file=sys.stderr)
-            return EXIT_USAGE
-        ttl = max(300.0, args.timeout + 60) if args.record is None else 86400.0
-        token = mint_token(
-            secret, sub=args.sub, tenant=args.tenant, scopes=args.scope.split(), ttl_s=ttl
-        )
+        return EXIT_USAGE
     url = args.url or os.environ.get("YAMABIKO_URL") or "ws://127.0.0.1:8765/ws"
     if args.record is not None:
         return _run(script.record(args.record, url, token, listen_port=args.listen_port))
