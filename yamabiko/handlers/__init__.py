@@ -19,6 +19,7 @@ def routers() -> list[Router]:
         chat,
         conversations,
         ghost,
+        mcp_face,
         mcp_servers,
         music,
         stream,
@@ -34,5 +35,6 @@ def routers() -> list[Router]:
         agent.router,
         music.router,
         mcp_servers.router,
+        mcp_face.router,
         admin.router,
     ]

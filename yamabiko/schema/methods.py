@@ -13,6 +13,7 @@ from yamabiko.schema import (
     chat,
     conversations,
     ghost,
+    mcp,
     mcp_servers,
     music,
     session,
@@ -43,5 +44,6 @@ METHODS: Mapping[str, MethodSchema] = build_table(
     agent.METHODS,
     music.METHODS,
     mcp_servers.METHODS,
+    mcp.METHODS,
     admin.METHODS,
 )

@@ -53,7 +53,10 @@ async def initialize(ctx: Context, params: InitializeParams) -> InitializeResult
     return InitializeResult(
         protocol_version=version,
         server_info=Implementation(name=config.server_name, version=config.server_version),
-        capabilities={"experimental": {"yamabiko": {"version": YAMABIKO_PROTOCOL}}},
+        capabilities={
+            "tools": {"listChanged": False},
+            "experimental": {"yamabiko": {"version": YAMABIKO_PROTOCOL}},
+        },
         session_id=session.id,
         limits=Limits(
             max_message_bytes=config.max_message_bytes,

@@ -1,0 +1,97 @@
+"""MCP on the socket: subprotocol ``mcp``, MCP's ``initialize``, then ``tools/*``."""
+
+from __future__ import annotations
+
+import base64
+import io
+import json
+from typing import Any
+
+import soundfile
+from websockets.asyncio.client import ClientConnection, connect
+
+from tests.support import Running
+
+TOOLS = {"chat", "agent_run", "music_generate", "ghost_complete", "audio_synthesize"}
+
+
+async def mcp_session(server: Running, scopes: list[str] | None = None) -> ClientConnection:
+    claims = {} if scopes is None else {"scopes": scopes}
+    ws = await connect(
+        server.url,
+        subprotocols=["mcp"],  # type: ignore[list-item]
+        additional_headers={"Authorization": f"Bearer {server.token(**claims)}"},
+    )
+    assert ws.subprotocol == "mcp"
+    init = await rpc(ws, 1, "initialize", {
+        "protocolVersion": "2025-06-18",
+        "capabilities": {},
+        "clientInfo": {"name": "raw", "version": "1"},
+    })  # fmt: skip
+    assert init["result"]["protocolVersion"] == "2025-06-18"
+    assert "tools" in init["result"]["capabilities"]
+    await ws.send(json.dumps({"jsonrpc": "2.0", "method": "notifications/initialized"}))
+    return ws
+
+
+async def rpc(ws: ClientConnection, request_id: int, method: str, params: Any) -> dict[str, Any]:
+    await ws.send(
+        json.dumps({"jsonrpc": "2.0", "id": request_id, "method": method, "params": params})
+    )
+    while True:
+        message = json.loads(await ws.recv())
+        if message.get("id") == request_id:
+            return message  # type: ignore[no-any-return]
+
+
+async def test_a_raw_mcp_session_lists_and_calls_the_tools(server: Running) -> None:
+    ws = await mcp_session(server)
+    try:
+        listed = (await rpc(ws, 2, "tools/list", {}))["result"]["tools"]
+        assert {t["name"] for t in listed} == TOOLS
+        music = next(t for t in listed if t["name"] == "music_generate")
+        assert music["inputSchema"]["type"] == "object"
+        assert "kind" in music["inputSchema"]["required"]
+        assert music["outputSchema"]["properties"]["notes"]
+        called = (await rpc(ws, 3, "tools/call", {
+            "name": "music_generate",
+            "arguments": {"kind": "bassline", "key": "A minor", "seed": 3},
+        }))["result"]  # fmt: skip
+        assert "isError" not in called
+        assert called["structuredContent"]["notes"]
+        assert json.loads(called["content"][0]["text"]) == called["structuredContent"]
+        chat = await rpc(ws, 4, "tools/call", {"name": "chat", "arguments": {"message": "Mix?"}})
+        reply = chat["result"]["structuredContent"]
+        assert reply["finishReason"] == "stop"
+        assert len(reply["text"]) > 10
+        ghost = (await rpc(ws, 5, "tools/call", {
+            "name": "ghost_complete", "arguments": {"text": "Add some compression to the vo"},
+        }))["result"]  # fmt: skip
+        assert ghost["structuredContent"]["items"][0]["text"].startswith("cal")
+        audio = (await rpc(ws, 6, "tools/call", {
+            "name": "audio_synthesize",
+            "arguments": {"notes": [{"pitch": 69, "start": 0, "duration": 1, "lyric": "la"}]},
+        }))["result"]  # fmt: skip
+        (content,) = audio["content"]
+        assert (content["type"], content["mimeType"]) == ("audio", "audio/wav")
+        samples, rate = soundfile.read(io.BytesIO(base64.b64decode(content["data"])))
+        assert (len(samples), rate) == (12000, 24000)
+        bad = await rpc(ws, 7, "tools/call", {"name": "music_generate", "arguments": {"kind": 5}})
+        assert bad["result"]["isError"] is True
+        assert "kind" in bad["result"]["content"][0]["text"]
+        unknown = await rpc(ws, 8, "tools/call", {"name": "nope", "arguments": {}})
+        assert unknown["result"]["isError"] is True
+    finally:
+        await ws.close()
+
+
+async def test_tools_follow_the_callers_scopes(server: Running) -> None:
+    ws = await mcp_session(server, scopes=["ghost"])
+    try:
+        listed = (await rpc(ws, 2, "tools/list", {}))["result"]["tools"]
+        assert [t["name"] for t in listed] == ["ghost_complete"]
+        refused = await rpc(ws, 3, "tools/call", {"name": "chat", "arguments": {"message": "hi"}})
+        assert refused["result"]["isError"] is True
+        assert "scope" in refused["result"]["content"][0]["text"]
+    finally:
+        await ws.close()
