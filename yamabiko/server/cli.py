@@ -148,10 +148,12 @@ def _serve(args: argparse.Namespace) -> int:
 
 async def _serve_async(settings: Any) -> int:
     from yamabiko.server.app import tune_gc
+    from yamabiko.server.mcp_http import start_mcp_http
     from yamabiko.server.wiring import build_app
 
     app = await build_app(settings)
     await app.start()
+    mcp = await start_mcp_http(app, settings.host, settings.mcp_port)
     tune_gc()
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -159,8 +161,12 @@ async def _serve_async(settings: Any) -> int:
         with contextlib.suppress(NotImplementedError):
             loop.add_signal_handler(sig, stop.set)
     print(f"listening on ws://{settings.host}:{app.port}/ws", flush=True)
+    if mcp is not None:
+        print(f"mcp on {mcp.url}", flush=True)
     await stop.wait()
     print("shutting down", file=sys.stderr, flush=True)
+    if mcp is not None:
+        await mcp.stop()
     await app.stop()
     return 0
 
