@@ -1,4 +1,4 @@
-"""The ``yamabiko`` command: serve, token, call, script.
+"""The ``yamabiko`` command: serve, token, call, script, mcp-bridge.
 
 Exit codes: 0 success; 1 the call got an error response or failed; 2 bad usage or bad
 settings (the message names the setting).
@@ -95,6 +95,7 @@ def build_parser() -> argparse.ArgumentParser:
     call.add_argument("method", help="the method, e.g. ping")
     call.add_argument("params", nargs="?", default=None, help="params as a JSON object")
     _script_args(sub)
+    _bridge_args(sub)
     return parser
 
 
@@ -109,6 +110,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _store_command(command, args)
     if command == "script":
         return _script(args)
+    if command == "mcp-bridge":
+        return _mcp_bridge(args)
     return _call(args)
 
 
@@ -177,6 +180,47 @@ def _run(coro: Any) -> int:
     except ImportError:  # pragma: no cover - uvloop is a dependency off Windows
         return int(asyncio.run(coro))
     return int(uvloop.run(coro))
+
+
+# mcp-bridge
+
+
+def _bridge_args(sub: Any) -> None:
+    bridge = sub.add_parser(
+        "mcp-bridge", help="an MCP server over stdio relaying tools to a running server"
+    )
+    bridge.add_argument("--url", default=None, help="server URL (default ws://127.0.0.1:8765/ws)")
+    group = bridge.add_mutually_exclusive_group()
+    group.add_argument("--token", help="bearer token (or YAMABIKO_TOKEN)")
+    group.add_argument("--data-dir", help="mint a token (valid 24 h) from this dir's secret")
+    bridge.add_argument("--sub", default="cli", help="user for a token minted from --data-dir")
+    bridge.add_argument("--tenant", default="default", help="tenant for a minted token")
+    bridge.add_argument("--scope", default="chat agent ghost audio mcp", help="scopes if minted")
+
+
+def _mcp_bridge(args: argparse.Namespace) -> int:
+    """Serve MCP on stdio until stdin closes; exit 1 if the server refuses or cannot be
+    reached (stdout is the protocol's: messages go to stderr)."""
+    from websockets.exceptions import InvalidStatus
+
+    from yamabiko.server.mcp_bridge import serve_stdio
+
+    token = _client_token(args, ttl_s=86400)
+    if token is None:
+        return EXIT_USAGE
+    url = args.url or os.environ.get("YAMABIKO_URL") or "ws://127.0.0.1:8765/ws"
+    try:
+        asyncio.run(serve_stdio(url, token))
+    except InvalidStatus as exc:
+        body = exc.response.body.decode(errors="replace").strip() if exc.response.body else ""
+        print(f"yamabiko: refused: HTTP {exc.response.status_code} {body}", file=sys.stderr)
+        return EXIT_ERROR
+    except OSError as exc:
+        print(f"yamabiko: cannot connect to {url}: {exc}", file=sys.stderr)
+        return EXIT_ERROR
+    except KeyboardInterrupt:
+        pass
+    return 0
 
 
 # migrate, rotate-keys
