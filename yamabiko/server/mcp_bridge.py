@@ -23,6 +23,7 @@ import mcp_types as types
 from mcp.server.context import ServerRequestContext
 from mcp.server.lowlevel import Server
 from mcp.server.stdio import stdio_server
+from websockets.exceptions import ConnectionClosed
 
 from yamabiko.client.client import Client
 from yamabiko.protocol import errors
@@ -60,7 +61,7 @@ class Bridge:
     async def list_tools(self) -> types.ListToolsResult:
         try:
             raw = await (await self.client()).call("tools/list", {}, timeout=self.timeout)
-        except (ConnectionError, OSError):
+        except (ConnectionError, ConnectionClosed, OSError):
             await self._drop()
             raw = await (await self.client()).call("tools/list", {}, timeout=self.timeout)
         return types.ListToolsResult.model_validate(raw)
@@ -80,7 +81,7 @@ class Bridge:
             return _error(f"the server refused the call: {exc.message}")
         except TimeoutError:
             return _error(f"no answer from the server within {self.timeout:g} s")
-        except (ConnectionError, OSError) as exc:
+        except (ConnectionError, ConnectionClosed, OSError) as exc:
             await self._drop()
             return _error(f"the connection to the server was lost: {exc}")
         return types.CallToolResult.model_validate(raw)
