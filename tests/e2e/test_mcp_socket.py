@@ -95,3 +95,30 @@ async def test_tools_follow_the_callers_scopes(server: Running) -> None:
         assert "scope" in refused["result"]["content"][0]["text"]
     finally:
         await ws.close()
+
+
+async def test_conversations_are_resources_and_presets_are_prompts(server: Running) -> None:
+    async with await server.client() as client:
+        sub = client.subscribe("stream/end")
+        sent = await client.call("chat/send", {"message": "Hello, studio"})
+        await client.next(sub)
+    ws = await mcp_session(server)
+    try:
+        listed = (await rpc(ws, 2, "resources/list", {}))["result"]["resources"]
+        uri = f"yamabiko://conversations/{sent['conversationId']}"
+        assert [r["uri"] for r in listed] == [uri]
+        assert listed[0]["mimeType"] == "application/json"
+        read = (await rpc(ws, 3, "resources/read", {"uri": uri}))["result"]
+        (contents,) = read["contents"]
+        body = json.loads(contents["text"])
+        assert [m["role"] for m in body["messages"]] == ["user", "assistant"]
+        assert body["messages"][0]["content"] == "Hello, studio"
+        missing = await rpc(ws, 4, "resources/read", {"uri": "yamabiko://conversations/x"})
+        assert missing["error"]["code"] == -32004
+        prompts = (await rpc(ws, 5, "prompts/list", {}))["result"]["prompts"]
+        assert "music-producer" in {p["name"] for p in prompts}
+        prompt = (await rpc(ws, 6, "prompts/get", {"name": "music-producer"}))["result"]
+        assert prompt["messages"][0]["role"] == "user"
+        assert "music producer" in prompt["messages"][0]["content"]["text"]
+    finally:
+        await ws.close()

@@ -20,6 +20,7 @@ def routers() -> list[Router]:
         conversations,
         ghost,
         mcp_face,
+        mcp_resources,
         mcp_servers,
         music,
         stream,
@@ -36,5 +37,6 @@ def routers() -> list[Router]:
         music.router,
         mcp_servers.router,
         mcp_face.router,
+        mcp_resources.router,
         admin.router,
     ]

@@ -55,6 +55,8 @@ async def initialize(ctx: Context, params: InitializeParams) -> InitializeResult
         server_info=Implementation(name=config.server_name, version=config.server_version),
         capabilities={
             "tools": {"listChanged": False},
+            "resources": {"listChanged": False},
+            "prompts": {"listChanged": False},
             "experimental": {"yamabiko": {"version": YAMABIKO_PROTOCOL}},
         },
         session_id=session.id,
