@@ -366,7 +366,7 @@ class Gate:
     for :meth:`open`."""
 
     def __init__(self, engine: OnnxSingerEngine) -> None:
-        model = engine._model
+        model = engine._model.now()  # the loaded model (the engine was opened)
         assert model is not None
         self.session = model.acoustic
         model.acoustic = self

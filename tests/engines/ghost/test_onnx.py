@@ -324,7 +324,7 @@ class Gate:
     :meth:`open` (or fails, with ``fail``)."""
 
     def __init__(self, engine: OnnxGhostEngine, *, fail: bool = False, closed: bool = False):
-        model = engine._model
+        model = engine._model.now()  # the loaded model (the engine was opened)
         assert model is not None
         self.session = model.session
         model.session = self

@@ -88,7 +88,6 @@ import json
 import logging
 import math
 import re
-import threading
 import unicodedata
 from collections.abc import AsyncGenerator, Mapping, Sequence
 from dataclasses import dataclass
@@ -107,6 +106,7 @@ from yamabiko.engines.audio.base import (
     frequency,
     seconds_per_beat,
 )
+from yamabiko.engines.once import LoadOnce
 
 NAME: Final = "onnx"
 MANIFEST_FILE: Final = "manifest.json"
@@ -655,15 +655,18 @@ class OnnxSingerEngine:
         self.threads = threads
         self.providers = tuple(providers)
         self.max_duration_s = max_duration_s
-        self._lock = threading.Lock()
-        self._model: _Model | None = None
-        self._error: AudioEngineError | None = None
+        self._model = LoadOnce(
+            lambda: _Model(self.model_dir, threads=self.threads, providers=self.providers),
+            error_type=AudioEngineError,
+            fallback="onnx audio engine: the models will not load",
+            where=self.model_dir,
+        )
 
     @classmethod
     def open(cls, model_dir: str | Path, **options: Any) -> OnnxSingerEngine:
         """An engine with its models loaded (blocking: at start-up or in a thread)."""
         engine = cls(model_dir, **options)
-        engine._load()
+        engine._model.now()
         return engine
 
     async def load(self) -> None:
@@ -704,27 +707,7 @@ class OnnxSingerEngine:
             yield pending
 
     async def _loaded(self) -> _Model:
-        if self._model is not None:
-            return self._model
-        return await anyio.to_thread.run_sync(self._load, abandon_on_cancel=True)
-
-    def _load(self) -> _Model:
-        with self._lock:
-            if self._model is not None:
-                return self._model
-            if self._error is not None:
-                raise AudioEngineError(*self._error.args)
-            try:
-                self._model = _Model(self.model_dir, threads=self.threads, providers=self.providers)
-            except AudioEngineError as exc:
-                _log.error("%s (%s)", exc, self.model_dir)
-                self._error = exc
-                raise
-            except Exception as exc:  # a manifest or graph this module does not understand
-                _log.exception("onnx audio engine: %s will not load", self.model_dir)
-                self._error = _error("the models will not load")
-                raise self._error from exc
-            return self._model
+        return await self._model.get()
 
     @staticmethod
     def _render(model: _Model, window: tuple[IntArray, IntArray, FloatArray]) -> FloatArray:

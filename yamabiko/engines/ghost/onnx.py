@@ -62,6 +62,7 @@ from yamabiko.engines.ghost.base import (
     GhostSuggestion,
     PersonalCounts,
 )
+from yamabiko.engines.once import LoadOnce
 
 NAME: Final = "onnx"
 MODEL_FILE: Final = "model.onnx"
@@ -259,15 +260,18 @@ class OnnxGhostEngine:
         self.context_tokens = context_tokens
         self.threads = threads
         self.providers = tuple(providers)
-        self._lock = threading.Lock()
-        self._model: _Model | None = None
-        self._error: GhostEngineError | None = None
+        self._model = LoadOnce(
+            lambda: _Model(self.model_dir, threads=self.threads, providers=self.providers),
+            error_type=GhostEngineError,
+            fallback="onnx ghost engine: the model will not load",
+            where=self.model_dir,
+        )
 
     @classmethod
     def open(cls, model_dir: str | Path, **options: Any) -> OnnxGhostEngine:
         """An engine with its model loaded (blocking: at start-up or in a thread)."""
         engine = cls(model_dir, **options)
-        engine._load()
+        engine._model.now()
         return engine
 
     async def load(self) -> None:
@@ -292,27 +296,7 @@ class OnnxGhostEngine:
         return []
 
     async def _loaded(self) -> _Model:
-        if self._model is not None:
-            return self._model
-        return await anyio.to_thread.run_sync(self._load, abandon_on_cancel=True)
-
-    def _load(self) -> _Model:
-        with self._lock:
-            if self._model is not None:
-                return self._model
-            if self._error is not None:
-                raise GhostEngineError(*self._error.args)
-            try:
-                self._model = _Model(self.model_dir, threads=self.threads, providers=self.providers)
-            except GhostEngineError as exc:
-                _log.error("%s (%s)", exc, self.model_dir)
-                self._error = exc
-                raise
-            except Exception as exc:  # a graph this module does not understand
-                _log.exception("onnx ghost engine: %s will not load", self.model_dir)
-                self._error = GhostEngineError("onnx ghost engine: the model will not load")
-                raise self._error from exc
-            return self._model
+        return await self._model.get()
 
     def _suggest(
         self, model: _Model, request: GhostRequest, stop: threading.Event
