@@ -122,3 +122,32 @@ async def test_conversations_are_resources_and_presets_are_prompts(server: Runni
         assert "music producer" in prompt["messages"][0]["content"]["text"]
     finally:
         await ws.close()
+
+
+async def test_a_subscribed_conversation_tells_when_it_gets_a_message(server: Running) -> None:
+    async with await server.client() as client:
+        first = await client.call("conversations/create", {"title": "Watched"})
+        other = await client.call("conversations/create", {"title": "Not watched"})
+        ws = await mcp_session(server)
+        try:
+            uri = f"yamabiko://conversations/{first['id']}"
+            assert (await rpc(ws, 2, "resources/subscribe", {"uri": uri}))["result"] == {}
+            sub = client.subscribe("stream/end")
+            await client.call("chat/send", {"message": "nope", "conversationId": other["id"]})
+            await client.next(sub)
+            await client.call("chat/send", {"message": "hi", "conversationId": first["id"]})
+            await client.next(sub)
+            updates = []
+            await ws.send(json.dumps({"jsonrpc": "2.0", "id": 9, "method": "ping"}))
+            while True:
+                message = json.loads(await ws.recv())
+                if message.get("id") == 9:
+                    break
+                updates.append(message)
+            # The user's message, then the finished reply: never the other conversation.
+            assert [u["method"] for u in updates] == ["notifications/resources/updated"] * 2
+            assert {u["params"]["uri"] for u in updates} == {uri}
+            missing = await rpc(ws, 3, "resources/subscribe", {"uri": "yamabiko://x"})
+            assert missing["error"]["code"] == -32004
+        finally:
+            await ws.close()

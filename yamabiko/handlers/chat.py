@@ -202,6 +202,7 @@ async def send(ctx: Context, params: ChatSendParams) -> ChatSendResult:
         if turn is None:  # deleted a moment ago
             raise errors.NotFound(f"conversation not found: {conversation.id}")
         message_id = turn[1].id
+        await svc.watch.changed(conversation.id)
         await svc.broker.create(stream_id, owner_tenant=tid, owner_user=uid)
         await subscribe_session(ctx, stream_id, 0)
     except BaseException:

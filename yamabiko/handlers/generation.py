@@ -29,7 +29,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Final
 
@@ -135,6 +135,7 @@ class Generations(StreamJobs[Job]):
         signals: Signals,
         stats: Stats | None = None,
         lock_ttl_s: float = LOCK_TTL_S,
+        on_message: Callable[[str], Awaitable[None]] | None = None,
     ) -> None:
         super().__init__(broker=broker, signals=signals, kind="generation")
         self._store = store
@@ -142,6 +143,7 @@ class Generations(StreamJobs[Job]):
         self._locks = locks
         self._stats = stats or Stats()
         self.lock_ttl_s = lock_ttl_s
+        self._on_message = on_message
 
     # The job
 
@@ -229,6 +231,8 @@ class Generations(StreamJobs[Job]):
                 ),
             )
         cost = await self._store_result(job, message_id, text, reason, model, usage)
+        if self._on_message is not None:
+            await self._on_message(job.conversation_id)
         await broker.end(
             stream_id,
             KIND_END,

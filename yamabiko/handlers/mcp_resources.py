@@ -15,6 +15,7 @@ from yamabiko.handlers.presets import PRESETS
 from yamabiko.handlers.services import services
 from yamabiko.protocol import errors
 from yamabiko.schema import mcp as schema
+from yamabiko.schema.base import EmptyResult
 from yamabiko.schema.mcp import (
     GetPromptParams,
     GetPromptResult,
@@ -64,9 +65,7 @@ async def list_resources(ctx: Context, params: ListParams) -> ListResourcesResul
 
 @router.method(schema.RESOURCES_READ)
 async def read_resource(ctx: Context, params: ReadResourceParams) -> ReadResourceResult:
-    if not params.uri.startswith(PREFIX):
-        raise errors.NotFound(f"resource not found: {params.uri}")
-    conversation_id = ConversationId(params.uri[len(PREFIX) :])
+    conversation_id = _conversation_id(params.uri)
     store = services(ctx).store
     conversation = found(
         await store.conversations.get(tenant(ctx), conversation_id, owner=owner_filter(ctx)),
@@ -78,6 +77,32 @@ async def read_resource(ctx: Context, params: ReadResourceParams) -> ReadResourc
     return ReadResourceResult(
         contents=[ResourceContents(uri=params.uri, mime_type=JSON, text=body)]
     )
+
+
+def _conversation_id(uri: str) -> ConversationId:
+    if not uri.startswith(PREFIX):
+        raise errors.NotFound(f"resource not found: {uri}")
+    return ConversationId(uri[len(PREFIX) :])
+
+
+@router.method(schema.RESOURCES_SUBSCRIBE)
+async def subscribe(ctx: Context, params: ReadResourceParams) -> EmptyResult:
+    conversation_id = _conversation_id(params.uri)
+    found(
+        await services(ctx).store.conversations.get(
+            tenant(ctx), conversation_id, owner=owner_filter(ctx)
+        ),
+        "resource",
+        params.uri,
+    )
+    services(ctx).watch.watch(ctx.session, conversation_id)
+    return EmptyResult()
+
+
+@router.method(schema.RESOURCES_UNSUBSCRIBE)
+async def unsubscribe(ctx: Context, params: ReadResourceParams) -> EmptyResult:
+    services(ctx).watch.unwatch(ctx.session, _conversation_id(params.uri))
+    return EmptyResult()
 
 
 @router.method(schema.PROMPTS_LIST)

@@ -14,6 +14,7 @@ from yamabiko.engines.tools.mcp import McpClients
 from yamabiko.handlers.generation import Generations
 from yamabiko.handlers.ghost_models import GhostModels
 from yamabiko.handlers.synthesis import AudioEngines, Syntheses
+from yamabiko.handlers.watch import ConversationWatch
 from yamabiko.sessions.session import Context
 from yamabiko.store import Store
 from yamabiko.store.broker import Broker
@@ -51,6 +52,8 @@ class Services:
     """The audio syntheses running on this node."""
     mcp: McpClients
     """Live sessions with the tenants' MCP servers (agents' tools)."""
+    watch: ConversationWatch
+    """Sessions watching conversations (MCP resources/subscribe)."""
 
 
 def services(ctx: Context) -> Services:

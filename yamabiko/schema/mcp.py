@@ -11,12 +11,15 @@ from typing import Any, Final
 
 from msgspec import field
 
-from yamabiko.schema.base import MethodSchema, Params, Result
+from yamabiko.schema.base import EmptyResult, MethodSchema, Params, Result
 
 TOOLS_LIST: Final = "tools/list"
 TOOLS_CALL: Final = "tools/call"
 RESOURCES_LIST: Final = "resources/list"
 RESOURCES_READ: Final = "resources/read"
+RESOURCES_SUBSCRIBE: Final = "resources/subscribe"
+RESOURCES_UNSUBSCRIBE: Final = "resources/unsubscribe"
+RESOURCES_UPDATED: Final = "notifications/resources/updated"
 PROMPTS_LIST: Final = "prompts/list"
 PROMPTS_GET: Final = "prompts/get"
 
@@ -66,6 +69,10 @@ class ListResourcesResult(Result):
 
 
 class ReadResourceParams(Params):
+    uri: str
+
+
+class UpdatedParams(Params):
     uri: str
 
 
@@ -119,6 +126,19 @@ METHODS: Final[tuple[MethodSchema, ...]] = (
     MethodSchema(
         RESOURCES_READ, ReadResourceParams, ReadResourceResult,
         "MCP: a conversation and its messages, as JSON.", scope="chat",
+    ),
+    MethodSchema(
+        RESOURCES_SUBSCRIBE, ReadResourceParams, EmptyResult,
+        "MCP: be told (notifications/resources/updated) when the conversation changes.",
+        scope="chat",
+    ),
+    MethodSchema(
+        RESOURCES_UNSUBSCRIBE, ReadResourceParams, EmptyResult, "MCP: stop being told.",
+        scope="chat",
+    ),
+    MethodSchema(
+        RESOURCES_UPDATED, UpdatedParams, None,
+        "MCP: a subscribed conversation has a new or finished message.", sender="server",
     ),
     MethodSchema(PROMPTS_LIST, ListParams, ListPromptsResult, "MCP: the agent presets as prompts."),
     MethodSchema(PROMPTS_GET, GetPromptParams, GetPromptResult, "MCP: one preset's prompt."),

@@ -23,6 +23,7 @@ from yamabiko.handlers.generation import Generations
 from yamabiko.handlers.ghost_models import GhostModels
 from yamabiko.handlers.services import Services
 from yamabiko.handlers.synthesis import AudioEngines, Syntheses
+from yamabiko.handlers.watch import ConversationWatch
 from yamabiko.schema.objects import AuditOutcome, TenantId
 from yamabiko.schema.openrpc import PATH as OPENRPC_PATH
 from yamabiko.server.app import App, Closer, ServerOptions
@@ -249,8 +250,15 @@ async def build_app(
     )
     budget = Budget(store)
     stats = Stats()
+    watch = ConversationWatch(signals)
     generations = Generations(
-        store=store, budget=budget, broker=broker, locks=locks, signals=signals, stats=stats
+        store=store,
+        budget=budget,
+        broker=broker,
+        locks=locks,
+        signals=signals,
+        stats=stats,
+        on_message=watch.changed,
     )
 
     ghost_models = GhostModels(
@@ -301,6 +309,7 @@ async def build_app(
             audio=audio,
             syntheses=syntheses,
             mcp=mcp,
+            watch=watch,
         ),
         audit=audit,
         revoked=revoked,
