@@ -11,11 +11,16 @@ upgraded gets one :class:`~yamabiko.sessions.session.Session`, fed by
 from __future__ import annotations
 
 import asyncio
+import base64
 import gc
+import hashlib
 import logging
+import re
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
+from functools import cache
 from http import HTTPStatus
+from importlib import resources
 from typing import Any, Final
 from urllib.parse import parse_qs, urlsplit
 
@@ -229,6 +234,7 @@ class App:
         self._server: Server | None = None
         self._sweeper: asyncio.Task[None] | None = None
         self._http: dict[str, Callable[[], Awaitable[HttpResponse]]] = {
+            "/": self._playground,
             "/health/live": self._live,
             "/health/ready": self._ready,
             "/metrics": self._metrics,
@@ -490,6 +496,33 @@ class App:
 
     async def _openrpc(self) -> HttpResponse:
         return _json(HTTPStatus.OK, self.openrpc)
+
+    async def _playground(self) -> HttpResponse:
+        body, csp = _playground_page()
+        response = _make(HTTPStatus.OK, body, "text/html; charset=utf-8")
+        del response.headers["Content-Security-Policy"]  # Headers appends on set
+        response.headers["Content-Security-Policy"] = csp
+        return response
+
+
+@cache
+def _playground_page() -> tuple[bytes, str]:
+    """The playground's HTML (read once) and its CSP: only its own inline script and
+    style run (by hash), it connects to WebSockets and plays nothing but generated audio."""
+    body = resources.files("yamabiko").joinpath("server/playground/index.html").read_bytes()
+    text = body.decode()
+
+    def hashes(tag: str) -> str:
+        found = re.findall(rf"<{tag}>(.*?)</{tag}>", text, flags=re.DOTALL)
+        digests = (base64.b64encode(hashlib.sha256(s.encode()).digest()).decode() for s in found)
+        return " ".join(f"'sha256-{d}'" for d in digests)
+
+    csp = (
+        f"default-src 'none'; script-src {hashes('script')}; style-src {hashes('style')}; "
+        "connect-src 'self' ws: wss:; media-src blob:; img-src 'self' data:; "
+        "base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
+    )
+    return body, csp
 
 
 def _select_subprotocol(
