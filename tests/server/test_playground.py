@@ -188,6 +188,17 @@ async def test_playground_chat_ghost_and_audio_in_chromium(tmp_path: Path) -> No
                 == "rgb(153, 153, 153)"
             )
 
+            # Tab accepts it (and sends ghost/feedback)
+            await page.send(
+                "Input.dispatchKeyEvent",
+                type="keyDown",
+                key="Tab",
+                code="Tab",
+                windowsVirtualKeyCode=9,
+            )
+            value = await page.eval("document.getElementById('draft').value")
+            assert value == "Add some compression to the vo" + suggestion
+
             # music: a piano roll
             await page.eval("document.getElementById('generate').click()")
             assert int(await page.wait_for("+document.getElementById('roll').dataset.notes")) > 0
