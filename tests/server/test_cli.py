@@ -8,6 +8,7 @@ import signal
 import subprocess
 import sys
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -38,11 +39,13 @@ def _clean_env() -> dict[str, str]:
     }
 
 
-@pytest.fixture
-def served(tmp_path: Path) -> Iterator[tuple[str, Path, subprocess.Popen[str]]]:
-    data = tmp_path / "data"
+@contextmanager
+def serving(tmp: Path) -> Iterator[tuple[str, Path, subprocess.Popen[str]]]:
+    """A ``yamabiko serve`` process on a free port with a fresh data dir in ``tmp``:
+    its socket URL, the data dir and the process (ended on exit)."""
+    data = tmp / "data"
     with (
-        (tmp_path / "server.log").open("w") as log,
+        (tmp / "server.log").open("w") as log,
         subprocess.Popen(
             [*YAMABIKO, "serve", "--port", "0", "--data-dir", str(data)],
             stdout=subprocess.PIPE,
@@ -64,6 +67,12 @@ def served(tmp_path: Path) -> Iterator[tuple[str, Path, subprocess.Popen[str]]]:
                 except subprocess.TimeoutExpired:
                     proc.kill()
                     proc.wait()
+
+
+@pytest.fixture
+def served(tmp_path: Path) -> Iterator[tuple[str, Path, subprocess.Popen[str]]]:
+    with serving(tmp_path) as running:
+        yield running
 
 
 def test_first_start_creates_the_data_dir_then_token_and_call_work(

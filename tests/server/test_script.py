@@ -4,14 +4,13 @@ against one real ``yamabiko serve`` subprocess."""
 from __future__ import annotations
 
 import asyncio
-import signal
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from tests.server.test_cli import YAMABIKO, _clean_env, run
+from tests.server.test_cli import YAMABIKO, _clean_env, run, serving
 from yamabiko.client import Client
 
 EXAMPLES = sorted((Path(__file__).parents[2] / "examples").glob("*.jsonl"))
@@ -19,30 +18,8 @@ EXAMPLES = sorted((Path(__file__).parents[2] / "examples").glob("*.jsonl"))
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Path]]:
-    tmp = tmp_path_factory.mktemp("script")
-    data = tmp / "data"
-    with (
-        (tmp / "server.log").open("w") as log,
-        subprocess.Popen(
-            [*YAMABIKO, "serve", "--port", "0", "--data-dir", str(data)],
-            stdout=subprocess.PIPE,
-            stderr=log,
-            text=True,
-            env=_clean_env(),
-        ) as proc,
-    ):
-        try:
-            assert proc.stdout is not None
-            line = proc.stdout.readline()  # bounded by the test timeout
-            assert line.startswith("listening on ws://127.0.0.1:"), line
-            yield line.split()[-1], data
-        finally:
-            proc.send_signal(signal.SIGTERM)
-            try:
-                proc.wait(10)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
+    with serving(tmp_path_factory.mktemp("script")) as (url, data, _):
+        yield url, data
 
 
 def script(server: tuple[str, Path], *args: str) -> subprocess.CompletedProcess[str]:

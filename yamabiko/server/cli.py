@@ -36,6 +36,19 @@ def _store_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--database-url", help="overrides YAMABIKO_DATABASE_URL")
 
 
+def _connect_args(parser: argparse.ArgumentParser, *, data_dir_help: str) -> None:
+    """How a client command reaches a server: ``--url``, and ``--token`` or a token
+    minted from ``--data-dir`` for ``--sub``/``--tenant``/``--scope``
+    (see :func:`_client_token`)."""
+    parser.add_argument("--url", default=None, help="server URL (default ws://127.0.0.1:8765/ws)")
+    group = parser.add_mutually_exclusive_group()
+    group.add_argument("--token", help="bearer token (or YAMABIKO_TOKEN)")
+    group.add_argument("--data-dir", help=data_dir_help)
+    parser.add_argument("--sub", default="cli", help="user for a token minted from --data-dir")
+    parser.add_argument("--tenant", default="default", help="tenant for a minted token")
+    parser.add_argument("--scope", default="chat agent ghost audio mcp", help="scopes if minted")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="yamabiko", description="A real-time AI server: JSON-RPC 2.0 over one WebSocket."
@@ -66,13 +79,7 @@ def build_parser() -> argparse.ArgumentParser:
     _store_args(rotate)
 
     call = sub.add_parser("call", help="call one method and print its result as JSON")
-    call.add_argument("--url", default=None, help="server URL (default ws://127.0.0.1:8765/ws)")
-    group = call.add_mutually_exclusive_group()
-    group.add_argument("--token", help="bearer token (or YAMABIKO_TOKEN)")
-    group.add_argument("--data-dir", help="mint a short-lived admin-less token from this dir")
-    call.add_argument("--sub", default="cli", help="user for a token minted from --data-dir")
-    call.add_argument("--tenant", default="default", help="tenant for a minted token")
-    call.add_argument("--scope", default="chat agent ghost audio mcp", help="scopes if minted")
+    _connect_args(call, data_dir_help="mint a short-lived admin-less token from this dir")
     call.add_argument(
         "--timeout", type=float, default=60.0, help="seconds to wait (for each stream item too)"
     )
@@ -189,13 +196,7 @@ def _bridge_args(sub: Any) -> None:
     bridge = sub.add_parser(
         "mcp-bridge", help="an MCP server over stdio relaying tools to a running server"
     )
-    bridge.add_argument("--url", default=None, help="server URL (default ws://127.0.0.1:8765/ws)")
-    group = bridge.add_mutually_exclusive_group()
-    group.add_argument("--token", help="bearer token (or YAMABIKO_TOKEN)")
-    group.add_argument("--data-dir", help="mint a token (valid 24 h) from this dir's secret")
-    bridge.add_argument("--sub", default="cli", help="user for a token minted from --data-dir")
-    bridge.add_argument("--tenant", default="default", help="tenant for a minted token")
-    bridge.add_argument("--scope", default="chat agent ghost audio mcp", help="scopes if minted")
+    _connect_args(bridge, data_dir_help="mint a token (valid 24 h) from this dir's secret")
 
 
 def _mcp_bridge(args: argparse.Namespace) -> int:
@@ -436,13 +437,7 @@ def _script_args(sub: Any) -> None:
     script.add_argument("file", nargs="?", help="the script, JSON Lines")
     script.add_argument("--record", metavar="FILE", help="record a session to FILE instead")
     script.add_argument("--listen-port", type=int, help="with --record: the proxy's port")
-    script.add_argument("--url", default=None, help="server URL (default ws://127.0.0.1:8765/ws)")
-    group = script.add_mutually_exclusive_group()
-    group.add_argument("--token", help="bearer token (or YAMABIKO_TOKEN)")
-    group.add_argument("--data-dir", help="mint a short-lived token from this dir")
-    script.add_argument("--sub", default="cli", help="user for a token minted from --data-dir")
-    script.add_argument("--tenant", default="default", help="tenant for a minted token")
-    script.add_argument("--scope", default="chat agent ghost audio mcp", help="scopes if minted")
+    _connect_args(script, data_dir_help="mint a short-lived token from this dir")
     script.add_argument("--timeout", type=float, default=60.0, help="seconds for the whole run")
     script.add_argument(
         "--no-initialize",
