@@ -59,10 +59,11 @@ async def test_music_generate_is_in_key_inside_the_bars_and_seeded(
         assert note["start"] >= 0
         assert note["start"] + note["duration"] <= 8 + 1e-6
         assert 1 <= note["velocity"] <= 127
-        if kind != "drum_pattern":
-            # Chromatic passing tones are rare and marked by the engine, not sent.
-            in_scale = note["pitch"] % 12 in SCALES["A minor"]
-            assert in_scale or kind in ("bassline", "melody"), note
+    if kind != "drum_pattern":
+        # Only basslines and melodies may pass through a chromatic tone, and rarely.
+        outside = [n for n in first["notes"] if n["pitch"] % 12 not in SCALES["A minor"]]
+        allowed = len(first["notes"]) // 5 if kind in ("bassline", "melody") else 0
+        assert len(outside) <= allowed, outside
     if kind == "chord_progression":
         assert first["chords"]
         for chord in first["chords"]:

@@ -116,8 +116,10 @@ async def run(ctx: Context, params: RunParams) -> RunResult:
     next_steps: list[str] = []
     unknown: list[str] = []
     steps = 0
-    ask = await _asker(ctx, svc, agent, model) if use_model and model is not None else None
-    ask_model = await candidate(svc, tenant(ctx), model) if ask is not None and model else None
+    ask: Ask | None = None
+    ask_model: Candidate | None = None
+    if use_model and model is not None:
+        ask, ask_model = await _asker(ctx, svc, agent, model)
     tools = await AgentTools.of(ctx, svc, agent) if ask is not None else AgentTools()
     if use_model:
         await svc.budget.check(tenant(ctx))
@@ -220,7 +222,11 @@ async def _bill(ctx: Context, svc: Services, model: Candidate | None, planned: M
     )
 
 
-async def _asker(ctx: Context, svc: Services, agent: Agent | None, model: str) -> Ask:
+async def _asker(
+    ctx: Context, svc: Services, agent: Agent | None, model: str
+) -> tuple[Ask, Candidate]:
+    """How to ask ``model`` (with the agent's key and personality), and its catalogue
+    entry (for the bill)."""
     tid = tenant(ctx)
     chosen = await candidate(svc, tid, model)
     keys = await agent_keys(svc, tid, agent, [chosen])
@@ -236,7 +242,7 @@ async def _asker(ctx: Context, svc: Services, agent: Agent | None, model: str) -
             resolved.request(messages, system=full, max_tokens=4096, temperature=0.0)
         )
 
-    return ask
+    return ask, chosen
 
 
 def _summary(done: list[str], unknown: list[str], actions: list[Action]) -> str:

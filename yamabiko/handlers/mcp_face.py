@@ -18,6 +18,7 @@ field; any failure is one too, never a JSON-RPC error or a traceback.
 from __future__ import annotations
 
 import base64
+import functools
 import hashlib
 import logging
 import uuid
@@ -107,6 +108,7 @@ class Tool:
     run: Run
 
 
+@functools.cache
 def _schema(kind: type[msgspec.Struct]) -> dict[str, Any]:
     """The JSON Schema of a type as one object: its own schema, the others in
     ``$defs`` (where msgspec's references point)."""
