@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint typecheck bench openrpc clean
+.PHONY: run test lint typecheck bench eval openrpc clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -18,8 +18,8 @@ run: $(STAMP)
 	$(BIN)/yamabiko serve
 
 lint: $(STAMP)
-	$(BIN)/ruff check yamabiko tests bench
-	$(BIN)/ruff format --check yamabiko tests bench
+	$(BIN)/ruff check yamabiko tests bench evals
+	$(BIN)/ruff format --check yamabiko tests bench evals
 
 typecheck: $(STAMP)
 	$(BIN)/mypy
@@ -29,6 +29,9 @@ test: $(STAMP) lint typecheck
 
 bench: $(STAMP)
 	$(BIN)/python -m bench
+
+eval: $(STAMP)
+	$(BIN)/python -m evals
 
 openrpc: $(STAMP)
 	$(BIN)/python -m yamabiko.schema.openrpc --write

@@ -1,0 +1,1 @@
+"""``make eval``: what users hear and read, measured against goals (see ``__main__``)."""
