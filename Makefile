@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint typecheck bench eval openrpc clean
+.PHONY: run test test-slow lint typecheck bench eval openrpc clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -26,6 +26,10 @@ typecheck: $(STAMP)
 
 test: $(STAMP) lint typecheck
 	$(BIN)/python -m pytest
+
+# Long checks (soaks, storms, conformance suites, browsers): `.ci/run` runs them too.
+test-slow: $(STAMP)
+	$(BIN)/python -m pytest -m slow -q; rc=$$?; [ $$rc -eq 5 ] || exit $$rc
 
 bench: $(STAMP)
 	$(BIN)/python -m bench
