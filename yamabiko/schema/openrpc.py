@@ -3,12 +3,15 @@
 ``python -m yamabiko.schema.openrpc --write`` regenerates the checked-in file
 (``make openrpc``); a test fails when it is stale. Notifications are listed as methods
 with no result and ``x-notification: true``; those the server sends carry
-``x-sender: server``.
+``x-sender: server``. Params are by name, one OpenRPC param per field of the method's
+params object (a generated client sends ``{"message": …}``, never ``{"params": …}``);
+each request lists the error codes it can answer (:mod:`.method_errors`).
 """
 
 from __future__ import annotations
 
 import argparse
+import inspect
 import sys
 from pathlib import Path
 from typing import Any, Final
@@ -17,6 +20,7 @@ import msgspec
 
 from yamabiko import __version__
 from yamabiko.protocol import errors
+from yamabiko.schema import method_errors
 from yamabiko.schema.methods import METHODS
 
 PATH: Final = Path(__file__).with_name("openrpc.json")
@@ -55,23 +59,28 @@ def build() -> dict[str, Any]:
     methods: list[dict[str, Any]] = []
     for name in sorted(METHODS):
         schema = METHODS[name]
+        params = components[ref_of[id(schema.params)]["$ref"].rsplit("/", 1)[-1]]
+        required = set(params.get("required", ()))
         method: dict[str, Any] = {
             "name": name,
             "summary": schema.summary,
             "paramStructure": "by-name",
             "params": [
-                {
-                    "name": "params",
-                    "required": True,
-                    "schema": ref_of[id(schema.params)],
-                }
+                {"name": field, "required": field in required, "schema": field_schema}
+                for field, field_schema in params.get("properties", {}).items()
             ],
         }
+        if "description" in params:
+            method["description"] = inspect.cleandoc(params["description"])
         if schema.result is not None:
             method["result"] = {
                 "name": "result",
                 "schema": ref_of[id(schema.result)],
             }
+            method["errors"] = [
+                {"$ref": f"#/components/errors/{code}"}
+                for code in method_errors.codes(name, scope=schema.scope, sender=schema.sender)
+            ]
         else:
             method["x-notification"] = True
         if schema.sender != "client":
