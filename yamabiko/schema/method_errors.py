@@ -56,6 +56,7 @@ SPECIFIC: Final[dict[str, tuple[int, ...]]] = {
     "mcp/servers/test": (_NF, _EU),
     "resources/read": (_NF,),
     "resources/subscribe": (_NF,),
+    "resources/unsubscribe": (_NF,),
     "prompts/get": (_NF,),
     "tools/call": (_NF,),
     "client/applyActions": (E.INVALID_PARAMS, E.INTERNAL_ERROR),
