@@ -164,3 +164,73 @@ def test_call_chat_send_streams_a_reply_from_the_local_engine(
     contents = [m["content"] for m in json.loads(history.stdout)["items"]]
     assert contents[:2] == ["How should I compress the vocal?", reply]
     assert len(contents) == 4
+
+
+def test_call_audio_synthesize_follows_the_frames_into_a_file(
+    served: tuple[str, Path, subprocess.Popen[str]], tmp_path: Path
+) -> None:
+    import wave
+
+    url, data, _ = served
+    song = {
+        "notes": [
+            {"pitch": 69, "start": 0, "duration": 1, "velocity": 100, "lyric": "a"},
+            {"pitch": 72, "start": 1, "duration": 1, "velocity": 100, "lyric": "i"},
+        ],
+        "tempo": 120,
+        "format": "wav",
+    }
+    out = tmp_path / "song.wav"
+    args = ("call", "--url", url, "--data-dir", str(data), "-o", str(out))
+    result = run(*args, "audio/synthesize", json.dumps(song), timeout=60)
+    assert result.returncode == 0, result.stderr
+    end = json.loads(result.stderr.splitlines()[-2])["audio/end"]
+    assert end["cancelled"] is False
+    with wave.open(str(out)) as wav:
+        seconds = wav.getnframes() / wav.getframerate()
+    assert abs(seconds * 1000 - end["durationMs"]) < 25
+    assert 0.9 < seconds < 1.2  # two beats at 120 bpm, plus the release
+    import hashlib
+
+    assert hashlib.sha256(out.read_bytes()).hexdigest() == end["sha256"]
+
+
+def test_call_music_generate_writes_a_midi_file(
+    served: tuple[str, Path, subprocess.Popen[str]], tmp_path: Path
+) -> None:
+    import mido
+
+    url, data, _ = served
+    out = tmp_path / "bass.mid"
+    params = {"kind": "bassline", "key": "A minor", "bars": 2, "tempo": 100, "seed": 7}
+    args = ("call", "--url", url, "--data-dir", str(data), "--output", str(out))
+    result = run(*args, "music/generate", json.dumps(params))
+    assert result.returncode == 0, result.stderr
+    notes = json.loads(result.stdout)["notes"]
+    midi = mido.MidiFile(str(out))
+    played = [m for m in midi.tracks[1] if m.type == "note_on"]
+    assert [m.note for m in played] == [n["pitch"] for n in sorted(notes, key=lambda n: n["start"])]
+    assert abs(midi.length - 2 * 4 * 60 / 100) < 0.5  # two bars of 4/4 at 100 bpm
+    # Nothing to write for a method that makes nothing.
+    nothing = run("call", "--url", url, "--data-dir", str(data), "-o", str(out), "ping")
+    assert nothing.returncode == 2
+
+
+def test_call_into_a_closed_pipe_stops_quietly(
+    served: tuple[str, Path, subprocess.Popen[str]],
+) -> None:
+    url, data, _ = served
+    params = json.dumps({"message": "Tell me about compressors and limiters"})
+    with subprocess.Popen(
+        [*YAMABIKO, "call", "--url", url, "--data-dir", str(data), "--jsonl", "chat/send", params],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env=_clean_env(),
+    ) as cli:
+        assert cli.stdout is not None
+        assert cli.stderr is not None
+        cli.stdout.readline()  # like `| head -1`: read one line, then close the pipe
+        cli.stdout.close()
+        errors = cli.stderr.read()
+        assert cli.wait(30) == 0
+    assert b"Traceback" not in errors

@@ -46,8 +46,9 @@ class RunResult(Result, kw_only=True):
     applied)."""
     summary: str
     next_steps: list[str]
-    agent_id: str | None = None
-    """The agent that ran (chosen by skills when none was named)."""
+    agent_id: str | None
+    """The agent that ran (chosen by skills when none was named); null when none did.
+    Required, so that it is on the wire as null rather than left out."""
     steps: int
     model: str
     """``rules`` for the built-in planner, else the provider model."""

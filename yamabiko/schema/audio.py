@@ -92,7 +92,8 @@ class EndParams(Params):
     duration_ms: int
     sha256: str
     """Of all frames' payloads, concatenated."""
-    cancelled: bool = False
+    cancelled: bool
+    """Always sent: true when `audio/cancel` stopped the stream."""
 
 
 METHODS: Final[tuple[MethodSchema, ...]] = (

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import base64
 import contextlib
 import json
 import os
@@ -98,6 +99,14 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_const",
         const="jsonl",
         help="print the result, then each stream notification, as JSON lines",
+    )
+    call.add_argument(
+        "--output",
+        "-o",
+        metavar="FILE",
+        help="write what the call made to FILE: the audio of audio/synthesize (its frames "
+        "joined: a whole file in the asked format), or the notes of music/generate as a "
+        "MIDI file",
     )
     call.add_argument("method", help="the method, e.g. ping")
     call.add_argument("params", nargs="?", default=None, help="params as a JSON object")
@@ -331,7 +340,16 @@ def _call(args: argparse.Namespace) -> int:
     if token is None:
         return EXIT_USAGE
     url = args.url or os.environ.get("YAMABIKO_URL") or "ws://127.0.0.1:8765/ws"
-    return _run(_call_async(url, token, args.method, params, args.timeout, args.follow))
+    try:
+        return _run(
+            _call_async(url, token, args.method, params, args.timeout, args.follow, args.output)
+        )
+    except BrokenPipeError:
+        # The reader went away (`yamabiko call ... --jsonl | head`): stop quietly. Point
+        # stdout at /dev/null so that the interpreter's final flush does not fail again.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return 0
 
 
 def _client_token(args: argparse.Namespace, *, ttl_s: float) -> str | None:
@@ -354,16 +372,31 @@ def _client_token(args: argparse.Namespace, *, ttl_s: float) -> str | None:
     )
 
 
-STREAM_NOTIFICATIONS = ("stream/delta", "stream/error", "stream/end")
+STREAM_NOTIFICATIONS = (
+    "stream/delta",
+    "stream/error",
+    "stream/end",
+    "audio/frame",
+    "audio/end",
+)
+ENDS = frozenset({"stream/end", "audio/end"})
 
 
 async def _call_async(
-    url: str, token: str, method: str, params: Any, timeout: float, follow: str = "none"
+    url: str,
+    token: str,
+    method: str,
+    params: Any,
+    timeout: float,
+    follow: str = "none",
+    output: str | None = None,
 ) -> int:
-    """Call ``method``; when its result names a ``streamId`` (``chat/send``), follow
-    that stream to its end: ``text`` prints the reply's text on stdout as it streams
-    (the result and the end on stderr, as JSON), ``jsonl`` prints the result and each
-    notification as a JSON line on stdout. Exit 1 when the stream ends in error."""
+    """Call ``method``; when its result names a ``streamId`` (``chat/send``,
+    ``audio/synthesize``), follow that stream to its end: ``text`` prints a reply's text
+    on stdout as it streams (the result and the end on stderr, as JSON), ``jsonl`` prints
+    the result and each notification as a JSON line on stdout. ``output``: the audio's
+    frames joined (a whole file), or a ``music/generate`` result as a MIDI file. Exit 1
+    when the stream ends in error."""
     from websockets.exceptions import InvalidStatus
 
     from yamabiko.client import Client, RemoteError
@@ -391,19 +424,71 @@ async def _call_async(
             print(f"yamabiko: no answer within {timeout} s", file=sys.stderr)
             return EXIT_ERROR
         stream_id = result.get("streamId") if isinstance(result, dict) else None
-        if follow != "none" and isinstance(stream_id, str):
-            return await _follow(client, notes, result, stream_id, timeout, jsonl=follow == "jsonl")
+        if (follow != "none" or output is not None) and isinstance(stream_id, str):
+            audio: list[bytes] | None = [] if output is not None else None
+            code = await _follow(
+                client, notes, result, stream_id, timeout, jsonl=follow == "jsonl", audio=audio
+            )
+            if audio is not None and output is not None:
+                return _write_output(output, b"".join(audio)) or code
+            return code
     print(json.dumps(result, ensure_ascii=False, indent=2))
+    if output is not None:
+        if method != "music/generate" or not isinstance(result, dict):
+            print(f"yamabiko: --output: {method} makes nothing to write", file=sys.stderr)
+            return EXIT_USAGE
+        return _write_output(output, _midi_of(result, params or {}))
+    return 0
+
+
+def _midi_of(result: dict[str, Any], params: dict[str, Any]) -> bytes:
+    """A ``music/generate`` result as a MIDI file, at the tempo and time signature asked."""
+    from types import SimpleNamespace
+
+    from yamabiko.engines.music.midi import to_midi
+
+    signature = params.get("timeSignature") or "4/4"
+    if isinstance(signature, str):
+        top, _, bottom = signature.partition("/")
+        signature = (int(top), int(bottom or 4))
+    notes = [SimpleNamespace(**note) for note in result.get("notes", [])]
+    return to_midi(
+        notes,
+        tempo=float(params.get("tempo") or 120),
+        time_signature=(int(signature[0]), int(signature[1])),
+        drums=result.get("kind") == "drums",
+    )
+
+
+def _write_output(path: str, data: bytes) -> int:
+    try:
+        with open(path, "wb") as out:
+            out.write(data)
+    except OSError as exc:
+        print(f"yamabiko: cannot write {path}: {exc.strerror}", file=sys.stderr)
+        return EXIT_ERROR
+    print(f"wrote {len(data)} bytes to {path}", file=sys.stderr)
     return 0
 
 
 async def _follow(
-    client: Any, notes: Any, result: Any, stream_id: str, timeout: float, *, jsonl: bool
+    client: Any,
+    notes: Any,
+    result: Any,
+    stream_id: str,
+    timeout: float,
+    *,
+    jsonl: bool,
+    audio: list[bytes] | None = None,
 ) -> int:
+    """Print the stream's items until it ends; audio frames' payloads are appended to
+    ``audio`` (when given) rather than printed, unless ``jsonl``."""
+
     def line(value: Any, out: Any) -> None:
         print(json.dumps(value, ensure_ascii=False), file=out, flush=True)
 
     line(result, sys.stdout if jsonl else sys.stderr)
+    errored = False
     while True:
         try:
             note = await client.next(notes, timeout)
@@ -416,17 +501,21 @@ async def _follow(
         params = note.params
         if params.get("streamId") != stream_id:
             continue
+        if note.method == "audio/frame" and audio is not None:
+            audio.append(base64.b64decode(params["data"]))
         if jsonl:
             line({"method": note.method, "params": params}, sys.stdout)
         elif note.method == "stream/delta":
             sys.stdout.write(params["text"])
             sys.stdout.flush()
-        else:
+        elif note.method != "audio/frame":
             if note.method == "stream/end":
                 sys.stdout.write("\n")
             line({note.method: params}, sys.stderr)
-        if note.method == "stream/end":
-            return EXIT_ERROR if params.get("finishReason") == "error" else 0
+        errored = errored or note.method == "stream/error"
+        if note.method in ENDS:
+            failed = errored or params.get("finishReason") == "error"
+            return EXIT_ERROR if failed else 0
 
 
 # script (see yamabiko.client.script and docs/scripts.md)
