@@ -234,3 +234,80 @@ def test_call_into_a_closed_pipe_stops_quietly(
         errors = cli.stderr.read()
         assert cli.wait(30) == 0
     assert b"Traceback" not in errors
+
+
+def test_token_and_call_sign_with_the_secret_the_server_verifies_with(tmp_path: Path) -> None:
+    """One rule for every command: YAMABIKO_JWT_SECRET (as `serve` resolves it) before
+    the data dir's secret, with the audience and issuer the server requires."""
+    secret = "s" * 40
+    env = {
+        "YAMABIKO_JWT_SECRET": secret,
+        "YAMABIKO_JWT_AUDIENCE": "daw",
+        "YAMABIKO_JWT_ISSUER": "https://id.example",
+    }
+    data = tmp_path / "data"
+    with subprocess.Popen(
+        [*YAMABIKO, "serve", "--port", "0", "--data-dir", str(data)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+        env={**_clean_env(), **env},
+    ) as proc:
+        try:
+            assert proc.stdout is not None
+            url = proc.stdout.readline().split()[-1]
+            token = run("token", "--data-dir", str(data), "--sub", "a", "--tenant", "t", env=env)
+            assert token.returncode == 0, token.stderr
+            ping = run("call", "--url", url, "--token", token.stdout.strip(), "ping", env=env)
+            assert ping.returncode == 0, ping.stderr
+            minted = run("call", "--url", url, "--data-dir", str(data), "ping", env=env)
+            assert minted.returncode == 0, minted.stderr
+            empty = run("call", "--url", url, "--token", "", "ping", env=env)
+            assert empty.returncode == 2
+            assert "empty" in empty.stderr
+        finally:
+            proc.send_signal(signal.SIGTERM)
+            proc.wait(10)
+    # A server that verifies with a public key: the CLI cannot sign, and says so.
+    pem = tmp_path / "key.pem"
+    pem.write_text("not read by the CLI")
+    refused = run(
+        "token", "--sub", "a", "--tenant", "t", env={"YAMABIKO_JWT_PUBLIC_KEY_FILE": str(pem)}
+    )
+    assert refused.returncode == 2
+    assert "identity provider" in refused.stderr
+
+
+async def test_serve_with_everything_configured_creates_no_data_dir(
+    tmp_path: Path, postgres_url: str
+) -> None:
+    from cryptography.fernet import Fernet
+
+    from tests.support import postgres_schema
+
+    async with postgres_schema(postgres_url) as database_url:
+        env = {
+            "YAMABIKO_JWT_SECRET": "s" * 40,
+            "YAMABIKO_ENCRYPTION_KEYS": Fernet.generate_key().decode(),
+            "YAMABIKO_DATABASE_URL": database_url,
+        }
+        _serve_once(tmp_path, env)
+    assert not (tmp_path / ".yamabiko").exists()
+
+
+def _serve_once(cwd: Path, env: dict[str, str]) -> None:
+    """Start ``yamabiko serve`` in ``cwd`` until it listens, then stop it."""
+    with subprocess.Popen(
+        [*YAMABIKO, "serve", "--port", "0", "--mcp-port", "0"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+        cwd=cwd,
+        env={**_clean_env(), **env},
+    ) as proc:
+        try:
+            assert proc.stdout is not None
+            assert proc.stdout.readline().startswith("listening on")
+        finally:
+            proc.send_signal(signal.SIGTERM)
+            proc.wait(10)

@@ -61,8 +61,13 @@ def build_parser() -> argparse.ArgumentParser:
     _settings_args(serve)
     serve.add_argument("--mcp-port", help="port of the MCP Streamable HTTP face")
 
-    token = sub.add_parser("token", help="mint a dev token signed with the data dir's secret")
+    token = sub.add_parser(
+        "token",
+        help="mint a token signed with the server's HS256 secret: YAMABIKO_JWT_SECRET (flag, "
+        "env or TOML, as `serve` resolves it), else the data dir's",
+    )
     token.add_argument("--data-dir", help="data dir (default ./.yamabiko or YAMABIKO_DATA_DIR)")
+    token.add_argument("--config", help="TOML settings file (YAMABIKO_CONFIG)")
     token.add_argument("--sub", required=True, help="the user id")
     token.add_argument("--tenant", required=True, help="the tenant id")
     token.add_argument(
@@ -307,22 +312,58 @@ async def _rotate_keys(settings: Any) -> int:
 
 def _token(args: argparse.Namespace) -> int:
     from yamabiko.server.auth import mint_token
-    from yamabiko.server.datadir import DataDirError, read_data_dir
 
-    path = args.data_dir or os.environ.get("YAMABIKO_DATA_DIR") or ".yamabiko"
-    secret = os.environ.get("YAMABIKO_JWT_SECRET")
-    if not secret or args.data_dir:
-        try:
-            secret = read_data_dir(path).jwt_secret
-        except DataDirError as exc:
-            print(f"yamabiko: {exc}", file=sys.stderr)
-            return EXIT_USAGE
+    signing = _signing_settings(args)
+    if signing is None:
+        return EXIT_USAGE
+    secret, audience, issuer = signing
     print(
         mint_token(
-            secret, sub=args.sub, tenant=args.tenant, scopes=args.scope.split(), ttl_s=args.ttl
+            secret,
+            sub=args.sub,
+            tenant=args.tenant,
+            scopes=args.scope.split(),
+            ttl_s=args.ttl,
+            audience=audience,
+            issuer=issuer,
         )
     )
     return 0
+
+
+def _signing_settings(args: argparse.Namespace) -> tuple[str, str | None, str | None] | None:
+    """The secret, audience and issuer a token must carry for the server these settings
+    describe, resolved exactly as ``yamabiko serve`` resolves them (flags, environment,
+    TOML file, then the data dir's secret). None, the reason printed, when the CLI
+    cannot sign: the server verifies with a public key, or there is no data dir yet."""
+    from yamabiko.server.datadir import DataDirError, read_data_dir
+    from yamabiko.server.settings import SettingsError, load_settings
+
+    try:
+        settings = load_settings(
+            env=os.environ,
+            config_file=getattr(args, "config", None),
+            overrides={"data_dir": args.data_dir},
+        )
+    except SettingsError as exc:
+        print(f"yamabiko: bad settings: {exc}", file=sys.stderr)
+        return None
+    secret = settings.jwt_secret
+    if secret is None and (settings.jwt_public_key_file or settings.jwt_jwks_url):
+        print(
+            "yamabiko: the server verifies tokens with a public key (YAMABIKO_JWT_PUBLIC_KEY_FILE "
+            "or YAMABIKO_JWT_JWKS_URL): mint them with your identity provider, which holds the "
+            "private key, and pass one with --token (docs/configuration.md, Authentication)",
+            file=sys.stderr,
+        )
+        return None
+    if secret is None:
+        try:
+            secret = read_data_dir(settings.data_path).jwt_secret
+        except DataDirError as exc:
+            print(f"yamabiko: {exc}", file=sys.stderr)
+            return None
+    return secret, settings.jwt_audience, settings.jwt_issuer
 
 
 # call
@@ -353,22 +394,29 @@ def _call(args: argparse.Namespace) -> int:
 
 
 def _client_token(args: argparse.Namespace, *, ttl_s: float) -> str | None:
-    """``--token`` or ``YAMABIKO_TOKEN``, else one minted from the data dir's secret
-    for ``--sub``/``--tenant``/``--scope``; None (the reason printed) if neither works."""
+    """``--token`` or ``YAMABIKO_TOKEN``, else one minted for ``--sub``/``--tenant``/
+    ``--scope`` with the server's secret, resolved as ``yamabiko token`` does (see
+    :func:`_signing_settings`); None (the reason printed) if neither works."""
     token: str | None = args.token or os.environ.get("YAMABIKO_TOKEN")
-    if token is not None:
+    if token:
         return token
-    from yamabiko.server.auth import mint_token
-    from yamabiko.server.datadir import DataDirError, read_data_dir
-
-    path = args.data_dir or os.environ.get("YAMABIKO_DATA_DIR") or ".yamabiko"
-    try:
-        secret = read_data_dir(path).jwt_secret
-    except DataDirError as exc:
-        print(f"yamabiko: no --token given and {exc}", file=sys.stderr)
+    if args.token is not None:
+        print("yamabiko: --token is empty (was $TOKEN set?)", file=sys.stderr)
         return None
+    from yamabiko.server.auth import mint_token
+
+    signing = _signing_settings(args)
+    if signing is None:
+        return None
+    secret, audience, issuer = signing
     return mint_token(
-        secret, sub=args.sub, tenant=args.tenant, scopes=args.scope.split(), ttl_s=ttl_s
+        secret,
+        sub=args.sub,
+        tenant=args.tenant,
+        scopes=args.scope.split(),
+        ttl_s=ttl_s,
+        audience=audience,
+        issuer=issuer,
     )
 
 

@@ -168,6 +168,13 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
         return not (self.jwt_secret or self.jwt_public_key_file or self.jwt_jwks_url)
 
     @property
+    def needs_data_dir(self) -> bool:
+        """True when something comes from the data dir: the JWT secret (no JWT key
+        configured), the Fernet key (no ``encryption_keys``) or SQLite (no
+        ``database_url``). A server configured with all three creates no data dir."""
+        return self.uses_data_dir_secret or not self.encryption_keys or not self.database_url
+
+    @property
     def dev_mode(self) -> bool:
         """``dev`` if given, else :attr:`uses_data_dir_secret`."""
         return self.uses_data_dir_secret if self.dev is None else self.dev

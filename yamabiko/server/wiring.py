@@ -220,8 +220,11 @@ async def build_app(
     (``OPENAI_API_KEY``...; default: the process environment's); ``ghost`` adds or
     replaces ghost engines by name (tests).
     """
-    data_dir = ensure_data_dir(settings.data_path)
-    keys = list(settings.encryption_keys) or [data_dir.fernet_key]
+    data_dir = ensure_data_dir(settings.data_path) if settings.needs_data_dir else None
+    keys = list(settings.encryption_keys)
+    if not keys:
+        assert data_dir is not None  # needs_data_dir is true without encryption keys
+        keys = [data_dir.fernet_key]
     store = await open_store(settings.effective_database_url, encryption_keys=keys)
     revoked = revoked if revoked is not None else store.revocations
 
