@@ -311,3 +311,25 @@ def _serve_once(cwd: Path, env: dict[str, str]) -> None:
         finally:
             proc.send_signal(signal.SIGTERM)
             proc.wait(10)
+
+
+def test_serve_on_a_busy_port_exits_at_once(tmp_path: Path) -> None:
+    import socket
+
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = str(busy.getsockname()[1])
+        main = run("serve", "--port", port, "--data-dir", str(tmp_path / "a"), timeout=20)
+        assert main.returncode == 1
+        assert "cannot listen" in main.stderr
+        args = ("serve", "--port", "0", "--mcp-port", port, "--data-dir", str(tmp_path / "b"))
+        mcp = run(*args, timeout=20)
+        assert mcp.returncode == 1
+        assert "YAMABIKO_MCP_HTTP=false" in mcp.stderr
+    # Turned off explicitly, the busy MCP port does not matter.
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        env = {"YAMABIKO_MCP_PORT": str(busy.getsockname()[1])}
+        _serve_once(tmp_path, {**env, "YAMABIKO_MCP_HTTP": "false"})

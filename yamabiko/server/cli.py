@@ -60,6 +60,14 @@ def build_parser() -> argparse.ArgumentParser:
     serve = sub.add_parser("serve", help="run the server")
     _settings_args(serve)
     serve.add_argument("--mcp-port", help="port of the MCP Streamable HTTP face")
+    serve.add_argument(
+        "--no-mcp-http",
+        dest="mcp_http",
+        action="store_const",
+        const=False,
+        default=None,
+        help="do not serve the MCP HTTP face (YAMABIKO_MCP_HTTP=false)",
+    )
 
     token = sub.add_parser(
         "token",
@@ -150,6 +158,7 @@ def _serve(args: argparse.Namespace) -> int:
         "data_dir": args.data_dir,
         "log_level": args.log_level,
         "mcp_port": args.mcp_port,
+        "mcp_http": args.mcp_http,
     }
     try:
         settings = load_settings(env=os.environ, config_file=args.config, overrides=overrides)
@@ -176,8 +185,27 @@ async def _serve_async(settings: Any) -> int:
     from yamabiko.server.wiring import build_app
 
     app = await build_app(settings)
-    await app.start()
-    mcp = await start_mcp_http(app, settings.host, settings.mcp_port)
+    try:
+        await app.start()
+    except OSError:
+        # Close what build_app opened (the store's worker thread would otherwise keep
+        # the process alive), so that a supervisor sees the exit and restarts us.
+        for close in app.closers:
+            await close()
+        raise
+    mcp = None
+    if settings.mcp_http:
+        mcp = await start_mcp_http(app, settings.host, settings.mcp_port)
+        if mcp is None:
+            print(
+                "yamabiko: the MCP HTTP face could not start (its port is busy?): set "
+                "YAMABIKO_MCP_PORT (--mcp-port) to a free port, or turn the face off with "
+                "YAMABIKO_MCP_HTTP=false (--no-mcp-http)",
+                file=sys.stderr,
+                flush=True,
+            )
+            await app.stop()
+            return EXIT_ERROR
     tune_gc()
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()

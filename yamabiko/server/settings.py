@@ -78,6 +78,10 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
         Meta(description="Fernet keys (comma list) for stored secrets; the first encrypts."),
     ] = ()
     mcp_port: Annotated[Port, Meta(description="Port of the MCP Streamable HTTP face.")] = 8766
+    mcp_http: Annotated[
+        bool,
+        Meta(description="Serve the MCP HTTP face; false: the socket and the bridge only."),
+    ] = True
     allowed_origins: Annotated[
         tuple[str, ...], Meta(description="Browser origins allowed (comma list); unset: any.")
     ] = ()
