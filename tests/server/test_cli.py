@@ -47,7 +47,7 @@ def serving(tmp: Path) -> Iterator[tuple[str, Path, subprocess.Popen[str]]]:
     with (
         (tmp / "server.log").open("w") as log,
         subprocess.Popen(
-            [*YAMABIKO, "serve", "--port", "0", "--data-dir", str(data)],
+            [*YAMABIKO, "serve", "--port", "0", "--mcp-port", "0", "--data-dir", str(data)],
             stdout=subprocess.PIPE,
             stderr=log,
             text=True,
@@ -247,7 +247,7 @@ def test_token_and_call_sign_with_the_secret_the_server_verifies_with(tmp_path: 
     }
     data = tmp_path / "data"
     with subprocess.Popen(
-        [*YAMABIKO, "serve", "--port", "0", "--data-dir", str(data)],
+        [*YAMABIKO, "serve", "--port", "0", "--mcp-port", "0", "--data-dir", str(data)],
         stdout=subprocess.PIPE,
         stderr=subprocess.DEVNULL,
         text=True,

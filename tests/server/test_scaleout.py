@@ -36,6 +36,8 @@ def node(tmp: Path, name: str, env: dict[str, str]) -> Iterator[str]:
                 "serve",
                 "--port",
                 "0",
+                "--mcp-port",
+                "0",
                 "--data-dir",
                 str(tmp / name),
             ],
