@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test test-slow lint typecheck bench eval openrpc clean
+.PHONY: install run test test-slow lint typecheck bench eval openrpc clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -13,6 +13,8 @@ $(BIN)/python:
 $(STAMP): pyproject.toml | $(BIN)/python
 	$(BIN)/pip install -q -e '.[dev]'
 	touch $(STAMP)
+
+install: $(STAMP)
 
 run: $(STAMP)
 	$(BIN)/yamabiko serve

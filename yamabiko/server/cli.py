@@ -1,4 +1,4 @@
-"""The ``yamabiko`` command: serve, token, call, script, mcp-bridge.
+"""The ``yamabiko`` command: serve, token, call, wait, script, mcp-bridge.
 
 Exit codes: 0 success; 1 the call got an error response or failed; 2 bad usage or bad
 settings (the message names the setting).
@@ -123,6 +123,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     call.add_argument("method", help="the method, e.g. ping")
     call.add_argument("params", nargs="?", default=None, help="params as a JSON object")
+    wait = sub.add_parser("wait", help="wait until a server answers /health/ready")
+    wait.add_argument("--url", default=None, help="server URL (default ws://127.0.0.1:8765/ws)")
+    wait.add_argument("--timeout", type=float, default=60.0, help="seconds to wait at most")
     _script_args(sub)
     _bridge_args(sub)
     return parser
@@ -141,7 +144,38 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _script(args)
     if command == "mcp-bridge":
         return _mcp_bridge(args)
+    if command == "wait":
+        return _wait(args)
     return _call(args)
+
+
+# wait
+
+
+def _wait(args: argparse.Namespace) -> int:
+    """Poll ``/health/ready`` until it answers 200 (exit 0) or ``--timeout`` passes
+    (exit 1): for scripts that start a server in the background, then use it."""
+    import time
+    import urllib.error
+    import urllib.request
+    from urllib.parse import urlsplit
+
+    url = args.url or os.environ.get("YAMABIKO_URL") or "ws://127.0.0.1:8765/ws"
+    parts = urlsplit(url)
+    scheme = "https" if parts.scheme in {"wss", "https"} else "http"
+    ready = f"{scheme}://{parts.netloc}/health/ready"
+    deadline = time.monotonic() + args.timeout
+    while True:
+        try:
+            with urllib.request.urlopen(ready, timeout=2) as response:  # noqa: S310
+                if response.status == 200:
+                    return 0
+        except (urllib.error.URLError, OSError):
+            pass  # not listening yet, or not ready (503)
+        if time.monotonic() >= deadline:
+            print(f"yamabiko: {ready} not ready within {args.timeout} s", file=sys.stderr)
+            return EXIT_ERROR
+        time.sleep(0.2)
 
 
 # serve
