@@ -333,3 +333,14 @@ def test_serve_on_a_busy_port_exits_at_once(tmp_path: Path) -> None:
         busy.listen()
         env = {"YAMABIKO_MCP_PORT": str(busy.getsockname()[1])}
         _serve_once(tmp_path, {**env, "YAMABIKO_MCP_HTTP": "false"})
+
+
+def test_serve_writes_only_json_lines_on_stderr(tmp_path: Path) -> None:
+    with serving(tmp_path) as (url, data, proc):
+        assert run("call", "--url", url, "--data-dir", str(data), "ping").returncode == 0
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(10) == 0
+    lines = (tmp_path / "server.log").read_text().splitlines()
+    messages = [json.loads(line)["msg"] for line in lines]  # each line is one JSON object
+    assert "listening" in messages
+    assert "shutting down" in messages

@@ -11,6 +11,7 @@ import asyncio
 import base64
 import contextlib
 import json
+import logging
 import os
 import signal
 import sys
@@ -200,20 +201,26 @@ def _serve(args: argparse.Namespace) -> int:
         print(f"yamabiko: bad settings: {exc}", file=sys.stderr)
         return EXIT_USAGE
     configure_logging(settings.log_level)
+    # From here on stderr is JSON log lines only (docs/operations.md, Logs).
+    log = logging.getLogger("yamabiko.server")
     try:
         return _run(_serve_async(settings))
     except DataDirError as exc:
-        print(f"yamabiko: {exc}", file=sys.stderr)
+        log.error("cannot use the data dir: %s", exc)
         return EXIT_USAGE
     except OSError as exc:
-        print(
-            f"yamabiko: cannot listen on {settings.host}:{settings.port}: {exc.strerror}",
-            file=sys.stderr,
+        log.error(
+            "cannot listen on %s:%s: %s",
+            settings.host,
+            settings.port,
+            exc.strerror,
+            extra={"host": settings.host, "port": settings.port},
         )
         return EXIT_ERROR
 
 
 async def _serve_async(settings: Any) -> int:
+    log = logging.getLogger("yamabiko.server")
     from yamabiko.server.app import tune_gc
     from yamabiko.server.mcp_http import start_mcp_http
     from yamabiko.server.wiring import build_app
@@ -231,12 +238,11 @@ async def _serve_async(settings: Any) -> int:
     if settings.mcp_http:
         mcp = await start_mcp_http(app, settings.host, settings.mcp_port)
         if mcp is None:
-            print(
-                "yamabiko: the MCP HTTP face could not start (its port is busy?): set "
-                "YAMABIKO_MCP_PORT (--mcp-port) to a free port, or turn the face off with "
+            log.error(
+                "the MCP HTTP face could not start (its port is busy?): set YAMABIKO_MCP_PORT "
+                "(--mcp-port) to a free port, or turn the face off with "
                 "YAMABIKO_MCP_HTTP=false (--no-mcp-http)",
-                file=sys.stderr,
-                flush=True,
+                extra={"port": settings.mcp_port},
             )
             await app.stop()
             return EXIT_ERROR
@@ -246,11 +252,15 @@ async def _serve_async(settings: Any) -> int:
     for sig in (signal.SIGTERM, signal.SIGINT):
         with contextlib.suppress(NotImplementedError):
             loop.add_signal_handler(sig, stop.set)
-    print(f"listening on ws://{settings.host}:{app.port}/ws", flush=True)
+    # stdout carries these readiness lines and nothing else (scripts wait for them);
+    # stderr carries JSON log lines only.
+    url = f"ws://{settings.host}:{app.port}/ws"
+    print(f"listening on {url}", flush=True)
+    log.info("listening", extra={"url": url, "mcpUrl": mcp.url if mcp is not None else None})
     if mcp is not None:
         print(f"mcp on {mcp.url}", flush=True)
     await stop.wait()
-    print("shutting down", file=sys.stderr, flush=True)
+    log.info("shutting down")
     if mcp is not None:
         await mcp.stop()
     await app.stop()
