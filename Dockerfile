@@ -1,6 +1,7 @@
 # Yamabiko: slim Python base, non-root user, health check on /health/live.
 #   docker build -t yamabiko .
-#   docker run -p 8765:8765 -e YAMABIKO_HOST=0.0.0.0 -v yamabiko-data:/data yamabiko
+#   docker run -p 8765:8765 -p 8766:8766 -v yamabiko-data:/data yamabiko
+# 8765: the socket and HTTP endpoints; 8766: the MCP Streamable HTTP face (/mcp).
 FROM python:3.11-slim
 
 ENV PYTHONDONTWRITEBYTECODE=1 \
