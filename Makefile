@@ -41,6 +41,7 @@ eval: $(STAMP)
 
 openrpc: $(STAMP)
 	$(BIN)/python -m yamabiko.schema.openrpc --write
+	$(BIN)/python -m yamabiko.schema.reference --write
 
 clean:
 	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache build *.egg-info

@@ -63,3 +63,11 @@ def test_every_request_lists_its_errors() -> None:
     by_name = {m["name"]: m for m in methods}
     chat_codes = {e["$ref"].rsplit("/", 1)[1] for e in by_name["chat/send"]["errors"]}
     assert {"-32004", "-32009", "-32010", "-32011", "-32029"} <= chat_codes
+
+
+def test_the_method_reference_is_current() -> None:
+    from yamabiko.schema import reference
+
+    assert reference.PATH.read_text() == reference.render(), (
+        "docs/methods.md is stale: run `make openrpc` and commit it"
+    )

@@ -70,7 +70,7 @@ def build() -> dict[str, Any]:
                 for field, field_schema in params.get("properties", {}).items()
             ],
         }
-        if "description" in params:
+        if "description" in params and set(params.get("properties", {})) - {"_meta"}:
             method["description"] = inspect.cleandoc(params["description"])
         if schema.result is not None:
             method["result"] = {
