@@ -40,7 +40,7 @@ from bench.servers import request_payload as make_request
 KINDS = (YAMABIKO, ECHO)
 """The two servers compared here."""
 
-# Goals of issue 2, as Yamabiko / echo ratios.
+# The socket goals, as Yamabiko / echo ratios (docs/development.md, Benchmarks).
 PIPELINED_GOAL = 0.8
 SEQUENTIAL_GOAL = 0.8
 IDLE_MEMORY_GOAL = 1.3

@@ -1,5 +1,5 @@
-"""Model names, keys and the default model (DESIGN.md section 13), and fallbacks across
-real engines."""
+"""Model names, keys and the default model (docs/streams.md, Which model, which key),
+and fallbacks across real engines."""
 
 from __future__ import annotations
 

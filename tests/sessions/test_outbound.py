@@ -1,4 +1,4 @@
-"""The outbound queue and its policies (DESIGN.md section 12), with a client that stops
+"""The outbound queue and its policies (docs/protocol.md, Flow control), with a client that stops
 reading on demand: order, replace, merge, pause, backpressure, stall detection, close."""
 
 from __future__ import annotations

@@ -5,7 +5,7 @@ Static data. A preset's id is part of the contract (``PresetId`` in
 listed in ``openrpc.json``): adding one means adding its id there too; the check at the
 bottom of this module fails at import when the two disagree.
 
-The prompts speak of what an agent sees and does in a run (DESIGN.md section 8): the
+The prompts speak of what an agent sees and does in a run (docs/agent.md): the
 project's tempo, key, time signature and tracks, and edits as actions (``addTrack``,
 ``addNotes``, ``setTempo``, ``setTrackParams``, ``addEffect``...), beats as the unit of
 time and MIDI numbers as pitches.

@@ -5,7 +5,7 @@ Reading a stream: one :class:`~yamabiko.store.broker.Subscription` per subscribe
 session, read by a forwarder task that the session keeps
 (:class:`~yamabiko.sessions.subscriptions.Subscriptions`). Each item's payload is its
 notification, encoded once by the producer. Deltas go into the session's queue with
-the ``merge`` policy (DESIGN.md section 12): while the client reads, each goes out as
+the ``merge`` policy (docs/protocol.md, Flow control): while the client reads, each goes out as
 it is; while it does not, the ones waiting fold into one ``stream/delta`` carrying
 ``fromSeq``. The forwarder never waits for the client, so one slow reader holds up
 neither the producer nor any other subscriber, and its queue holds at most one merged

@@ -55,7 +55,7 @@ MAX_AHEAD: Final = 64
 """Frames a ``fast`` stream may run ahead of its sender's session."""
 FLAG_LAST: Final = 0x01
 HEADER: Final = struct.Struct(">2sBBII")
-"""``YA``, version, flags, streamNo, seq (DESIGN.md section 10)."""
+"""``YA``, version, flags, streamNo, seq (docs/audio.md)."""
 VERSION: Final = 1
 
 

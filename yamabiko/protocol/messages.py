@@ -1,6 +1,6 @@
 """JSON-RPC 2.0 messages: the wire envelope, the events a peer sees, the encoders.
 
-Decoding is two-phase (DESIGN.md section 15): the envelope keeps ``params`` and
+Decoding is two-phase (docs/protocol.md, Requests): the envelope keeps ``params`` and
 ``result`` as :class:`msgspec.Raw`, so an unknown method or bad params never loses the
 request id; the method's own params type is decoded later, by whoever knows it.
 

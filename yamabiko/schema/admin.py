@@ -1,4 +1,4 @@
-"""The admin namespaces (DESIGN.md section 7): tenants, models, usage, audit, revocation.
+"""The admin namespaces (docs/api.md): tenants, models, usage, audit, revocation.
 
 Every method needs scope ``admin``, and an admin acts within the tenant of its token
 (``tid``): it reads and changes its own tenant's row, catalogue entries, usage and audit

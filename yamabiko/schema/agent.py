@@ -1,4 +1,4 @@
-"""The ``agent`` namespace (DESIGN.md section 8): ``agent/run``, scope ``agent``.
+"""The ``agent`` namespace (docs/agent.md): ``agent/run``, scope ``agent``.
 
 The agent reads the DAW ``context`` and the prompt and answers edit actions
 (:mod:`yamabiko.schema.daw`), each checked against the context before it leaves. With

@@ -1,4 +1,4 @@
-"""The ``agents`` namespace (DESIGN.md section 7): agents, presets and their secrets.
+"""The ``agents`` namespace (docs/api.md): agents, presets and their secrets.
 
 Every method needs scope ``agent``. An agent belongs to the user who created it; a
 tenant admin (scope ``admin``) reaches every agent of its tenant. Any other agent id,

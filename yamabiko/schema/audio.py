@@ -1,4 +1,4 @@
-"""The ``audio`` namespace (DESIGN.md section 10): singing and speech, streamed in frames.
+"""The ``audio`` namespace (docs/audio.md): singing and speech, streamed in frames.
 
 ``audio/synthesize`` needs scope ``audio``. It answers at once; the audio arrives as
 the items of a stream (numbered, resumable with ``stream/subscribe``, cancellable with

@@ -1,4 +1,4 @@
-"""The ``chat`` namespace (DESIGN.md section 6): a message in, a token stream out.
+"""The ``chat`` namespace (docs/streams.md): a message in, a token stream out.
 
 ``chat/send`` needs scope ``chat``. It stores the user's message, starts the generation
 and returns at once; the reply arrives as ``stream/*`` notifications on the returned

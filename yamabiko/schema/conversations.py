@@ -1,4 +1,4 @@
-"""The ``conversations`` namespace (DESIGN.md section 7).
+"""The ``conversations`` namespace (docs/api.md).
 
 Every method needs scope ``chat``: a conversation is what ``chat/send`` writes to, so
 whoever may chat may keep and read their conversations (scope ``agent`` is not needed

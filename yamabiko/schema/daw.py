@@ -1,4 +1,4 @@
-"""The DAW model of ``agent/run`` (DESIGN.md section 8): the project context and actions.
+"""The DAW model of ``agent/run`` (docs/agent.md): the project context and actions.
 
 Types only; the checks that need the context (a track id must exist, a key name must
 parse) and applying actions to a context live in :mod:`yamabiko.engines.agent.validate`.

@@ -1,4 +1,4 @@
-"""The ``ghost`` namespace (DESIGN.md section 9): grey next-word suggestions while typing.
+"""The ``ghost`` namespace (docs/ghost.md): grey next-word suggestions while typing.
 
 Every method needs scope ``ghost``. A document lives in the session that opened it
 (at most ``maxDocuments``) and is gone when it closes. Offsets are Unicode code points.

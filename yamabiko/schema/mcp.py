@@ -1,4 +1,4 @@
-"""MCP's methods on the socket (DESIGN.md section 11): ``tools/list`` and ``tools/call``,
+"""MCP's methods on the socket (docs/mcp.md): ``tools/list`` and ``tools/call``,
 ``resources/list|read`` (the caller's conversations) and ``prompts/list|get`` (the agent
 presets), served to every session (a client that negotiated subprotocol ``mcp``
 and MCP's ``initialize`` uses them as any MCP server's). Tools are filtered by the

@@ -1,4 +1,4 @@
-"""The ``mcp/servers`` namespace (DESIGN.md section 11): MCP servers whose tools agents
+"""The ``mcp/servers`` namespace (docs/mcp.md): MCP servers whose tools agents
 may call, reached through the ``mcp`` SDK's client.
 
 Scopes: ``mcp/servers/add`` and ``mcp/servers/remove`` need ``admin`` (a stdio server is

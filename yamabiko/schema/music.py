@@ -1,4 +1,4 @@
-"""The ``music`` namespace (DESIGN.md section 8): ``music/generate``, scope ``agent``.
+"""The ``music`` namespace (docs/agent.md): ``music/generate``, scope ``agent``.
 
 The built-in engine is a music-theory generator, deterministic for a seed; a provider
 model writes the part instead when ``model`` is given (its JSON is checked like agent

@@ -1,4 +1,4 @@
-"""The stored objects: what the store returns and what the API sends (DESIGN.md section 7).
+"""The stored objects: what the store returns and what the API sends (docs/api.md).
 
 Every object is immutable, camelCase on the wire, and carries ``id``, ``createdAt`` and
 ``updatedAt`` (UTC, encoded as RFC 3339) where it is a thing one can edit; events (usage,

@@ -1,4 +1,7 @@
-"""The session lifecycle (DESIGN.md section 4): initialize, ping, refresh, cancel, progress."""
+"""The session lifecycle: initialize, ping, refresh, cancel, progress.
+
+The rules are in docs/protocol.md, Lifecycle.
+"""
 
 from __future__ import annotations
 
@@ -30,7 +33,7 @@ class Implementation(Struct, kw_only=True, omit_defaults=True):
 
 class AudioCapability(Struct, kw_only=True, omit_defaults=True):
     binary: bool = False
-    """Send audio frames as binary WebSocket messages (DESIGN.md section 10)."""
+    """Send audio frames as binary WebSocket messages (docs/audio.md)."""
 
 
 class DawCapability(Struct, kw_only=True, rename="camel", omit_defaults=True):
@@ -55,7 +58,7 @@ class InitializeParams(Params):
 
 class Limits(Result):
     """What the session enforces, announced so a client never learns a limit by being
-    cut off (DESIGN.md section 12)."""
+    cut off (docs/protocol.md, Lifecycle)."""
 
     max_message_bytes: int
     max_running_requests: int

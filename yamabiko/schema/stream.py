@@ -1,4 +1,4 @@
-"""The ``stream`` namespace (DESIGN.md section 6): subscribing to token and audio streams.
+"""The ``stream`` namespace (docs/streams.md): subscribing to token and audio streams.
 
 A stream is an ordered sequence of items numbered ``seq`` = 1, 2, 3... under a
 ``streamId``. A token stream's items are ``stream/delta`` notifications, then at most one

@@ -1,4 +1,6 @@
-"""JWT verification for the handshake and ``session/refresh`` (DESIGN.md section 3).
+"""JWT verification for the handshake and ``session/refresh``.
+
+The rules are in docs/configuration.md, Authentication.
 
 Theory of operation: exactly one key source is in force. A PEM public key or a JWKS URL
 means asymmetric algorithms only (the HS256 secret is then ignored, so a dev secret can

@@ -1,4 +1,4 @@
-"""JSON log lines: one object per line on the ``yamabiko`` logger (DESIGN.md section 14).
+"""JSON log lines: one object per line on the ``yamabiko`` logger (docs/operations.md, Logs).
 
 Each line has ``ts`` (RFC 3339, UTC, milliseconds), ``level``, ``logger``, ``msg``, every
 field the caller passed with ``extra={...}`` (``session``, ``errorId``, ``method``,

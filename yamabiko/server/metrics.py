@@ -1,8 +1,8 @@
 """Prometheus exposition, folded from the plain counters at scrape time.
 
 The hot path only bumps integers in :class:`~yamabiko.sessions.stats.Stats`; this
-module turns them into metric families when ``/metrics`` is scraped (DESIGN.md
-section 14).
+module turns them into metric families when ``/metrics`` is scraped
+(docs/operations.md, Metrics).
 """
 
 from __future__ import annotations

@@ -7,7 +7,7 @@ from typing import Final
 from msgspec import Struct
 
 SCOPES: Final = frozenset({"chat", "agent", "ghost", "audio", "mcp", "admin"})
-"""Every scope a token may carry (DESIGN.md section 3)."""
+"""Every scope a token may carry (docs/configuration.md, Authentication)."""
 
 
 class Identity(Struct, frozen=True):

@@ -1,4 +1,4 @@
-"""The lifecycle methods every session serves (DESIGN.md section 4)."""
+"""The lifecycle methods every session serves (docs/protocol.md, Lifecycle)."""
 
 from __future__ import annotations
 

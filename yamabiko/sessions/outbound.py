@@ -7,8 +7,8 @@ queue is empty and nothing is being written, :meth:`Outbound.send` writes straig
 the transport (the common case costs no task switch); otherwise messages wait in a
 deque drained by a writer task that exists only while there is a backlog.
 
-The queue is bounded in bytes, and each kind of message has a policy (DESIGN.md
-section 12) for when the client reads slowly:
+The queue is bounded in bytes, and each kind of message has a policy
+(docs/protocol.md, Flow control) for when the client reads slowly:
 
 =============  =============================  ========================================
 policy         used for                       when the client is slow

@@ -1,8 +1,8 @@
 """Counters kept on the hot path as plain integers, folded into Prometheus at scrape time.
 
-One ``prometheus_client`` counter plus histogram update costs ~2.3 µs (DESIGN.md section
-14), nearly the whole per-request budget; a dict lookup and two list increments cost a
-tenth of that.
+One ``prometheus_client`` counter plus histogram update costs ~2.3 µs, nearly the whole
+per-request budget (docs/operations.md, Metrics); a dict lookup and two list increments
+cost a tenth of that.
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """A session's subscriptions: one forwarding task per stream it reads.
 
-The session owns them (DESIGN.md section 1) but knows nothing of streams: a handler
+The session owns them (docs/development.md, Layout) but knows nothing of streams: a handler
 hands :meth:`Subscriptions.start` a coroutine that reads a stream and pushes its items
 into the session's outbound queue, and the session keeps it by key (the stream id),
 bounds how many run (``maxSubscriptions``), stops one on request and stops all of them

@@ -1,4 +1,4 @@
-"""The store: repositories for everything Yamabiko remembers (DESIGN.md section 13).
+"""The store: repositories for everything Yamabiko remembers (docs/store.md).
 
 ``open_store(url, encryption_keys=[...])`` gives a :class:`Store` over SQLite (the
 embedded default) or PostgreSQL; ``migrate(url)`` brings a database's schema up to date.

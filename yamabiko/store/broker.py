@@ -1,4 +1,4 @@
-"""Streams and the brokers that carry them (DESIGN.md section 6).
+"""Streams and the brokers that carry them (docs/streams.md).
 
 A stream is an ordered sequence of items numbered ``seq`` = 1, 2, 3... under a stream id.
 Each item is an opaque ``payload`` with a ``kind`` (``delta``, ``error``, ``end``,
@@ -20,7 +20,7 @@ when asked, waiting only when it has caught up with the producer. So
   cursor: it fell ``max_items`` behind. Its iteration then raises :class:`Lagged`.
 
 The consumer (the session) applies its own flow control on top (merging text deltas for
-a slow client, DESIGN.md section 12); it reads its subscriptions promptly into its own
+a slow client, docs/protocol.md, Flow control); it reads its subscriptions promptly into its own
 bounded queue, so lagging out of a 10,000-item history means its task was stalled.
 
 Errors, drawn once::
@@ -51,9 +51,9 @@ import msgspec
 from yamabiko.protocol.errors import Conflict, InternalError, InvalidParams, NotFound
 
 DEFAULT_RETENTION_S = 600.0
-"""How long an ended stream's history is kept (DESIGN.md section 6: 10 minutes)."""
+"""How long an ended stream's history is kept (docs/streams.md, Streams: 10 minutes)."""
 DEFAULT_MAX_ITEMS = 10_000
-"""Items kept per stream; older ones are trimmed (DESIGN.md section 6)."""
+"""Items kept per stream; older ones are trimmed (docs/streams.md)."""
 DEFAULT_IDLE_TIMEOUT_S = 600.0
 """A live stream with no item for this long is abandoned (its producer died) and dropped."""
 

@@ -1,4 +1,4 @@
-"""Leased locks: one generation per conversation at a time (DESIGN.md section 6).
+"""Leased locks: one generation per conversation at a time (docs/streams.md).
 
 A lock is a lease: ``acquire`` returns a :class:`LockToken` good for ``ttl_s`` seconds,
 which its holder extends with ``refresh`` (see :func:`keep_alive`) and gives back with

@@ -1,4 +1,4 @@
-"""The Redis broker: streams shared by every node (DESIGN.md sections 6 and 13).
+"""The Redis broker: streams shared by every node (docs/streams.md, Many nodes).
 
 Layout, per stream (one hash tag, so both keys share a cluster slot)::
 

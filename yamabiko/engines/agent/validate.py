@@ -1,4 +1,4 @@
-"""Checking, decoding and applying DAW actions (DESIGN.md section 8).
+"""Checking, decoding and applying DAW actions (docs/agent.md).
 
 Theory of operation: an agent's model writes a list of actions as JSON, usually with
 prose or a fenced block around it. :func:`decode_actions` finds the JSON and turns each

@@ -16,7 +16,7 @@ Whose fault: ``UnknownModel``, ``MissingApiKey``, ``PromptTooLong`` and ``Script
 are the caller's or the operator's (configuration); ``ProviderError`` is the provider's
 (its status says more). None of them is a bug of ours.
 
-Engines import nothing above them (DESIGN.md section 1), so this tree does not derive
+Engines import nothing above them (docs/development.md, Layout), so this tree does not derive
 from ``YamabikoError``: the handler that runs a generation turns an ``EngineError`` into
 the wire's -32010 (engine unavailable) or a ``stream/error``. Messages are safe to show a
 client: they never carry a key, a prompt or a provider's response body beyond its short

@@ -1,7 +1,8 @@
 """An offline engine: a word trigram model over a corpus the project ships.
 
 It needs no key and no network, so a server with no provider configured still answers
-(DESIGN.md section 13: ``local/default``). The model is built once, on first use, from
+(docs/streams.md, Which model, which key: ``local/default``). The model is built once,
+on first use, from
 ``corpus/<name>.txt`` (``default`` is ``music_production``, original text about
 arrangement, mixing, sound design, songwriting and DAW work) and cached for the process.
 

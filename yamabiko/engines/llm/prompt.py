@@ -1,4 +1,4 @@
-"""Prompt assembly: what a model is sent for one chat turn (DESIGN.md section 7).
+"""Prompt assembly: what a model is sent for one chat turn (docs/api.md).
 
 The system prompt is the tenant's system prompt, then the agent's personality, then the
 agent's own system prompt, each left out when empty, joined by blank lines: the tenant's

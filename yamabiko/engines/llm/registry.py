@@ -1,4 +1,6 @@
-"""From a model name to an engine: ``engine/providerModel`` (DESIGN.md section 13).
+"""From a model name to an engine: ``engine/providerModel``.
+
+The rules are in docs/streams.md, Which model, which key.
 
 ``openai/gpt-4.1-mini``, ``anthropic/claude-sonnet-4-5``, ``gemini/gemini-2.5-flash``,
 ``local/default``, ``scripted/path/to/file.jsonl``: the part before the first ``/`` names

@@ -1,6 +1,6 @@
 """The built-in music engine: a music-theory generator of drum patterns, basslines,
-chord progressions, melodies and harmonies, deterministic for a seed (DESIGN.md
-section 8, ``music/generate``). Pure Python; it knows nothing of sockets or handlers.
+chord progressions, melodies and harmonies, deterministic for a seed (docs/agent.md,
+``music/generate``). Pure Python; it knows nothing of sockets or handlers.
 
 Modules: :mod:`.theory` (keys, scales, chords, progressions, voice leading),
 :mod:`.base` (notes, results, feel), :mod:`.drums`, :mod:`.lines` (pitched parts) and

@@ -1,5 +1,4 @@
-"""The built-in music engine: ``generate(kind, ...)`` (DESIGN.md section 8,
-``music/generate``).
+"""The built-in music engine: ``generate(kind, ...)`` (docs/agent.md, ``music/generate``).
 
 Deterministic for a seed: the same arguments and seed give the same notes, and a new
 seed gives new ones. Each part draws from its own random stream derived from the seed,
