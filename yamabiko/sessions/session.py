@@ -59,6 +59,7 @@ from yamabiko.protocol.messages import (
     encode_result,
 )
 from yamabiko.protocol.peer import Peer
+from yamabiko.protocol.strings import nul_path
 from yamabiko.schema.base import RequestMeta
 from yamabiko.schema.session import PROGRESS, ProgressParams
 from yamabiko.sessions.identity import Identity
@@ -341,10 +342,7 @@ class Session:
             scope = entry.scope
             if scope is not None and scope not in self.identity.scopes:
                 raise errors.Forbidden(f"forbidden: method {method} needs scope {scope!r}")
-            try:
-                params = entry.decode(req.params)
-            except msgspec.ValidationError as exc:
-                raise errors.InvalidParams(str(exc).replace("`", "")) from None
+            params = _decode_params(entry, req.params)
             if self.rate_limiter is not None and method not in RATE_EXEMPT:
                 retry_after = await self.rate_limiter(self.identity, method)
                 if retry_after:
@@ -404,22 +402,13 @@ class Session:
             )
             return
         try:
-            params = entry.decode(note.params)
+            params = _decode_params(entry, note.params)
             ctx = Context(self, None, params.meta)
             if not await self._within_budget(note.method):
                 if entry.refused is not None:
                     entry.refused(ctx, params, "rate limited: too many messages")
                 return
             await entry.handler(ctx, params)
-        except msgspec.ValidationError as exc:
-            log.info(
-                "invalid notification params",
-                extra={
-                    "session": self.id,
-                    "method": note.method,
-                    "reason": str(exc).replace("`", ""),
-                },
-            )
         except errors.YamabikoError as exc:
             log.info(
                 "notification refused",
@@ -645,6 +634,19 @@ class Session:
 
     def expires_at(self) -> datetime:
         return datetime.fromtimestamp(self.identity.exp, UTC)
+
+
+def _decode_params(entry: MethodEntry, params: bytes) -> Any:
+    """The method's params, or -32602 naming the field: a wrong type, or a string
+    holding U+0000 (no store keeps it alike, see :mod:`yamabiko.protocol.strings`)."""
+    try:
+        decoded = entry.decode(params)
+    except msgspec.ValidationError as exc:
+        raise errors.InvalidParams(str(exc).replace("`", "")) from None
+    path = nul_path(params)
+    if path is not None:
+        raise errors.InvalidParams(f"a string cannot contain the NUL character - at {path}")
+    return decoded
 
 
 def _cancelled_response(request_id: int | str | None) -> bytes:
