@@ -45,6 +45,7 @@ from yamabiko.protocol import errors
 from yamabiko.schema import ghost as schema
 from yamabiko.schema.ghost import (
     MAX_TEXT,
+    Change,
     ChangeParams,
     CloseResult,
     CompleteParams,
@@ -70,6 +71,8 @@ SHOWN_KEPT: Final = 16
 """Suggestion sets remembered per document, for feedback that arrives late."""
 DEFAULT_MAX_CHARS: Final = 48
 OVER_CAP: Final = f"the document would grow past {MAX_TEXT} characters"
+CHANGES_PER_TURN: Final = 100
+"""Changes applied before the loop turns to other sessions (~1 ms of work)."""
 LEARN_WINDOW: Final = 1000
 """Code points before the cursor that learning from typed words looks at."""
 
@@ -87,7 +90,8 @@ class Shown:
 
 class Document:
     __slots__ = (
-        "body", "cursor", "doc_id", "kind", "language", "shown", "synced", "task", "version",
+        "applying", "body", "cursor", "doc_id", "kind", "language", "shown", "synced", "task",
+        "version",
     )  # fmt: skip
 
     def __init__(self, params: OpenParams, doc_id: str) -> None:
@@ -99,6 +103,7 @@ class Document:
         self.kind: schema.DocumentKind = params.kind
         self.synced = True
         """False after a change that could not be applied, until the full text comes."""
+        self.applying = False
         self.task: asyncio.Task[None] | None = None
         self.shown: OrderedDict[str, Shown] = OrderedDict()
 
@@ -121,8 +126,11 @@ class Document:
             max_chars=config.max_chars,
         )
 
-    def apply(self, params: ChangeParams) -> str | None:
-        """Apply a change; None if it applied, else why it could not (then resync)."""
+    async def apply(self, params: ChangeParams) -> str | None:
+        """Apply a change; None if it applied, else why it could not (then resync).
+
+        A long list of changes is applied :data:`CHANGES_PER_TURN` at a time, letting
+        the other sessions run in between; ``applying`` is true meanwhile."""
         if params.text is not None:
             if params.changes is not None:
                 return "give either changes or text, not both"
@@ -144,15 +152,16 @@ class Document:
         # harmless because the document then waits for the full text.
         body = self.body
         cursor = self.cursor
-        for change in params.changes or ():
-            if not change.start <= change.end <= body.length:
-                self.synced = False
-                return f"change [{change.start}, {change.end}) is outside the text"
-            if body.length - (change.end - change.start) + len(change.text) > MAX_TEXT:
-                self.synced = False
-                return f"{OVER_CAP}: send a shorter full text"
-            body.replace(change.start, change.end, change.text)
-            cursor = change.start + len(change.text)
+        self.applying = True
+        try:
+            problem = await self._replace_all(params.changes or ())
+        finally:
+            self.applying = False
+        if problem is not None:
+            self.synced = False
+            return problem
+        if params.changes:
+            cursor = params.changes[-1].start + len(params.changes[-1].text)
         if params.cursor is not None:
             if params.cursor > body.length:
                 self.synced = False
@@ -160,6 +169,18 @@ class Document:
             cursor = params.cursor
         self.cursor = cursor
         self.version = params.version
+        return None
+
+    async def _replace_all(self, changes: list[Change] | tuple[()]) -> str | None:
+        body = self.body
+        for i, change in enumerate(changes):
+            if i and not i % CHANGES_PER_TURN:
+                await asyncio.sleep(0)
+            if not change.start <= change.end <= body.length:
+                return f"change [{change.start}, {change.end}) is outside the text"
+            if body.length - (change.end - change.start) + len(change.text) > MAX_TEXT:
+                return f"{OVER_CAP}: send a shorter full text"
+            body.replace(change.start, change.end, change.text)
         return None
 
     def remember(self, suggestion_id: str, shown: Shown) -> None:
@@ -297,7 +318,8 @@ async def change(ctx: Context, params: ChangeParams) -> None:
         doc.version = params.version
     else:
         before = doc.body.before(doc.cursor, LEARN_WINDOW) if state.learn_from_text else ""
-        problem = doc.apply(params)
+        doc.stop()  # no suggestion may read the text while it changes
+        problem = await doc.apply(params)
         if problem is not None:
             if problem.startswith(OVER_CAP):
                 log.info(
@@ -312,8 +334,14 @@ async def change(ctx: Context, params: ChangeParams) -> None:
 
 
 def _resync(session: Session, doc_id: str, reason: str) -> None:
+    # Keyed by document: a client that floods changes it does not read the answers to
+    # holds one queued resync per document, the newest, not one per change.
     session.stats.ghost_resyncs += 1
-    session.notify(schema.GHOST_RESYNC, ResyncParams(doc_id=doc_id, reason=reason))
+    session.notify_latest(
+        (STATE_KEY, "resync", doc_id),
+        schema.GHOST_RESYNC,
+        ResyncParams(doc_id=doc_id, reason=reason),
+    )
 
 
 def _start(ctx: Context, state: GhostSession, doc: Document, arrived: float) -> None:
@@ -371,6 +399,10 @@ async def _suggest(
 async def complete(ctx: Context, params: CompleteParams) -> CompleteResult:
     state = ghost_session(ctx)
     doc = _document(state, params.doc_id)
+    if doc.applying:
+        raise errors.ContentModified(
+            f"the document is taking version {doc.version + 1}", {"version": doc.version}
+        )
     if params.version is not None and params.version != doc.version:
         raise errors.ContentModified(
             f"the document is at version {doc.version}, not {params.version}",
@@ -379,7 +411,7 @@ async def complete(ctx: Context, params: CompleteParams) -> CompleteResult:
     version = doc.version
     started = time.perf_counter()
     items = await _suggest(ctx, state, doc, state.engine)
-    if doc.version != version or state.docs.get(doc.doc_id) is not doc:
+    if doc.applying or doc.version != version or state.docs.get(doc.doc_id) is not doc:
         raise errors.ContentModified(
             f"the document moved on to version {doc.version} meanwhile",
             {"version": doc.version},
