@@ -20,6 +20,7 @@ from typing import Any
 import msgspec
 import pytest
 
+from tests.e2e.latency import Pinger
 from tests.support import Running, running_server
 from yamabiko.client import Client, RemoteError
 from yamabiko.engines.ghost.base import Count, GhostRequest, GhostSuggestion, PersonalCounts
@@ -67,43 +68,6 @@ def change(doc_id: str, version: int, changes: list[tuple[int, int, str]]) -> by
 async def held_length(client: Client, doc_id: str) -> int:
     result = await client.call("ghost/complete", {"docId": doc_id}, timeout=10)
     return int(result["items"][0]["text"])
-
-
-class Pinger:
-    """Another tenant's client pinging in a loop; its round trips are the figure."""
-
-    def __init__(self, client: Client) -> None:
-        self.client = client
-        self.latencies: list[float] = []
-        self._stop = asyncio.Event()
-        self._task: asyncio.Task[None] | None = None
-
-    async def __aenter__(self) -> Pinger:
-        self._task = asyncio.get_running_loop().create_task(self._run())
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        self._stop.set()
-        assert self._task is not None
-        async with asyncio.timeout(5):
-            await self._task
-
-    async def _run(self) -> None:
-        while not self._stop.is_set():
-            started = time.perf_counter()
-            await self.client.call("ping", timeout=5)
-            self.latencies.append(time.perf_counter() - started)
-            await asyncio.sleep(0.005)  # a ping every ~5 ms: a steady probe, not a flood
-
-    def report(self, what: str) -> float:
-        ordered = sorted(self.latencies)
-        p50 = ordered[len(ordered) // 2]
-        p99 = ordered[min(len(ordered) - 1, int(len(ordered) * 0.99))]
-        print(
-            f"\n{what}: {len(ordered)} pings, p50 {p50 * 1000:.1f} ms,"
-            f" p99 {p99 * 1000:.1f} ms, max {ordered[-1] * 1000:.1f} ms"
-        )
-        return ordered[-1]
 
 
 async def metric(server: Running, name: str) -> float:
