@@ -43,6 +43,10 @@ class ChunkedText:
             self._joined = "".join(self._chunks)
         return self._joined
 
+    @property
+    def chunk_count(self) -> int:
+        return len(self._chunks)
+
     def before(self, offset: int, limit: int) -> str:
         """Up to ``limit`` code points ending at ``offset``, without joining the text."""
         start = max(0, offset - limit)
