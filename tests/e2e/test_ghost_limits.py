@@ -12,6 +12,7 @@ import random
 import re
 import time
 import urllib.request
+import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -144,13 +145,17 @@ async def test_big_batches_of_changes_to_a_big_document_leave_another_tenant_res
         assert pinger.report("ping while 400 x 1,000 changes hit a 900k document") < 1.0
 
 
+@pytest.mark.parametrize("limiter", ["memory", pytest.param("redis", marks=pytest.mark.redis)])
 async def test_a_notification_flood_is_charged_to_the_rate_budget_but_ping_is_exempt(
-    tmp_path: Path,
+    tmp_path: Path, request: pytest.FixtureRequest, limiter: str
 ) -> None:
+    shared = {"redis_url": request.getfixturevalue("redis_url")} if limiter == "redis" else {}
+    # A tenant of its own: the Redis buckets are shared with whatever else uses it.
+    tenant = f"flood-{uuid.uuid4().hex}"
     # 20 requests of burst; a keystroke costs 0.05 of one: 400 of them, then refusals.
     async with (
-        length_server(tmp_path, requests_per_second=1.0, request_burst=20) as server,
-        await server.client() as client,
+        length_server(tmp_path, requests_per_second=1.0, request_burst=20, **shared) as server,
+        await server.client("alice", tenant) as client,
     ):
         await client.call("ghost/configure", {"engine": "length"})
         resyncs = client.subscribe("ghost/resync")
