@@ -21,7 +21,7 @@ YAMABIKO_PROTOCOL: Final = "yamabiko/1"
 MCP_PROTOCOLS: Final = ("2025-11-25", "2025-06-18", "2025-03-26", "2024-11-05")
 """MCP versions whose initialize handshake we accept, newest first."""
 NOTICE_COST: Final = 0.01
-"""The rate cost of a bookkeeping notification (a cancel, ``initialized``): a hundred
+"""The rate cost of a bookkeeping notification (a cancel, a progress report): a hundred
 take what one request takes, so they are bounded without being in anyone's way."""
 
 
@@ -117,7 +117,7 @@ METHODS: Final = (
         Empty,
         None,
         "The client has processed the initialize result.",
-        cost=NOTICE_COST,
+        cost=0.0,
     ),
     MethodSchema(PING, Empty, EmptyResult, "Liveness check; served before initialize too."),
     MethodSchema(

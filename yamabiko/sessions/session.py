@@ -80,8 +80,10 @@ TokenVerifier = Callable[[str], Awaitable[Identity]]
 RateLimiter = Callable[[Identity, str], Awaitable[int]]
 """Returns 0 to admit a request or notification of the method named, else how many ms
 to wait before retrying. What the method costs is the limiter's to look up."""
-RATE_EXEMPT: Final = frozenset({"ping"})
-"""Never charged: a liveness check must work best when everything else is refused."""
+RATE_EXEMPT: Final = frozenset({"ping", "notifications/initialized"})
+"""Never charged: a liveness check must work best when everything else is refused, and
+``initialized`` comes once, right after the ``initialize`` that paid (a repeat changes
+nothing, and costs what a malformed message costs)."""
 
 
 class State(enum.Enum):
