@@ -11,11 +11,11 @@ time. The session decodes it with its :class:`~yamabiko.protocol.peer.Peer` and 
   handlers registered ``inline`` and as its own task otherwise, so a slow handler never
   holds up the next message. A task is kept by request id so that
   ``notifications/cancelled`` can cancel it;
-- a notification is checked for state, scope and params, then charged to the same
-  rate budget as requests (at its method's ``cost``, a fraction for keystrokes and
-  cancels); over the budget it is dropped, counted, and its method's ``refused`` hook
-  tells the client what was lost. Then its handler runs inline; it never gets a
-  response, so its errors are only logged;
+- a notification is checked for state and scope, charged to the same rate budget as
+  requests (at its method's ``cost``, a fraction for keystrokes and cancels) and its
+  params decoded; over the budget it is dropped, counted, and its method's
+  ``refused`` hook tells the client what was lost. Then its handler runs inline; it
+  never gets a response, so its errors are only logged;
 - a response is matched to one of our own requests (:meth:`Session.request`);
 - a batch runs its elements concurrently and answers with one array.
 
@@ -404,9 +404,11 @@ class Session:
             )
             return
         try:
+            # Charged before its params are read: a flood of bad ones costs its sender.
+            within = await self._within_budget(note.method)
             params = _decode_params(entry, note.params)
             ctx = Context(self, None, params.meta)
-            if not await self._within_budget(note.method):
+            if not within:
                 if entry.refused is not None:
                     entry.refused(ctx, params, "rate limited: too many messages")
                 return
