@@ -20,7 +20,7 @@ from typing import Final
 
 CHUNK: Final = 8192
 """Code points per chunk: the list of a 1 M document is ~120 long, and rebuilding one
-chunk is a microsecond or two (measured in docs/decisions/0050-ghost-document-chunks.md)."""
+chunk is a microsecond or two (measured in docs/decisions/0050-ghost-text-limits.md)."""
 
 
 class ChunkedText:
