@@ -72,7 +72,7 @@ SHOWN_KEPT: Final = 16
 DEFAULT_MAX_CHARS: Final = 48
 OVER_CAP: Final = f"the document would grow past {MAX_TEXT} characters"
 CHANGES_PER_TURN: Final = 100
-"""Changes applied before the loop turns to other sessions (~1 ms of work)."""
+"""Changes applied before the loop turns to other sessions (1-2 ms of work)."""
 LEARN_WINDOW: Final = 1000
 """Code points before the cursor that learning from typed words looks at."""
 
