@@ -204,3 +204,38 @@ async def test_errors_are_logged_at_info_without_params(
     assert failed[0]["method"] == "test/sleep"
     assert not any("SECRET-PARAM-VALUE" in json.dumps(x) for x in lines)
     assert not any(server.token() in json.dumps(x) for x in lines)
+
+
+BINARY_UTF8_CASES = [
+    pytest.param(
+        b'{"jsonrpc":"2.0","method":"test/sleep","id":1,"params":{"seconds":1,"x":"\xff"}}',
+        id="request-params",
+    ),
+    pytest.param(
+        b'{"jsonrpc":"2.0","method":"ghost/open","id":2,"params":{"text":"caf\xc3"}}',
+        id="truncated-sequence",
+    ),
+    pytest.param(
+        b'{"jsonrpc":"2.0","method":"ghost/change","params":{"docId":"\xed\xa0\x80","version":1}}',
+        id="notification-surrogate",
+    ),
+    pytest.param(
+        b'[{"jsonrpc":"2.0","method":"ping","id":3,"params":{"a":"\xfe"}}]', id="batch-element"
+    ),
+]
+
+
+@pytest.mark.parametrize("data", BINARY_UTF8_CASES)
+async def test_invalid_utf8_anywhere_in_a_binary_frame_is_a_parse_error(
+    ws: ClientConnection, data: bytes
+) -> None:
+    await reply_to(ws, INIT)
+    await ws.send(data)  # bytes: a binary frame, which nothing checks on the way
+    async with asyncio.timeout(5):
+        reply = json.loads(await ws.recv())
+    assert reply == {
+        "jsonrpc": "2.0",
+        "id": None,
+        "error": {"code": -32700, "message": "parse error: message is not valid UTF-8"},
+    }
+    await still_open(ws)

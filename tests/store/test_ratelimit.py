@@ -131,6 +131,32 @@ async def test_the_bucket_refills_over_time_up_to_its_burst(limiters: Limiters) 
         assert [await limiter.admit(ACME, "u") for _ in range(3)] == [0, 0, 20]
 
 
+async def test_a_cheap_message_takes_a_fraction_of_a_token(limiters: Limiters) -> None:
+    limiter = limiters.make(user_rate=0.001, user_burst=2, **FAST_TENANT)
+    # Two tokens: forty messages at 0.05 each, then the bucket is empty.
+    assert [await limiter.admit(ACME, "u", cost=0.05) for _ in range(40)] == [0] * 40
+    assert await limiter.admit(ACME, "u", cost=0.05) > 0
+    assert await limiter.admit(ACME, "other", cost=2.0) == 0  # a cost of the whole burst
+
+
+async def test_a_costly_request_waits_for_its_whole_cost(limiters: Limiters) -> None:
+    limiter = limiters.make(user_rate=10.0, user_burst=4, **FAST_TENANT)
+    assert await limiter.admit(ACME, "u", cost=3.0) == 0
+    retry = await limiter.admit(ACME, "u", cost=3.0)  # 1 left: 2 more at 10/s
+    assert 150 < retry <= 200
+    assert await limiter.admit(ACME, "u", cost=1.0) == 0  # refused took nothing
+    # A cost above the burst is charged as the burst, so it can still be admitted.
+    assert await limiter.admit(ACME, "big", cost=100.0) == 0
+    assert await limiter.admit(ACME, "big", cost=0.5) > 0
+
+
+async def test_a_cost_that_is_not_a_number_of_tokens_is_refused(limiters: Limiters) -> None:
+    limiter = limiters.make(user_rate=1.0, user_burst=1, **FAST_TENANT)
+    for cost in (-1.0, float("nan"), float("inf")):
+        with pytest.raises(ValueError):
+            await limiter.admit(ACME, "u", cost=cost)
+
+
 async def test_refusals_for_the_user_take_nothing(limiters: Limiters) -> None:
     limiter = limiters.make(user_rate=0.001, user_burst=1, tenant_rate=0.001, tenant_burst=2)
     assert await limiter.admit(ACME, "a") == 0

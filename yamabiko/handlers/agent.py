@@ -13,10 +13,16 @@ context it returns (or, without one, the actions applied to the old one) is what
 next step is planned from. The rule planner takes one clause of the prompt a step
 (the last step takes what is left); a model plans until it answers no actions, or
 ``maxSteps``. Each step reports ``notifications/progress`` when the request asked.
+
+Planning and applying a step read the whole context (up to
+:data:`~yamabiko.schema.daw.MAX_TRACKS` tracks and
+:data:`~yamabiko.schema.daw.MAX_CONTEXT_NOTES` notes): they run in a worker thread, so
+a big project never holds the event loop that every other session shares.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import re
 import secrets
@@ -46,7 +52,7 @@ from yamabiko.handlers.services import Services, services
 from yamabiko.protocol import errors
 from yamabiko.schema import agent as schema
 from yamabiko.schema.agent import ApplyActionsParams, ApplyActionsResult, RunParams, RunResult
-from yamabiko.schema.daw import Action
+from yamabiko.schema.daw import MAX_CONTEXT_NOTES, Action, DawContext
 from yamabiko.schema.objects import Agent, AgentId, ConversationId, McpServerId, TenantId
 from yamabiko.sessions.methods import Router
 from yamabiko.sessions.session import Context
@@ -91,6 +97,7 @@ async def _agent(ctx: Context, svc: Services, params: RunParams) -> Agent | None
 async def run(ctx: Context, params: RunParams) -> RunResult:
     svc = services(ctx)
     session = ctx.session
+    _check_size(params.context)
     if params.apply == "client":
         daw = getattr(session.capabilities, "daw", None)
         if not getattr(daw, "apply_actions", False):
@@ -159,7 +166,9 @@ async def run(ctx: Context, params: RunParams) -> RunResult:
             last = steps == params.max_steps or params.apply == "return"
             take, pending = (pending, []) if last else (pending[:1], pending[1:])
             plan = (
-                rules.plan(" and ".join(take), context, seed=seed + steps) if take else rules.Plan()
+                await asyncio.to_thread(rules.plan, " and ".join(take), context, seed=seed + steps)
+                if take
+                else rules.Plan()
             )
             actions = plan.actions
             summaries += plan.done
@@ -175,13 +184,15 @@ async def run(ctx: Context, params: RunParams) -> RunResult:
             )
             if answer.errors:
                 summaries.append("the client reported: " + "; ".join(answer.errors))
-            context = answer.context or (
-                apply_actions(context, actions) if answer.applied else context
-            )
+            if answer.context is not None:
+                _check_size(answer.context, "the client's context")
+                context = answer.context
+            elif answer.applied:
+                context = await asyncio.to_thread(apply_actions, context, actions)
             if not answer.applied and answer.context is None:
                 break  # the client took none of it: nothing to plan on
         else:
-            context = apply_actions(context, actions)
+            context = await asyncio.to_thread(apply_actions, context, actions)
         done += actions
         if params.apply == "return" or (ask is None and not pending):
             break
@@ -201,6 +212,17 @@ async def run(ctx: Context, params: RunParams) -> RunResult:
         steps=steps,
         model=model if use_model and model is not None else RULES,
     )
+
+
+def _check_size(context: DawContext, what: str = "context") -> None:
+    """-32602 past :data:`MAX_CONTEXT_NOTES` notes on all tracks together (the schema
+    bounds the tracks, and the notes of any one track)."""
+    notes = sum(len(t.notes or ()) for t in context.project.tracks)
+    if notes > MAX_CONTEXT_NOTES:
+        raise errors.InvalidParams(
+            f"{what} holds {notes} notes, more than {MAX_CONTEXT_NOTES}"
+            " - at $.context.project.tracks"
+        )
 
 
 async def _bill(ctx: Context, svc: Services, model: Candidate | None, planned: ModelPlan) -> None:

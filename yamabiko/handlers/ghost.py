@@ -13,10 +13,15 @@ newest. So a client never receives suggestions for a version older than the newe
 had sent when they were sent.
 
 A change the server cannot apply (unknown document, a version that is not the next
-one, an offset out of range, both ``changes`` and ``text``) is answered
-with ``ghost/resync``, and the document takes no incremental change until it gets the
-full text. A full-text change to an unknown document opens it again (after a
-reconnect, say), room permitting.
+one, an offset out of range, both ``changes`` and ``text``, a text that would grow
+past :data:`~yamabiko.schema.ghost.MAX_TEXT`, or a change dropped over the rate
+budget) is answered with ``ghost/resync``, and the document takes no incremental change
+until it gets the full text. A full-text change to an unknown document opens it again
+(after a reconnect, say), room permitting.
+
+The text is a :class:`~yamabiko.handlers.ghost_text.ChunkedText`: a change costs the
+chunk it touches, not a copy of the document, so a notification of 1,000 changes to a
+document near the cap holds the loop for milliseconds.
 
 Feedback teaches the user's personal model (:class:`~yamabiko.handlers.ghost_models.GhostModels`)
 what followed the text of the version the suggestion was made for.
@@ -34,10 +39,13 @@ from typing import Final
 
 from yamabiko.engines.ghost.base import GhostRequest
 from yamabiko.handlers.common import tenant, user
+from yamabiko.handlers.ghost_text import ChunkedText
 from yamabiko.handlers.services import services
 from yamabiko.protocol import errors
 from yamabiko.schema import ghost as schema
 from yamabiko.schema.ghost import (
+    MAX_TEXT,
+    Change,
     ChangeParams,
     CloseResult,
     CompleteParams,
@@ -62,6 +70,11 @@ STATE_KEY: Final = "ghost"
 SHOWN_KEPT: Final = 16
 """Suggestion sets remembered per document, for feedback that arrives late."""
 DEFAULT_MAX_CHARS: Final = 48
+OVER_CAP: Final = f"the document would grow past {MAX_TEXT} characters"
+CHANGES_PER_TURN: Final = 100
+"""Changes applied before the loop turns to other sessions (1-2 ms of work)."""
+LEARN_WINDOW: Final = 1000
+"""Code points before the cursor that learning from typed words looks at."""
 
 
 class Shown:
@@ -77,20 +90,26 @@ class Shown:
 
 class Document:
     __slots__ = (
-        "cursor", "doc_id", "kind", "language", "shown", "synced", "task", "text", "version",
+        "applying", "body", "cursor", "doc_id", "kind", "language", "shown", "synced", "task",
+        "version",
     )  # fmt: skip
 
     def __init__(self, params: OpenParams, doc_id: str) -> None:
         self.doc_id = doc_id
-        self.text = params.text
+        self.body = ChunkedText(params.text)
         self.version = 0
         self.cursor = len(params.text) if params.cursor is None else params.cursor
         self.language = params.language
         self.kind: schema.DocumentKind = params.kind
         self.synced = True
         """False after a change that could not be applied, until the full text comes."""
+        self.applying = False
         self.task: asyncio.Task[None] | None = None
         self.shown: OrderedDict[str, Shown] = OrderedDict()
+
+    @property
+    def text(self) -> str:
+        return self.body.text()
 
     def stop(self) -> None:
         if self.task is not None and not self.task.done():
@@ -107,8 +126,11 @@ class Document:
             max_chars=config.max_chars,
         )
 
-    def apply(self, params: ChangeParams) -> str | None:
-        """Apply a change; None if it applied, else why it could not (then resync)."""
+    async def apply(self, params: ChangeParams) -> str | None:
+        """Apply a change; None if it applied, else why it could not (then resync).
+
+        A long list of changes is applied :data:`CHANGES_PER_TURN` at a time, letting
+        the other sessions run in between; ``applying`` is true meanwhile."""
         if params.text is not None:
             if params.changes is not None:
                 return "give either changes or text, not both"
@@ -116,7 +138,7 @@ class Document:
                 return f"version {params.version} is not newer than {self.version}"
             if params.cursor is not None and params.cursor > len(params.text):
                 return "cursor beyond the end of the text"
-            self.text = params.text
+            self.body = ChunkedText(params.text)
             self.cursor = len(params.text) if params.cursor is None else params.cursor
             self.version = params.version
             self.synced = True
@@ -126,22 +148,39 @@ class Document:
         if params.version != self.version + 1:
             self.synced = False
             return f"expected version {self.version + 1}, got {params.version}"
-        text = self.text
+        # Applied in place: a change that fails leaves the text half changed, which is
+        # harmless because the document then waits for the full text.
+        body = self.body
         cursor = self.cursor
-        for change in params.changes or ():
-            if not change.start <= change.end <= len(text):
-                self.synced = False
-                return f"change [{change.start}, {change.end}) is outside the text"
-            text = text[: change.start] + change.text + text[change.end :]
-            cursor = change.start + len(change.text)
+        self.applying = True
+        try:
+            problem = await self._replace_all(params.changes or ())
+        finally:
+            self.applying = False
+        if problem is not None:
+            self.synced = False
+            return problem
+        if params.changes:
+            cursor = params.changes[-1].start + len(params.changes[-1].text)
         if params.cursor is not None:
-            if params.cursor > len(text):
+            if params.cursor > body.length:
                 self.synced = False
                 return "cursor beyond the end of the text"
             cursor = params.cursor
-        self.text = text
         self.cursor = cursor
         self.version = params.version
+        return None
+
+    async def _replace_all(self, changes: list[Change] | tuple[()]) -> str | None:
+        body = self.body
+        for i, change in enumerate(changes):
+            if i and not i % CHANGES_PER_TURN:
+                await asyncio.sleep(0)
+            if not change.start <= change.end <= body.length:
+                return f"change [{change.start}, {change.end}) is outside the text"
+            if body.length - (change.end - change.start) + len(change.text) > MAX_TEXT:
+                return f"{OVER_CAP}: send a shorter full text"
+            body.replace(change.start, change.end, change.text)
         return None
 
     def remember(self, suggestion_id: str, shown: Shown) -> None:
@@ -243,7 +282,24 @@ async def configure(ctx: Context, params: ConfigureParams) -> ConfigureResult:
     )
 
 
-@router.method(schema.GHOST_CHANGE)
+def change_refused(ctx: Context, params: ChangeParams, reason: str) -> None:
+    """A change dropped over the rate budget: the document cannot follow the client's
+    any more, so it waits for the full text, and the client is told so."""
+    doc = ghost_session(ctx).docs.get(params.doc_id)
+    if doc is None:
+        _resync(ctx.session, params.doc_id, reason)
+        return
+    doc.synced = False
+    _unsync(ctx.session, doc, f"{reason}: send the full text")
+
+
+def _unsync(session: Session, doc: Document, reason: str) -> None:
+    doc.stop()
+    session.outbound.discard(_queue_key(doc.doc_id))
+    _resync(session, doc.doc_id, reason)
+
+
+@router.method(schema.GHOST_CHANGE, refused=change_refused)
 async def change(ctx: Context, params: ChangeParams) -> None:
     arrived = time.perf_counter()
     state = ghost_session(ctx)
@@ -261,12 +317,16 @@ async def change(ctx: Context, params: ChangeParams) -> None:
             return
         doc.version = params.version
     else:
-        before = doc.text[: doc.cursor]
-        problem = doc.apply(params)
+        before = doc.body.before(doc.cursor, LEARN_WINDOW) if state.learn_from_text else ""
+        doc.stop()  # no suggestion may read the text while it changes
+        problem = await doc.apply(params)
         if problem is not None:
-            doc.stop()
-            ctx.session.outbound.discard(_queue_key(doc.doc_id))
-            _resync(ctx.session, doc.doc_id, problem)
+            if problem.startswith(OVER_CAP):
+                log.info(
+                    "ghost document over its size cap",
+                    extra={"session": ctx.session.id, "reason": problem},
+                )
+            _unsync(ctx.session, doc, problem)
             return
         if state.learn_from_text:
             _learn_typed(ctx, state, doc, before)
@@ -274,8 +334,14 @@ async def change(ctx: Context, params: ChangeParams) -> None:
 
 
 def _resync(session: Session, doc_id: str, reason: str) -> None:
+    # Keyed by document: a client that floods changes it does not read the answers to
+    # holds one queued resync per document, the newest, not one per change.
     session.stats.ghost_resyncs += 1
-    session.notify(schema.GHOST_RESYNC, ResyncParams(doc_id=doc_id, reason=reason))
+    session.notify_latest(
+        (STATE_KEY, "resync", doc_id),
+        schema.GHOST_RESYNC,
+        ResyncParams(doc_id=doc_id, reason=reason),
+    )
 
 
 def _start(ctx: Context, state: GhostSession, doc: Document, arrived: float) -> None:
@@ -333,6 +399,10 @@ async def _suggest(
 async def complete(ctx: Context, params: CompleteParams) -> CompleteResult:
     state = ghost_session(ctx)
     doc = _document(state, params.doc_id)
+    if doc.applying:
+        raise errors.ContentModified(
+            f"the document is taking version {doc.version + 1}", {"version": doc.version}
+        )
     if params.version is not None and params.version != doc.version:
         raise errors.ContentModified(
             f"the document is at version {doc.version}, not {params.version}",
@@ -341,7 +411,7 @@ async def complete(ctx: Context, params: CompleteParams) -> CompleteResult:
     version = doc.version
     started = time.perf_counter()
     items = await _suggest(ctx, state, doc, state.engine)
-    if doc.version != version or state.docs.get(doc.doc_id) is not doc:
+    if doc.applying or doc.version != version or state.docs.get(doc.doc_id) is not doc:
         raise errors.ContentModified(
             f"the document moved on to version {doc.version} meanwhile",
             {"version": doc.version},
@@ -387,8 +457,11 @@ def _whole_words(accepted: str, suggestion: str) -> str:
 
 def _learn_typed(ctx: Context, state: GhostSession, doc: Document, before: str) -> None:
     """With ``learnFromText``: a word just finished at the cursor (the user typed the
-    space or mark after it) teaches the model like an accepted suggestion would."""
-    typed = doc.text[: doc.cursor]
+    space or mark after it) teaches the model like an accepted suggestion would.
+
+    ``before``: the text up to the cursor before the change (its last
+    :data:`LEARN_WINDOW` code points: the word and its context, not a document copy)."""
+    typed = doc.body.before(doc.cursor, len(before) + 1)
     if len(typed) != len(before) + 1 or not typed.startswith(before) or not typed[-1:].isspace():
         return
     word_start = len(before.rstrip()) - len(before.rstrip().split()[-1]) if before.split() else 0

@@ -5,11 +5,17 @@ user's :class:`~yamabiko.engines.ghost.base.PersonalCounts`: read from the store
 first use, kept for ``cache_s`` (then read again, so that what the user accepted on
 another node arrives), updated in place when the user accepts a suggestion here, and
 written to the store in the background (a keystroke never waits for a write).
+
+Writes are coalesced: what is learned is summed per (tenant, user, engine) and
+(context, token), and written every ``flush_s`` in one transaction per (tenant, user,
+engine), or sooner once :data:`MAX_PENDING_ROWS` rows wait. A flood of feedback makes
+a few writes a second, not one each; a crash loses at most ``flush_s`` of learning.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from collections.abc import Mapping
@@ -25,6 +31,12 @@ log = logging.getLogger("yamabiko.ghost")
 
 DEFAULT_ENGINE: Final = "ngram"
 _MAX_USERS: Final = 10_000
+FLUSH_S: Final = 1.0
+MAX_PENDING_ROWS: Final = 10_000
+"""Rows waiting to be written past which a flush starts at once (bounds memory)."""
+
+Key = tuple[str, str, str]
+"""(tenant, user, engine)."""
 
 
 class GhostModels:
@@ -36,6 +48,7 @@ class GhostModels:
         stats: Stats | None = None,
         cache_s: float = 30.0,
         default: str = DEFAULT_ENGINE,
+        flush_s: float = FLUSH_S,
     ) -> None:
         if default not in engines:
             raise ValueError(f"the default ghost engine {default!r} is not configured")
@@ -46,7 +59,11 @@ class GhostModels:
         self._cache_s = cache_s
         self._personal: dict[tuple[str, str, str], tuple[float, PersonalCounts]] = {}
         self._loading: dict[tuple[str, str, str], asyncio.Task[PersonalCounts]] = {}
-        self._writes: set[asyncio.Task[None]] = set()
+        self._flush_s = flush_s
+        self._pending: dict[Key, dict[tuple[str, str], int]] = {}
+        self._pending_rows = 0
+        self._full = asyncio.Event()
+        self._flush: asyncio.Task[None] | None = None
 
     def engine(self, name: str) -> GhostEngine:
         """The engine called ``name``; -32010 if this server has none by that name."""
@@ -102,24 +119,52 @@ class GhostModels:
         if not counts:
             return
         (await self.personal(tenant, user, engine_name)).add(counts)
-        task = asyncio.get_running_loop().create_task(
-            self._write(tenant, user, engine_name, counts)
-        )
-        self._writes.add(task)
-        task.add_done_callback(self._writes.discard)
+        if self._pending_rows >= 2 * MAX_PENDING_ROWS:
+            # The store is not keeping up: this node remembers it, the store misses it.
+            log.warning("personal ghost counts not stored: too many waiting")
+            return
+        rows = self._pending.setdefault((tenant, user, engine_name), {})
+        for c in counts:
+            key = (c.context, c.token)
+            if key not in rows:
+                self._pending_rows += 1
+            rows[key] = rows.get(key, 0) + c.count
+        if self._pending_rows >= MAX_PENDING_ROWS:
+            self._full.set()
+        if self._flush is None:
+            self._flush = asyncio.get_running_loop().create_task(self._flush_later())
 
-    async def _write(self, tenant: str, user: str, engine: str, counts: list[Count]) -> None:
+    async def _flush_later(self) -> None:
+        """Write what is pending after ``flush_s`` (sooner when full); one at a time."""
         try:
-            await self._store.ghost_counts.add(
-                TenantId(tenant),
-                UserId(user),
-                engine,
-                [(c.context, c.token, c.count) for c in counts],
-            )
-        except Exception:
-            log.warning("could not store a personal ghost model", exc_info=True)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._full.wait(), self._flush_s)
+            pending, self._pending, self._pending_rows = self._pending, {}, 0
+            self._full.clear()
+            await self._write(pending)
+        finally:
+            self._flush = None
+        if self._pending:
+            self._flush = asyncio.get_running_loop().create_task(self._flush_later())
+
+    async def _write(self, pending: dict[Key, dict[tuple[str, str], int]]) -> None:
+        for (tenant, user, engine), rows in pending.items():
+            try:
+                await self._store.ghost_counts.add(
+                    TenantId(tenant),
+                    UserId(user),
+                    engine,
+                    [(context, token, count) for (context, token), count in rows.items()],
+                )
+            except Exception:
+                log.warning("could not store a personal ghost model", exc_info=True)
+            self.stats.ghost_count_writes += 1
 
     async def aclose(self) -> None:
-        """Finish the pending writes (at shutdown, before the store closes)."""
-        if self._writes:
-            await asyncio.wait(set(self._writes), timeout=5.0)
+        """Write what is pending now (at shutdown, before the store closes)."""
+        for _ in range(3):  # what arrived during a flush gets one more
+            flush = self._flush
+            if flush is None:
+                return
+            self._full.set()
+            await asyncio.wait({flush}, timeout=5.0)

@@ -77,6 +77,13 @@ class Peer:
 
     def receive(self, data: bytes | str) -> Incoming | Batch:
         """What one WebSocket message means."""
+        if not isinstance(data, str) and not data.isascii():
+            # The decoder checks UTF-8 only in what it decodes, not inside the raw params
+            # it keeps for later: check the whole message once, here (a fast C pass).
+            try:
+                data.decode()
+            except UnicodeDecodeError as exc:
+                return Invalid(None, PARSE_ERROR, _parse_message(exc))
         try:
             message = _decode_message(data)
         except msgspec.ValidationError as exc:

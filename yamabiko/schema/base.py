@@ -63,6 +63,9 @@ class MethodSchema(NamedTuple):
     """Who sends it: ``client`` (we serve it) or ``server`` (we send it)."""
     scope: str | None = None
     """The scope a caller needs; None: any authenticated session."""
+    cost: float = 1.0
+    """What one call takes from the caller's rate budget, in requests: a fraction for
+    the cheap notifications a client sends many of (keystrokes, cancels)."""
 
     @property
     def is_notification(self) -> bool:

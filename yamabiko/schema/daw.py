@@ -34,6 +34,13 @@ from typing import Annotated, Final, Literal, get_args
 from msgspec import Meta, Struct
 
 MIN_PITCH: Final = 0
+MAX_TRACKS: Final = 1000
+"""Tracks in a context: more than large studio sessions hold. The caps keep planning
+and checking a context to milliseconds (docs/agent.md)."""
+MAX_CONTEXT_NOTES: Final = 50_000
+"""Notes in a context, all tracks together (and so on any one track)."""
+MAX_EFFECTS: Final = 32
+"""Effects on one track."""
 MAX_PITCH: Final = 127
 MIN_VELOCITY: Final = 1
 MAX_VELOCITY: Final = 127
@@ -114,9 +121,9 @@ class Track(DawStruct):
     volume: Volume
     pan: Pan
     muted: bool
-    notes: list[Note] | None = None
+    notes: Annotated[list[Note], Meta(max_length=MAX_CONTEXT_NOTES)] | None = None
     """None: not sent (an audio track, or a client that leaves notes out)."""
-    effects: list[Effect] | None = None
+    effects: Annotated[list[Effect], Meta(max_length=MAX_EFFECTS)] | None = None
 
 
 class Project(DawStruct):
@@ -125,7 +132,7 @@ class Project(DawStruct):
     key: str
     """The project's key as the client names it; ``setKey`` values must parse."""
     time_signature: TimeSignature
-    tracks: list[Track]
+    tracks: Annotated[list[Track], Meta(max_length=MAX_TRACKS)]
 
 
 class DawContext(DawStruct):

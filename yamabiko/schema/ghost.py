@@ -29,6 +29,10 @@ GHOST_RESYNC: Final = "ghost/resync"
 
 MAX_TEXT: Final = 1_000_000
 """The longest document, in code points."""
+CHANGE_COST: Final = 0.05
+"""A keystroke's share of the rate budget: twenty take what one request takes, so a
+fast typist never meets the limit and a flood of changes does."""
+FEEDBACK_COST: Final = 0.1
 DocId = Annotated[str, Meta(min_length=1, max_length=128)]
 Text = Annotated[str, Meta(max_length=MAX_TEXT)]
 Version = Annotated[int, Meta(ge=0)]
@@ -161,6 +165,7 @@ METHODS: Final[tuple[MethodSchema, ...]] = (
     MethodSchema(
         GHOST_CHANGE, ChangeParams, None,
         "A keystroke: incremental changes (next version) or the full text.", scope=SCOPE_GHOST,
+        cost=CHANGE_COST,
     ),
     MethodSchema(
         GHOST_COMPLETE, CompleteParams, CompleteResult,
@@ -170,7 +175,7 @@ METHODS: Final[tuple[MethodSchema, ...]] = (
     MethodSchema(
         GHOST_FEEDBACK, FeedbackParams, None,
         "A suggestion was accepted, partly accepted or rejected: adapts your model.",
-        scope=SCOPE_GHOST,
+        scope=SCOPE_GHOST, cost=FEEDBACK_COST,
     ),
     MethodSchema(
         GHOST_SUGGESTIONS, SuggestionsParams, None,

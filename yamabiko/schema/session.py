@@ -23,6 +23,9 @@ SESSION_EXPIRING: Final = "session/expiring"
 YAMABIKO_PROTOCOL: Final = "yamabiko/1"
 MCP_PROTOCOLS: Final = ("2025-11-25", "2025-06-18", "2025-03-26", "2024-11-05")
 """MCP versions whose initialize handshake we accept, newest first."""
+NOTICE_COST: Final = 0.01
+"""The rate cost of a bookkeeping notification (a cancel, a progress report): a hundred
+take what one request takes, so they are bounded without being in anyone's way."""
 
 
 class Implementation(Struct, kw_only=True, omit_defaults=True):
@@ -112,7 +115,13 @@ METHODS: Final = (
         InitializeResult,
         "Open the session: negotiate the protocol version and capabilities; learn the limits.",
     ),
-    MethodSchema(INITIALIZED, Empty, None, "The client has processed the initialize result."),
+    MethodSchema(
+        INITIALIZED,
+        Empty,
+        None,
+        "The client has processed the initialize result.",
+        cost=0.0,
+    ),
     MethodSchema(PING, Empty, EmptyResult, "Liveness check; served before initialize too."),
     MethodSchema(
         SESSION_REFRESH,
@@ -133,12 +142,14 @@ METHODS: Final = (
         None,
         "Cancel a running request of the sender; its response becomes -32800.",
         sender="both",
+        cost=NOTICE_COST,
     ),
     MethodSchema(
         PROGRESS,
         ProgressParams,
         None,
         "Progress of a request whose params carried _meta.progressToken.",
+        cost=NOTICE_COST,
         sender="both",
     ),
 )

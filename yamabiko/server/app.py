@@ -47,6 +47,9 @@ log = logging.getLogger("yamabiko.server")
 
 WS_PATHS: Final = frozenset({"/ws", "/mcp"})
 SUBPROTOCOLS: Final = ("yamabiko.v1", "mcp")
+READ_TURN_S: Final = 0.002
+"""How long one session's read loop may take buffered messages before it lets the
+other sessions run."""
 SECURITY_HEADERS: Final = (
     ("X-Content-Type-Options", "nosniff"),
     ("Referrer-Policy", "no-referrer"),
@@ -455,11 +458,19 @@ class App:
         recv = ws.recv
         flush = transport.flush_if_pending
         incoming = ws.recv_messages.frames  # websockets internals: see WebSocketTransport
+        clock = time.perf_counter
+        turn_ends = clock() + READ_TURN_S
         try:
             while True:
                 await receive(await recv(decode=False))
                 if not incoming:
                     flush()
+                    turn_ends = clock() + READ_TURN_S
+                elif clock() >= turn_ends:
+                    # Messages already buffered are taken without suspending: a client
+                    # with a backlog would keep the loop from every other session.
+                    await asyncio.sleep(0)
+                    turn_ends = clock() + READ_TURN_S
         except ConnectionClosed:
             pass
         finally:

@@ -62,6 +62,11 @@ class StatsCollector:
             "yamabiko_rate_limited", "Requests refused with -32029.", value=stats.rate_limited
         )
         yield CounterMetricFamily(
+            "yamabiko_notifications_dropped",
+            "Client notifications dropped over the rate budget.",
+            value=stats.notifications_dropped,
+        )
+        yield CounterMetricFamily(
             "yamabiko_notifications_sent",
             "Notifications queued to clients.",
             value=stats.notifications_sent,
@@ -136,6 +141,11 @@ def _ghost(stats: Stats) -> Iterator[Metric]:
     )
     yield CounterMetricFamily(
         "yamabiko_ghost_resyncs", "ghost/resync notifications sent.", value=stats.ghost_resyncs
+    )
+    yield CounterMetricFamily(
+        "yamabiko_ghost_count_writes",
+        "Store transactions writing personal ghost counts (coalesced feedback).",
+        value=stats.ghost_count_writes,
     )
 
 

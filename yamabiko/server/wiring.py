@@ -24,6 +24,7 @@ from yamabiko.handlers.ghost_models import GhostModels
 from yamabiko.handlers.services import Services
 from yamabiko.handlers.synthesis import AudioEngines, Syntheses
 from yamabiko.handlers.watch import ConversationWatch
+from yamabiko.schema.methods import METHODS
 from yamabiko.schema.objects import AuditOutcome, TenantId
 from yamabiko.schema.openrpc import PATH as OPENRPC_PATH
 from yamabiko.server.app import App, Closer, ServerOptions
@@ -126,12 +127,15 @@ def session_rate_limiter(
     limiter: RateLimiter, tenant_limits: TenantRateLimits
 ) -> Callable[[Identity, str], Awaitable[int]]:
     """Adapt a store limiter to the session's hook: the tenant's own limits (from its
-    row, cached) replace the server's defaults for its bucket."""
+    row, cached) replace the server's defaults for its bucket, and each method is
+    charged its ``cost`` from the contract (1 for a method it does not list)."""
     overrides = TenantRateLimits.overrides
+    costs = {name: row.cost for name, row in METHODS.items()}
 
     async def admit(identity: Identity, method: str) -> int:
         own = await tenant_limits.get(identity.tid)
-        return await limiter.admit(identity.tid, identity.sub, **overrides(own))
+        cost = costs.get(method, 1.0)
+        return await limiter.admit(identity.tid, identity.sub, cost=cost, **overrides(own))
 
     return admit
 

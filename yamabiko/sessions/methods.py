@@ -22,19 +22,24 @@ if TYPE_CHECKING:
 
 Handler = Callable[["Context", Any], Awaitable[Any]]
 H = TypeVar("H", bound=Handler)
+Refused = Callable[["Context", Any, str], None]
+"""Told that a notification was dropped over the rate budget: (context, params, why)."""
 
 
 class MethodEntry:
     """A method of the contract bound to its handler."""
 
-    __slots__ = ("decode", "handler", "inline", "name", "schema", "scope")
+    __slots__ = ("decode", "handler", "inline", "name", "refused", "schema", "scope")
 
-    def __init__(self, schema: MethodSchema, handler: Handler, *, inline: bool) -> None:
+    def __init__(
+        self, schema: MethodSchema, handler: Handler, *, inline: bool, refused: Refused | None
+    ) -> None:
         self.schema = schema
         self.name = schema.name
         self.scope = schema.scope
         self.handler = handler
         self.inline = inline
+        self.refused = refused
         self.decode: Callable[[bytes], Any] = msgspec.json.Decoder(schema.params).decode
 
 
@@ -45,13 +50,19 @@ class Router:
         self._schemas = schemas
         self.entries: dict[str, MethodEntry] = {}
 
-    def method(self, name: str, *, inline: bool = False) -> Callable[[H], H]:
+    def method(
+        self, name: str, *, inline: bool = False, refused: Refused | None = None
+    ) -> Callable[[H], H]:
         """Register a handler for ``name``.
 
         ``inline=True`` runs the handler in the session's read loop with no task of its
         own: only for handlers that never wait on I/O (``ping``, bookkeeping
         notifications). Inline handlers are not cancellable and hold up later messages
         of the session while they run.
+
+        ``refused``: for a notification, called (never awaited) when one is dropped
+        over the caller's rate budget, so that the namespace can tell the client what
+        it lost (a notification has no response to carry an error).
         """
         schema = self._schemas.get(name)
         if schema is None:
@@ -62,7 +73,7 @@ class Router:
         def register(handler: H) -> H:
             if name in self.entries:
                 raise ValueError(f"method {name!r} is registered twice")
-            self.entries[name] = MethodEntry(schema, handler, inline=inline)
+            self.entries[name] = MethodEntry(schema, handler, inline=inline, refused=refused)
             return handler
 
         return register

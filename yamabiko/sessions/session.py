@@ -11,8 +11,11 @@ time. The session decodes it with its :class:`~yamabiko.protocol.peer.Peer` and 
   handlers registered ``inline`` and as its own task otherwise, so a slow handler never
   holds up the next message. A task is kept by request id so that
   ``notifications/cancelled`` can cancel it;
-- a notification runs its handler inline; it never gets a response, so its errors are
-  only logged;
+- a notification is checked for state and scope, charged to the same rate budget as
+  requests (at its method's ``cost``, a fraction for keystrokes and cancels) and its
+  params decoded; over the budget it is dropped, counted, and its method's
+  ``refused`` hook tells the client what was lost. Then its handler runs inline; it
+  never gets a response, so its errors are only logged;
 - a response is matched to one of our own requests (:meth:`Session.request`);
 - a batch runs its elements concurrently and answers with one array.
 
@@ -56,6 +59,7 @@ from yamabiko.protocol.messages import (
     encode_result,
 )
 from yamabiko.protocol.peer import Peer
+from yamabiko.protocol.strings import nul_path
 from yamabiko.schema.base import RequestMeta
 from yamabiko.schema.session import PROGRESS, ProgressParams
 from yamabiko.sessions.identity import Identity
@@ -74,7 +78,12 @@ PRE_INIT_METHODS: Final = frozenset({"initialize", "ping"})
 
 TokenVerifier = Callable[[str], Awaitable[Identity]]
 RateLimiter = Callable[[Identity, str], Awaitable[int]]
-"""Returns 0 to admit a request, else how many ms to wait before retrying."""
+"""Returns 0 to admit a request or notification of the method named, else how many ms
+to wait before retrying. What the method costs is the limiter's to look up."""
+RATE_EXEMPT: Final = frozenset({"ping", "notifications/initialized"})
+"""Never charged: a liveness check must work best when everything else is refused, and
+``initialized`` comes once, right after the ``initialize`` that paid (a repeat changes
+nothing, and costs what a malformed message costs)."""
 
 
 class State(enum.Enum):
@@ -147,7 +156,8 @@ class Session:
     """One connection's protocol state. Never shared between connections."""
 
     __slots__ = (
-        "__weakref__", "_batches", "_cancelled", "_close_code", "_local", "_methods", "_on_close",
+        "__weakref__", "_batches", "_cancelled", "_close_code", "_dropped", "_local", "_methods",
+        "_on_close",
         "_peer", "_subscriptions", "_transport", "_waiters", "capabilities", "client_info",
         "client_ready", "config", "expiry_warned", "id", "identity", "outbound", "protocol_version",
         "rate_limiter", "running", "services", "state", "stats", "subprotocol",
@@ -196,6 +206,7 @@ class Session:
         self._close_code: int | None = None
         self._subscriptions: Subscriptions | None = None
         self._local: dict[str, Any] | None = None
+        self._dropped = 0
 
     # Incoming
 
@@ -333,11 +344,8 @@ class Session:
             scope = entry.scope
             if scope is not None and scope not in self.identity.scopes:
                 raise errors.Forbidden(f"forbidden: method {method} needs scope {scope!r}")
-            try:
-                params = entry.decode(req.params)
-            except msgspec.ValidationError as exc:
-                raise errors.InvalidParams(str(exc).replace("`", "")) from None
-            if self.rate_limiter is not None and method != "ping":
+            params = _decode_params(entry, req.params)
+            if self.rate_limiter is not None and method not in RATE_EXEMPT:
                 retry_after = await self.rate_limiter(self.identity, method)
                 if retry_after:
                     self.stats.rate_limited += 1
@@ -396,17 +404,15 @@ class Session:
             )
             return
         try:
-            params = entry.decode(note.params)
-            await entry.handler(Context(self, None, params.meta), params)
-        except msgspec.ValidationError as exc:
-            log.info(
-                "invalid notification params",
-                extra={
-                    "session": self.id,
-                    "method": note.method,
-                    "reason": str(exc).replace("`", ""),
-                },
-            )
+            # Charged before its params are read: a flood of bad ones costs its sender.
+            within = await self._within_budget(note.method)
+            params = _decode_params(entry, note.params)
+            ctx = Context(self, None, params.meta)
+            if not within:
+                if entry.refused is not None:
+                    entry.refused(ctx, params, "rate limited: too many messages")
+                return
+            await entry.handler(ctx, params)
         except errors.YamabikoError as exc:
             log.info(
                 "notification refused",
@@ -417,6 +423,33 @@ class Session:
                 "internal error in a notification handler",
                 extra={"session": self.id, "method": note.method, "errorId": uuid.uuid4().hex},
             )
+
+    async def _within_budget(self, method: str) -> bool:
+        """Charge a notification to the rate budget; False (dropped, counted) if over.
+
+        A limiter that cannot decide drops it too: the limits hold (fail closed), as
+        for requests, which get -32603 then.
+        """
+        if self.rate_limiter is None or method in RATE_EXEMPT:
+            return True
+        try:
+            if not await self.rate_limiter(self.identity, method):
+                return True
+        except errors.YamabikoError:
+            log.warning(
+                "rate limiter unavailable: notification dropped",
+                extra={"session": self.id, "method": method},
+            )
+        self._dropped += 1
+        self.stats.notifications_dropped += 1
+        # Every power of two: a flood is visible in the log without writing a line per
+        # message it sends.
+        if self._dropped & (self._dropped - 1) == 0:
+            log.info(
+                "notification dropped: over the rate budget",
+                extra={"session": self.id, "method": method, "count": self._dropped},
+            )
+        return False
 
     def _on_response(self, response: Response) -> None:
         waiter = self._waiters.get(response.id)
@@ -605,6 +638,19 @@ class Session:
 
     def expires_at(self) -> datetime:
         return datetime.fromtimestamp(self.identity.exp, UTC)
+
+
+def _decode_params(entry: MethodEntry, params: bytes) -> Any:
+    """The method's params, or -32602 naming the field: a wrong type, or a string
+    holding U+0000 (no store keeps it alike, see :mod:`yamabiko.protocol.strings`)."""
+    try:
+        decoded = entry.decode(params)
+    except msgspec.ValidationError as exc:
+        raise errors.InvalidParams(str(exc).replace("`", "")) from None
+    path = nul_path(params)
+    if path is not None:
+        raise errors.InvalidParams(f"a string cannot contain the NUL character - at {path}")
+    return decoded
 
 
 def _cancelled_response(request_id: int | str | None) -> bytes:

@@ -54,6 +54,8 @@ class Stats:
         self.handshakes_rejected: dict[str, int] = {}
         self.closed_by_code: dict[int, int] = {}
         self.rate_limited = 0
+        self.notifications_dropped = 0
+        """Client notifications dropped over the rate budget."""
         self.messages_in = 0
         self.invalid_messages = 0
         self.notifications_sent = 0
@@ -73,6 +75,8 @@ class Stats:
         self.ghost_stale = 0
         """Suggestions computed for a version overtaken meanwhile, and dropped."""
         self.ghost_resyncs = 0
+        self.ghost_count_writes = 0
+        """Transactions writing personal ghost counts (one per user and engine a flush)."""
 
     def record(self, method: str, outcome: int, seconds: float) -> None:
         stats = self.methods.get(method)

@@ -45,6 +45,10 @@ class RateLimiter(Protocol):
     and took a token from both buckets, else the milliseconds (≥ 1) after which a retry
     will be admitted if nothing else is spent meanwhile, having taken nothing.
 
+    ``cost`` is how many tokens the request takes from each bucket (a cheap message
+    takes a fraction of one); the wait returned is until both hold ``cost``. A cost
+    above a bucket's burst is taken as the burst, so it can still be admitted.
+
     ``tenant_rate`` (tokens per second) and ``tenant_burst`` (bucket size), when given,
     replace the defaults for this tenant's bucket: pass the tenant's ``rateLimits``.
     A bucket that holds more than a smaller new burst is cut down to it.
@@ -61,6 +65,7 @@ class RateLimiter(Protocol):
         *,
         tenant_rate: float | None = None,
         tenant_burst: int | None = None,
+        cost: float = 1.0,
     ) -> int: ...
 
 
@@ -70,6 +75,12 @@ def check_limits(rate: float, burst: int) -> None:
         raise ValueError(f"a rate limit needs a rate > 0 per second, not {rate!r}")
     if burst < 1:
         raise ValueError(f"a rate limit needs a burst of at least 1, not {burst!r}")
+
+
+def check_cost(cost: float) -> None:
+    """Raise ``ValueError`` unless ``cost`` is a finite number of tokens ≥ 0."""
+    if not (cost >= 0 and math.isfinite(cost)):
+        raise ValueError(f"a request costs a finite number of tokens >= 0, not {cost!r}")
 
 
 # A billionth of a token: what float rounding may leave a bucket short after exactly
@@ -123,8 +134,11 @@ class MemoryRateLimiter:
         *,
         tenant_rate: float | None = None,
         tenant_burst: int | None = None,
+        cost: float = 1.0,
     ) -> int:
-        return self.admit_now(tenant_id, user, tenant_rate=tenant_rate, tenant_burst=tenant_burst)
+        return self.admit_now(
+            tenant_id, user, tenant_rate=tenant_rate, tenant_burst=tenant_burst, cost=cost
+        )
 
     def admit_now(
         self,
@@ -133,6 +147,7 @@ class MemoryRateLimiter:
         *,
         tenant_rate: float | None = None,
         tenant_burst: int | None = None,
+        cost: float = 1.0,
     ) -> int:
         """:meth:`admit` without the coroutine (it never waits)."""
         t_rate = self.tenant_rate if tenant_rate is None else tenant_rate
@@ -141,11 +156,13 @@ class MemoryRateLimiter:
         now = self._clock()
         user_bucket = _refill(self._users, (tenant_id, user), self.user_rate, self.user_burst, now)
         tenant_bucket = _refill(self._tenants, tenant_id, t_rate, t_burst, now)
-        wait = max(_wait_s(user_bucket), _wait_s(tenant_bucket))
+        check_cost(cost)
+        u_cost, t_cost = min(cost, self.user_burst), min(cost, t_burst)
+        wait = max(_wait_s(user_bucket, u_cost), _wait_s(tenant_bucket, t_cost))
         if wait > 0:
             return max(1, math.ceil(wait * 1000))
-        user_bucket.tokens -= 1
-        tenant_bucket.tokens -= 1
+        user_bucket.tokens -= u_cost
+        tenant_bucket.tokens -= t_cost
         self._admitted += 1
         if self._admitted % 10_000 == 0:
             self._prune(now)
@@ -175,8 +192,8 @@ def _refill(
     return bucket
 
 
-def _wait_s(bucket: _Bucket) -> float:
-    missing = 1.0 - bucket.tokens
+def _wait_s(bucket: _Bucket, cost: float) -> float:
+    missing = cost - bucket.tokens
     return missing / bucket.rate if missing > _EPSILON else 0.0
 
 
@@ -188,7 +205,8 @@ def _wait_s(bucket: _Bucket) -> float:
 # script runs atomically, so concurrent nodes cannot both take the last token. Taking
 # sets PEXPIRE to the time the bucket needs to be full again, after which the key is
 # indistinguishable from a missing one and may vanish. A refusal writes nothing. As in
-# memory, a bucket a billionth of a token short counts as holding one.
+# memory, a bucket a billionth of a token short counts as holding one. ARGV[5] is the
+# request's cost in tokens (capped at each burst).
 _ADMIT_LUA = """
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
@@ -198,20 +216,22 @@ local function level(key, rate, burst)
   if tokens == nil or ts == nil then return burst end
   return math.min(burst, tokens + math.max(0, now - ts) / 1000000 * rate)
 end
-local function take(key, tokens, rate, burst)
-  local left = tokens - 1
+local function take(key, tokens, rate, burst, cost)
+  local left = tokens - cost
   redis.call('HSET', key, 'tokens', left, 'ts', now)
   redis.call('PEXPIRE', key, math.max(1, math.ceil((burst - left) / rate * 1000)))
 end
 local ur, ub = tonumber(ARGV[1]), tonumber(ARGV[2])
 local tr, tb = tonumber(ARGV[3]), tonumber(ARGV[4])
+local cost = tonumber(ARGV[5])
+local uc, tc = math.min(cost, ub), math.min(cost, tb)
 local u, tn = level(KEYS[1], ur, ub), level(KEYS[2], tr, tb)
 local wait = 0
-if u < 1 - 1e-9 then wait = math.max(wait, (1 - u) / ur) end
-if tn < 1 - 1e-9 then wait = math.max(wait, (1 - tn) / tr) end
+if u < uc - 1e-9 then wait = math.max(wait, (uc - u) / ur) end
+if tn < tc - 1e-9 then wait = math.max(wait, (tc - tn) / tr) end
 if wait > 0 then return math.max(1, math.ceil(wait * 1000)) end
-take(KEYS[1], u, ur, ub)
-take(KEYS[2], tn, tr, tb)
+take(KEYS[1], u, ur, ub, uc)
+take(KEYS[2], tn, tr, tb, tc)
 return 0
 """
 
@@ -303,11 +323,13 @@ class RedisRateLimiter:
         *,
         tenant_rate: float | None = None,
         tenant_burst: int | None = None,
+        cost: float = 1.0,
     ) -> int:
         t_rate = self.tenant_rate if tenant_rate is None else tenant_rate
         t_burst = self.tenant_burst if tenant_burst is None else tenant_burst
         check_limits(t_rate, t_burst)
-        args = (self.user_rate, self.user_burst, t_rate, t_burst)
+        check_cost(cost)
+        args = (self.user_rate, self.user_burst, t_rate, t_burst, cost)
         try:
             async with asyncio.timeout(self._timeout_s):
                 result = await self._script(keys=self.keys(tenant_id, user), args=args)

@@ -313,7 +313,9 @@ def _named_track(text: str, context: DawContext, *, exclude: str | None = None) 
     """The track the clause names (by name, or by a part word matching its name)."""
     for track in context.project.tracks:
         name = track.name.lower()
-        if name and re.search(rf"\b{re.escape(name)}\b", text):
+        # The substring test first: a regex per track of a big project costs a
+        # compile each (the regex cache holds 512).
+        if name and name in text and re.search(rf"\b{re.escape(name)}\b", text):
             if exclude is not None and name in exclude and f"on the {name}" not in text:
                 continue
             return track

@@ -600,6 +600,24 @@ def _new_track_ids(context: DawContext, actions: Sequence[Action]) -> Iterable[s
             yield f"track-{n}"
 
 
+def _copy(context: DawContext) -> DawContext:
+    """A copy of everything ``apply_actions`` may change: ~20x faster than
+    ``copy.deepcopy`` on a big project, and, unlike a decode, not held to the caps a
+    client's context is (the actions may add the track past them)."""
+    replace = msgspec.structs.replace
+    tracks = [
+        replace(
+            t,
+            notes=None if t.notes is None else [replace(n) for n in t.notes],
+            effects=None
+            if t.effects is None
+            else [replace(e, params=dict(e.params)) for e in t.effects],
+        )
+        for t in context.project.tracks
+    ]
+    return replace(context, project=replace(context.project, tracks=tracks))
+
+
 def apply_actions(context: DawContext, actions: Sequence[Action]) -> DawContext:
     """The context after ``actions``, in order; ``context`` itself is left as it was.
 
@@ -613,7 +631,7 @@ def apply_actions(context: DawContext, actions: Sequence[Action]) -> DawContext:
     problems = validate_actions(actions, context)
     if problems:
         raise InvalidActionsError(problems)
-    result = copy.deepcopy(context)
+    result = _copy(context)
     project = result.project
     new_ids = iter(_new_track_ids(context, actions))
 
