@@ -76,9 +76,9 @@ class Timed:
     async def suggest(
         self, request: GhostRequest, personal: PersonalCounts | None = None
     ) -> list[GhostSuggestion]:
-        started = time.perf_counter()
+        started = time.thread_time()
         found = self.engine.suggest_now(request, personal)
-        self.seconds.append(time.perf_counter() - started)
+        self.seconds.append(time.thread_time() - started)
         return found
 
     def learn(self, request: GhostRequest, accepted: str) -> list[Count]:

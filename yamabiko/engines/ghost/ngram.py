@@ -630,21 +630,25 @@ def _suggest_japanese(
         if len(prefix) > _MAX_PREFIX:
             break
         context = _context_at(head, tokens, n - k)
-        mass = 0.0
-        for token, p in _ranked(model, personal, context, prefix):
-            if not _is_word(token) or token == prefix:
-                continue
-            if (
-                not k
-                and _joins(tokens[-1], token)
-                and not _seen_after(model, personal, context, token)
-            ):
-                continue  # a new word glued to a katakana or kanji run: a split word
-            mass += p
-            firsts.append(
-                (priors[k] * p, token[len(prefix) :], (*context, token)[-2:], len(prefix))
-            )
-        total += priors[k] * (1.0 if not k else mass)
+        # The half-typed word may also start with a whole word the model knows that the
+        # analyzer did not see (ヒップ + ホッ of ヒップホッ): one more cut inside it.
+        hypotheses = [(priors[k], context, prefix)]
+        for cut in range(1, len(prefix)):
+            piece = prefix[:cut]
+            if k and _known(model, personal, piece):
+                p = _prob(model, personal, context, piece)
+                hypotheses.append((priors[k] * p, (*context, piece)[-2:], prefix[cut:]))
+        for prior, where, rest in hypotheses:
+            mass = 0.0
+            for token, p in _ranked(model, personal, where, rest):
+                if not _is_word(token) or token == rest:
+                    continue
+                glued = not k and _joins(tokens[-1], token)
+                if glued and not _seen_after(model, personal, where, token):
+                    continue  # a new word glued to a katakana or kanji run: a split word
+                mass += p
+                firsts.append((prior * p, token[len(rest) :], (*where, token)[-2:], len(rest)))
+            total += prior * (1.0 if not k else mass)
     if not total:
         return []
     firsts.sort(key=lambda first: first[0], reverse=True)
@@ -706,6 +710,11 @@ def _prob(model: NgramModel, personal: _Personal | None, context: Context, token
         if weight:
             p = (1.0 - weight) * p + weight * _interpolate(token, levels)
     return p
+
+
+def _known(model: NgramModel, personal: _Personal | None, token: str) -> bool:
+    """Whether the corpus or the user ever wrote ``token`` as a word."""
+    return model.seen((), token) or (personal is not None and personal.seen((), token))
 
 
 def _seen_after(
@@ -796,6 +805,9 @@ def is_japanese(text: str, language: str | None = None) -> bool:
 def english_model(kind: Literal["prose", "lyrics"] = "prose") -> NgramModel:
     """The word trigram model of a document kind, built on first use."""
     sentences = list(_english_sentences(_read("yamabiko.engines.llm", "music_production")))
+    # The offline chat engine's written answers, and the questions they answer: how
+    # people ask things in a chat box.
+    sentences += list(_english_sentences(_answers()))
     if kind == "lyrics":
         sentences += list(_english_sentences(_read("yamabiko.engines.ghost", "en_lyrics"))) * 3
     spellings: defaultdict[str, Counter[str]] = defaultdict(Counter)
@@ -817,7 +829,7 @@ def japanese_model(kind: Literal["prose", "lyrics"] = "prose") -> NgramModel:
     """The word trigram model of a document kind (words as the analyzer reads them, a
     line at a time), built on first use. Lyrics add ``corpus/ja_lyrics.txt``, weighed
     three times."""
-    lines = _japanese_lines("ja_music")
+    lines = _japanese_lines("ja_music") + _japanese_lines("ja_chat")
     if kind == "lyrics":
         lines += _japanese_lines("ja_lyrics") * 3
     return NgramModel(([_START, _START, *_chunked(line)] for line in lines), order=3)
@@ -826,6 +838,13 @@ def japanese_model(kind: Literal["prose", "lyrics"] = "prose") -> NgramModel:
 def _japanese_lines(corpus: str) -> list[str]:
     text = segment.normalize(_read("yamabiko.engines.ghost", corpus))
     return [line.strip() for line in text.splitlines() if line.strip()]
+
+
+def _answers() -> str:
+    """The questions and answers of ``engines/llm/corpus/answers.txt``, as plain lines."""
+    text = _read("yamabiko.engines.llm", "answers")
+    lines = (line.strip() for line in text.splitlines())
+    return "\n".join(line[2:].strip() for line in lines if line.startswith(("Q:", "A:")))
 
 
 def _english_sentences(text: str) -> Iterator[list[str]]:
