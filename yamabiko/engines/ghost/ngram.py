@@ -7,7 +7,8 @@ Theory of operation. Two word models, picked per request from the text near the 
   punctuation marks ``. , ! ? ; :`` as tokens and ``<s>`` padding at the start of each
   sentence and line. Prose documents read ``engines/llm/corpus/music_production.txt``
   and the questions and answers of ``engines/llm/corpus/answers.txt`` (the local chat
-  engine's, the way people ask things in a chat box); ``kind="lyrics"`` adds
+  engine's) and ``corpus/en_chat.txt`` (requests a musician types to an assistant): the
+  way people ask things in a chat box; ``kind="lyrics"`` adds
   ``corpus/en_lyrics.txt``, weighed three times.
 - Japanese (kana or kanji among the last characters, or ``language="ja"``): a word
   trigram model over ``corpus/ja_music.txt`` and ``corpus/ja_chat.txt`` (lyrics add
@@ -818,6 +819,7 @@ def english_model(kind: Literal["prose", "lyrics"] = "prose") -> NgramModel:
     # The offline chat engine's written answers, and the questions they answer: how
     # people ask things in a chat box.
     sentences += list(_english_sentences(_answers()))
+    sentences += list(_english_sentences(_read("yamabiko.engines.ghost", "en_chat")))
     if kind == "lyrics":
         sentences += list(_english_sentences(_read("yamabiko.engines.ghost", "en_lyrics"))) * 3
     spellings: defaultdict[str, Counter[str]] = defaultdict(Counter)
