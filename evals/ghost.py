@@ -13,8 +13,9 @@ first suggestion; when the text goes on with exactly that suggestion they press 
 keystroke) and jump past it, otherwise they type one character. Figures, per language
 (chat and lyrics together): precision (shown suggestions that were right), keystroke
 savings (``1 - keystrokes / characters``, Tabs counted), suggestions shown per 100
-keystrokes, and the engine's own latency per keystroke (p99 over every call, English
-and Japanese).
+keystrokes, and the engine's own time per keystroke: the CPU time of the thread that
+runs it (p99 over every call, English and Japanese), so that a loaded machine's
+scheduling does not count.
 
 ``python -m evals.ghost --calibrate`` refits the calibration (a logistic regression of
 "typed exactly this next" on every ending of every candidate at every character of the
@@ -144,7 +145,7 @@ def run(quick: bool) -> list[Figure]:
         ]
     figures.append(
         Figure(
-            "ghost engine latency p99",
+            "ghost engine CPU time per keystroke, p99",
             "ms",
             1000 * float(np.percentile(seconds, 99)),
             NO_BASELINE,
