@@ -95,8 +95,6 @@ _CANDIDATES: Final = 6
 _EN_MORE_WORDS: Final = 3
 _EN_CONTINUE: Final = 0.3
 """A word is added to a suggestion only when at least this likely (greedy)."""
-_OWN: Final = 0.5
-"""A personal weight from which a word counts as the user's own (see :data:`_Option`)."""
 _ROOTS: Final = 8
 """First words (or first Japanese words) whose suggestions are weighed per request."""
 _JA_WINDOW: Final = 32
@@ -359,7 +357,7 @@ class NgramGhostEngine:
 
     def endings(
         self, request: GhostRequest, personal: PersonalCounts | None = None
-    ) -> list[list[tuple[str, float, int, int, bool]]]:
+    ) -> list[list[tuple[str, float, int, int, float]]]:
         """Every ending the engine weighs, per first word: ``(text, raw probability,
         words, characters of the first word already typed, the user's own)``, before
         calibration and threshold. For fitting the calibration (``python -m evals.ghost
@@ -388,11 +386,12 @@ class NgramGhostEngine:
         return [Count(context, token, count) for (context, token), count in rows.items()]
 
 
-_Option = tuple[str, float, int, int, bool]
+_Option = tuple[str, float, int, int, float]
 """A suggestion's text, the model's probability that the user types exactly that next,
-how many words it holds, how many characters of its first word were typed, and whether
-the user's own counts lead every word of it (their own phrase, which the calibration,
-fitted on strangers' text, knows nothing of: its probability is trusted as it is)."""
+how many words it holds, how many characters of its first word were typed, and how
+much the user's own counts weigh in it (the least personal weight over its words).
+The calibration was fitted on strangers' text and knows nothing of a user's habits: for
+that share the engine trusts its probability as it is."""
 
 
 def _choose(
@@ -410,8 +409,7 @@ def _choose(
             if not text.strip():
                 continue
             c = confidence(language, p, words, typed, lyrics)
-            if own:
-                c = max(c, p)
+            c = (1.0 - own) * c + own * p
             if c < threshold:
                 continue
             if chosen is None or c * (len(text) - 1) > chosen[1] * (len(chosen[0]) - 1):
@@ -474,7 +472,7 @@ def _suggest_english(
             text += word
             p *= q
             words += 1
-            own = own and mine
+            own = min(own, mine)
             if not _leads_on(text):
                 ends.append((text, p, words, len(typed), own))
         roots.append(ends)
@@ -511,10 +509,10 @@ def _words(
 
 def _continue_english(
     model: NgramModel, personal: _Personal | None, context: Context, room: int
-) -> list[tuple[str, float, bool]]:
+) -> list[tuple[str, float, float]]:
     """The next few words, greedily, each with its probability and whether the user's
-    own counts lead it, while likely enough to be worth offering and within ``room``."""
-    words: list[tuple[str, float, bool]] = []
+    own counts weigh in it, while likely enough to be worth offering and within ``room``."""
+    words: list[tuple[str, float, float]] = []
     size = 0
     for _ in range(_EN_MORE_WORDS):
         ranked = _ranked(model, personal, context, "")
@@ -532,9 +530,9 @@ def _continue_english(
     return words
 
 
-def _own(personal: _Personal | None, context: Context) -> bool:
-    """Whether the user's counts weigh at least as much as the corpus after ``context``."""
-    return personal is not None and personal.chain(context)[1] >= _OWN
+def _own(personal: _Personal | None, context: Context) -> float:
+    """How much the user's counts weigh against the corpus after ``context`` (0 to 1)."""
+    return personal.chain(context)[1] if personal is not None else 0.0
 
 
 def _english_context(head: str, truncated: bool) -> tuple[Context, bool]:
@@ -678,7 +676,7 @@ def _suggest_japanese(
                 ends.append((text, p, count, typed, own))
             text += word
             p *= q
-            own = own and _own(personal, after)
+            own = min(own, _own(personal, after))
             after = (*after, word)[-2:]
         if not _joins(text, following):
             ends.append((text, p, len(words) + 1, typed, own))
