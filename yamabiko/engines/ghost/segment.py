@@ -25,7 +25,6 @@ MAX_WINDOW: Final = 64
 
 class _Node(Protocol):
     surface: str
-    is_unk: bool
 
 
 class _Tagger(Protocol):
@@ -59,12 +58,3 @@ def words(text: str) -> list[str]:
     if not window.strip():
         return []
     return [node.surface for node in _tagger()(window) if node.surface.strip()]
-
-
-def known(text: str) -> list[tuple[str, bool]]:
-    """:func:`words` with, for each, whether the dictionary knows it (False: an unknown
-    run the analyzer grouped by script)."""
-    window = normalize(text[-MAX_WINDOW:])
-    if not window.strip():
-        return []
-    return [(node.surface, not node.is_unk) for node in _tagger()(window) if node.surface.strip()]
