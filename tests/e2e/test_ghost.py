@@ -264,8 +264,10 @@ async def test_english_and_japanese_documents_get_sensible_continuations(
         answer = await client.call("ghost/complete", {"docId": english["docId"]})
         assert answer["items"], "no English suggestion"
         assert answer["items"][0]["text"].startswith("cal")
+        # threshold 0: whatever the engine's confidence (test_confidence below).
         await client.call(
-            "ghost/open", {"docId": "ja", "text": "ボーカルにリバーブを", "language": "ja"}
+            "ghost/open",
+            {"docId": "ja", "text": "ボーカルにリバーブを", "language": "ja", "threshold": 0},
         )
         answer = await client.call("ghost/complete", {"docId": "ja"})
         assert answer["items"], "no Japanese suggestion"
@@ -275,6 +277,43 @@ async def test_english_and_japanese_documents_get_sensible_continuations(
         assert len(answer["items"]) <= 3
 
 
+async def test_a_suggestion_shows_only_when_the_engine_is_confident_enough(
+    server: Running,
+) -> None:
+    async with await server.client() as client:
+
+        async def items(doc_id: str) -> list[dict[str, Any]]:
+            answer = await client.call("ghost/complete", {"docId": doc_id})
+            return answer["items"]  # type: ignore[no-any-return]
+
+        # A context the engine knows: shown with the calibrated default.
+        await client.call("ghost/open", {"docId": "sure", "text": "Add some compression to the vo"})
+        sure = await items("sure")
+        assert sure
+        assert sure[0]["text"].startswith("cal")
+        # One it has no idea about: nothing shown, though it has candidates.
+        vague = "Zorblax quintessential "
+        await client.call("ghost/open", {"docId": "vague", "text": vague})
+        assert await items("vague") == []
+        await client.call("ghost/open", {"docId": "anything", "text": vague, "threshold": 0})
+        shown = await items("anything")
+        assert shown
+        assert all(item["score"] < sure[0]["score"] for item in shown)
+        # The session's threshold for documents without their own; null: the default.
+        assert (await configure(client, threshold=1))["threshold"] == 1.0
+        assert await items("sure") == []
+        assert await items("anything") == shown
+        assert (await configure(client, threshold=None))["threshold"] is None
+        assert [i["text"] for i in await items("sure")] == [i["text"] for i in sure]
+        for bad in (-0.1, 1.5, "high"):
+            with pytest.raises(RemoteError) as refused:
+                await client.call("ghost/open", {"text": vague, "threshold": bad})
+            assert refused.value.wire_code == -32602
+            with pytest.raises(RemoteError) as refused:
+                await configure(client, threshold=bad)
+            assert refused.value.wire_code == -32602
+
+
 async def test_an_accepted_suggestion_ranks_first_for_that_user_and_survives_a_restart(
     tmp_path: Path,
 ) -> None:
@@ -282,6 +321,7 @@ async def test_an_accepted_suggestion_ranks_first_for_that_user_and_survives_a_r
     context = "Turn the kick up and the "
     async with running_server(tmp_path, secret=secret) as server:
         async with await server.client("alice") as alice:
+            await configure(alice, threshold=0)  # every candidate, sure or not
             await alice.call("ghost/open", {"docId": "d", "text": context})
             before = (await alice.call("ghost/complete", {"docId": "d"}))["items"]
             assert len(before) >= 2, before
@@ -296,7 +336,7 @@ async def test_an_accepted_suggestion_ranks_first_for_that_user_and_survives_a_r
             after = (await alice.call("ghost/complete", {"docId": "d"}))["items"]
             assert after[0]["text"] == chosen["text"]
         async with await server.client("bob") as bob:
-            await bob.call("ghost/open", {"docId": "d", "text": context})
+            await bob.call("ghost/open", {"docId": "d", "text": context, "threshold": 0})
             theirs = (await bob.call("ghost/complete", {"docId": "d"}))["items"]
             assert theirs[0]["text"] == before[0]["text"]
         metrics = await asyncio.to_thread(_get, server.http + "/metrics")
@@ -305,7 +345,7 @@ async def test_an_accepted_suggestion_ranks_first_for_that_user_and_survives_a_r
         running_server(tmp_path, secret=secret) as restarted,
         await restarted.client("alice") as alice,
     ):
-        await alice.call("ghost/open", {"docId": "d", "text": context})
+        await alice.call("ghost/open", {"docId": "d", "text": context, "threshold": 0})
         again = (await alice.call("ghost/complete", {"docId": "d"}))["items"]
         assert again[0]["text"] == chosen["text"]
 
@@ -350,7 +390,7 @@ async def test_debounce_waits_for_a_pause_in_typing(tmp_path: Path) -> None:
 async def test_learning_from_typed_text_adapts_the_users_model(server: Running) -> None:
     context = "Turn the kick up and the "
     async with await server.client("carol") as carol:
-        await configure(carol, learnFromText=True)
+        await configure(carol, learnFromText=True, threshold=0)
         await carol.call("ghost/open", {"docId": "probe", "text": context})
         before = (await carol.call("ghost/complete", {"docId": "probe"}))["items"]
         word = "tambourine"

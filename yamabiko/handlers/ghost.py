@@ -37,6 +37,8 @@ import time
 from collections import OrderedDict
 from typing import Final
 
+from msgspec import UnsetType
+
 from yamabiko.engines.ghost.base import GhostRequest
 from yamabiko.handlers.common import tenant, user
 from yamabiko.handlers.ghost_text import ChunkedText
@@ -91,7 +93,7 @@ class Shown:
 class Document:
     __slots__ = (
         "applying", "body", "cursor", "doc_id", "kind", "language", "shown", "synced", "task",
-        "version",
+        "threshold", "version",
     )  # fmt: skip
 
     def __init__(self, params: OpenParams, doc_id: str) -> None:
@@ -101,6 +103,7 @@ class Document:
         self.cursor = len(params.text) if params.cursor is None else params.cursor
         self.language = params.language
         self.kind: schema.DocumentKind = params.kind
+        self.threshold = params.threshold
         self.synced = True
         """False after a change that could not be applied, until the full text comes."""
         self.applying = False
@@ -124,6 +127,7 @@ class Document:
             kind=self.kind,
             max_items=config.max_items,
             max_chars=config.max_chars,
+            threshold=self.threshold if self.threshold is not None else config.threshold,
         )
 
     async def apply(self, params: ChangeParams) -> str | None:
@@ -192,7 +196,9 @@ class Document:
 class GhostSession:
     """One session's documents and ghost settings."""
 
-    __slots__ = ("debounce_ms", "docs", "engine", "learn_from_text", "max_chars", "max_items")
+    __slots__ = (
+        "debounce_ms", "docs", "engine", "learn_from_text", "max_chars", "max_items", "threshold",
+    )  # fmt: skip
 
     def __init__(self, engine: str) -> None:
         self.docs: dict[str, Document] = {}
@@ -201,6 +207,8 @@ class GhostSession:
         self.max_chars = DEFAULT_MAX_CHARS
         self.engine = engine
         self.learn_from_text = False
+        self.threshold: float | None = None
+        """None: the engine's calibrated default for each document's kind and language."""
 
     def close(self) -> None:
         for doc in self.docs.values():
@@ -273,12 +281,15 @@ async def configure(ctx: Context, params: ConfigureParams) -> ConfigureResult:
         state.max_chars = params.max_chars
     if isinstance(params.learn_from_text, bool):
         state.learn_from_text = params.learn_from_text
+    if not isinstance(params.threshold, UnsetType):
+        state.threshold = params.threshold
     return ConfigureResult(
         debounce_ms=state.debounce_ms,
         max_items=state.max_items,
         max_chars=state.max_chars,
         engine=state.engine,
         learn_from_text=state.learn_from_text,
+        threshold=state.threshold,
     )
 
 

@@ -41,6 +41,8 @@ DocumentKind = Literal["lyrics", "chat", "prompt", "notes"]
 EngineName = Annotated[str, Meta(pattern="^[a-z][a-z0-9_-]{0,31}$")]
 """``ngram`` (the default), ``onnx``, ``llm``; one this server lacks is -32010."""
 FeedbackAction = Literal["accepted", "rejected", "partial"]
+Threshold = Annotated[float, Meta(ge=0.0, le=1.0)]
+"""A score from 0 to 1: 0 shows every suggestion, higher values fewer and surer ones."""
 
 
 class OpenParams(Params):
@@ -52,6 +54,10 @@ class OpenParams(Params):
     kind: DocumentKind = "chat"
     cursor: Offset | None = None
     """Where suggestions go; default: the end of the text."""
+    threshold: Threshold | None = None
+    """This document's confidence threshold: a suggestion is shown only when its score
+    is at least this; default: the session's (``ghost/configure``), else the engine's
+    calibrated one for the kind and language."""
 
 
 class OpenResult(Result):
@@ -79,6 +85,9 @@ class ConfigureParams(Params):
     learn_from_text: bool | UnsetType = UNSET
     """Also learn from what the user types (whole words at the cursor), not only from
     accepted suggestions."""
+    threshold: Threshold | UnsetType | None = UNSET
+    """The confidence threshold of the session's documents that set none of their own;
+    null: the engine's calibrated default for each document's kind and language."""
 
 
 class ConfigureResult(Result):
@@ -87,6 +96,7 @@ class ConfigureResult(Result):
     max_chars: int
     engine: str
     learn_from_text: bool
+    threshold: float | None
 
 
 class Change(Params):

@@ -167,7 +167,7 @@ def ghost_engines(settings: Settings, registry: EngineRegistry) -> dict[str, Gho
 
     llm_model = settings.ghost_llm_model
     ngram = NgramGhostEngine()
-    ngram.warm()  # ~150 ms, once per process: not on the first keystroke
+    ngram.warm()  # ~0.5 s, once per process: not on the first keystroke
     engines: dict[str, GhostEngine] = {
         "ngram": ngram,
         "llm": LLMGhostEngine(registry, lambda: llm_model or registry.default_model()),

@@ -1,6 +1,7 @@
 """The ``ngram`` ghost engine: sensible continuations in English and Japanese, the
 guarantees of the engine interface, and personal models that put what a user accepted
-first, for that user only."""
+first, for that user only. These tests read every candidate (threshold 0) unless they
+say otherwise; test_confidence.py tests the threshold itself."""
 
 from __future__ import annotations
 
@@ -25,6 +26,7 @@ ENGINE = NgramGhostEngine()
 async def suggest(
     text: str, cursor: int | None = None, personal: PersonalCounts | None = None, **kwargs: object
 ) -> list[GhostSuggestion]:
+    kwargs.setdefault("threshold", 0.0)
     request = GhostRequest(text=text, cursor=len(text) if cursor is None else cursor, **kwargs)  # type: ignore[arg-type]
     return await ENGINE.suggest(request, personal)
 
@@ -40,7 +42,9 @@ def assert_guarantees(found: list[GhostSuggestion], max_items: int, max_chars: i
         assert suggestion.text.strip(), found
         assert len(suggestion.text) <= max_chars, found
         assert 0.0 <= suggestion.score <= 1.0, found
-    assert [s.score for s in found] == sorted((s.score for s in found), reverse=True), found
+    # Ranked by the keystrokes each saves on average: its score times its length less Tab.
+    saved = [s.score * (len(s.text) - 1) for s in found]
+    assert saved == sorted(saved, reverse=True), found
 
 
 # English
@@ -65,10 +69,13 @@ async def test_a_new_word_gets_its_own_leading_space_after_a_word_but_not_after_
     assert not (await texts("Use a filter ("))[0].startswith(" ")
 
 
-async def test_it_continues_with_a_few_more_words_when_it_is_confident() -> None:
+async def test_it_continues_with_more_words_only_when_they_save_more_on_average() -> None:
     found = await texts("Compare your mix with a ref")
-    assert found[0].startswith("erence ")
-    assert 2 <= len(found[0].split()) <= 4
+    assert found[0].startswith("erence")
+    assert 1 <= len(found[0].split()) <= 4
+    # A phrase of the user's own is offered whole: it is likely enough to pay.
+    own = learned("Compare your mix with a ", "reference track")
+    assert (await texts("Compare your mix with a ref", personal=own))[0] == "erence track"
     # Not past a likely end of the sentence.
     assert await texts("Take a break and listen again with fresh", max_items=1) == [" ears"]
 
@@ -126,7 +133,7 @@ async def test_japanese_is_detected_near_the_cursor_or_named() -> None:
 async def test_japanese_suggestions_stop_at_the_end_of_a_phrase() -> None:
     for text in ("ボーカルにコンプを", "歌詞を書くときは、", "ミックスの最初の"):
         for suggestion in await texts(text):
-            assert len(suggestion) <= 10
+            assert len(suggestion) <= 12
             assert not suggestion.endswith(("、", "。"))
 
 
@@ -155,7 +162,7 @@ async def test_the_interface_guarantees_hold(text: str, max_items: int, max_char
 async def test_it_gives_several_distinct_choices_best_first() -> None:
     found = await suggest("Add some compression to the ")
     assert len(found) == 3
-    assert found[0].score > found[-1].score
+    assert found[0].score * (len(found[0].text) - 1) > found[-1].score * (len(found[-1].text) - 1)
 
 
 @pytest.mark.parametrize("text", ["", " ", "\n\n\t  ", "\u3000"])
@@ -228,7 +235,10 @@ async def test_an_accepted_continuation_ranks_first_next_time_for_that_user_only
 ) -> None:
     assert not (await texts(context))[0].startswith(accepted)
     alice = learned(context, accepted)
-    assert (await texts(context, personal=alice))[0].startswith(accepted)
+    # What they accepted, or its first words when the rest is less sure (it comes next).
+    first = (await texts(context, personal=alice))[0]
+    assert accepted.startswith(first), first
+    assert len(first.strip()) >= 2, first
     # Somebody else's counts (they accepted other suggestions elsewhere) do not.
     bob = learned("Pan the guitars wide and the ", "drums in the middle")
     learned("サビの前に", "一拍だけ休む", bob)
@@ -248,7 +258,7 @@ async def test_the_users_own_words_are_completed_with_their_own_capitals() -> No
     found = await texts("The vocal was tracked at Yam", personal=alice)
     assert found[0].startswith("abiko")
     found = await texts("Then we mixed it at ", personal=alice)
-    assert found[0] == "Yamabiko Studio"
+    assert found[0] in ("Yamabiko", "Yamabiko Studio")
 
 
 async def test_learn_counts_each_accepted_token_after_its_context() -> None:
@@ -265,7 +275,8 @@ async def test_learn_counts_each_accepted_token_after_its_context() -> None:
     assert all(row.count == 1 for row in rows)
     rows = ENGINE.learn(GhostRequest(text="サビの", cursor=3), "前に")
     pairs = {(row.context, row.token) for row in rows}
-    assert {("ja:ビの", "前"), ("ja:の前", "に"), ("ja:", "に"), ("ja:サビの", "前")} <= pairs
+    # Japanese counts words as the analyzer reads them, after the two words before.
+    assert {("ja:サビ の", "前"), ("ja:の", "前"), ("ja:の 前", "に"), ("ja:", "に")} <= pairs
     assert ENGINE.learn(GhostRequest(text="", cursor=0), "") == []
 
 
@@ -276,4 +287,5 @@ def test_the_models_are_built_once_and_shared() -> None:
     assert english_model("prose") is english_model("prose")
     assert english_model("lyrics") is not english_model("prose")
     assert japanese_model() is japanese_model()
+    assert japanese_model("lyrics") is not japanese_model("prose")
     assert NgramGhostEngine().name == "ngram"

@@ -66,8 +66,9 @@ async def test_an_accept_costs_one_keystroke_and_jumps_past_the_suggestion() -> 
     oracle = Oracle("kick drum", 4)
     result = await keystroke_savings(oracle, "kick drum")
     # "kick" (Tab), " dru" (Tab), "m" (Tab): three keystrokes for nine characters.
-    assert result == Savings(characters=9, keystrokes=3, accepted=3, accepted_characters=9)
+    assert result == Savings(characters=9, keystrokes=3, accepted=3, accepted_characters=9, shown=3)
     assert result.savings == 1 - 3 / 9
+    assert (result.precision, result.shown_per_100) == (1.0, 100.0)
     # The engine saw only what had been typed, with the cursor at its end.
     assert [(r.text, r.cursor) for r in oracle.asked] == [("", 0), ("kick", 4), ("kick dru", 8)]
 
@@ -76,12 +77,16 @@ async def test_no_help_or_wrong_help_saves_nothing() -> None:
     for engine in (Constant(None), Constant("zzz"), Constant("kick drums")):
         result = await keystroke_savings(engine, "kick drum")
         assert (result.keystrokes, result.accepted, result.savings) == (9, 0, 0.0)
+        # A wrong suggestion shown costs no keystroke but counts against precision.
+        assert result.shown == (9 if engine.text else 0)
+        assert result.precision == 0.0
 
 
 async def test_a_suggestion_that_fits_only_sometimes_is_taken_only_then() -> None:
     # "ab" fits at 0 and at 2, not at 4 ("c"): Tab, Tab, then one typed character.
     result = await keystroke_savings(Constant("ab"), "ababc")
     assert (result.keystrokes, result.accepted, result.accepted_characters) == (3, 2, 4)
+    assert (result.shown, result.precision) == (3, 2 / 3)
 
 
 async def test_an_empty_text_saves_nothing_and_asks_nothing() -> None:
@@ -92,7 +97,7 @@ async def test_an_empty_text_saves_nothing_and_asks_nothing() -> None:
 
 async def test_savings_of_several_texts_add_up() -> None:
     total = await keystroke_savings_of(Constant("ab"), ["ab", "abc"])
-    assert total == Savings(characters=5, keystrokes=3, accepted=2, accepted_characters=4)
+    assert total == Savings(characters=5, keystrokes=3, accepted=2, accepted_characters=4, shown=3)
 
 
 async def test_the_ngram_engine_saves_keystrokes_on_new_sentences_of_its_domain() -> None:

@@ -13,7 +13,9 @@ Guarantees of :meth:`GhostEngine.suggest`:
 - a suggestion's ``text`` is inserted at ``cursor`` as it is: when the cursor is inside
   a word it starts with the rest of that word (``"kic"`` -> ``"k drum"``), and it
   carries its own leading space when it starts a new word in space-separated text;
-- ``score`` is in [0, 1], higher is better;
+- ``score`` is in [0, 1], higher is better: the engine's estimate of the probability
+  that the user types exactly this text next; an engine that estimates it (``ngram``)
+  returns only suggestions scoring at least ``threshold``;
 - cancelling the awaiting task abandons the work (an engine that runs off the event
   loop lets its thread finish and drops the result);
 - it never raises for any text: an engine that has nothing to say returns ``[]``;
@@ -53,6 +55,10 @@ class GhostRequest(msgspec.Struct, frozen=True, kw_only=True):
     kind: DocumentKind = "chat"
     max_items: int = 3
     max_chars: int = 48
+    threshold: float | None = None
+    """Show a suggestion only when the engine finds it at least this likely to be what
+    the user types next (0 to 1); None: the engine's calibrated default for the kind
+    and language (see docs/ghost.md, "Confidence")."""
 
     @property
     def before(self) -> str:

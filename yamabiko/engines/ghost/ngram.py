@@ -1,28 +1,39 @@
 """The default ghost-text engine: n-grams over shipped corpora and the user's own text.
 
-Theory of operation. Two kinds of model, picked per request from the text near the
-cursor (:func:`is_japanese`):
+Theory of operation. Two word models, picked per request from the text near the cursor
+(:func:`is_japanese`):
 
 - English (any space-separated text): a word trigram model, lowercased, with the
   punctuation marks ``. , ! ? ; :`` as tokens and ``<s>`` padding at the start of each
   sentence and line. Prose documents read ``engines/llm/corpus/music_production.txt``
-  (the local LLM's corpus); ``kind="lyrics"`` adds ``corpus/en_lyrics.txt``, weighed
-  three times.
-- Japanese (kana or kanji among the last characters, or ``language="ja"``): a character
-  4-gram model over ``corpus/ja_music.txt``, NFKC-normalized, a line break standing for
-  the start of a line or of the document.
+  and the questions and answers of ``engines/llm/corpus/answers.txt`` (the local chat
+  engine's) and ``corpus/en_chat.txt`` (requests a musician types to an assistant): the
+  way people ask things in a chat box; ``kind="lyrics"`` adds
+  ``corpus/en_lyrics.txt``, weighed three times.
+- Japanese (kana or kanji among the last characters, or ``language="ja"``): a word
+  trigram model over ``corpus/ja_music.txt`` and ``corpus/ja_chat.txt`` (lyrics add
+  ``corpus/ja_lyrics.txt``, weighed three times), NFKC-normalized, in the words of the
+  morphological analyzer (:mod:`.segment`), which also reads the text before the cursor
+  over a bounded window (:data:`_JA_WINDOW`).
 
 Both are Witten-Bell interpolated (each order blended with the next lower one, the more
 so the more distinct followers a context has), built lazily on first use (tens of
 milliseconds) and cached for the process: every :class:`NgramGhostEngine` shares them.
 
-A suggestion: the likeliest tokens for the context that start with the partial word at
+A suggestion: the likeliest words for the context that start with the partial word at
 the cursor (matched case-insensitively; the user's casing of what they typed is kept,
-the suggestion holds only the rest), each continued greedily while the next token is
-likely enough (a few words, or a few characters up to the end of a phrase in
-Japanese), never past punctuation or ``max_chars``. Only the last :data:`WINDOW`
-characters before the cursor are read, so a call costs the same on any document: about
-0.1 ms, 0.2 to 0.3 ms with a large personal model (it runs inline on the event loop).
+the suggestion holds only the rest; in Japanese the partial word may span the
+analyzer's last words, and each split is weighed), each continued greedily while the
+next word is likely enough, never past punctuation or ``max_chars``. Every place such a
+suggestion could end is a candidate ending with its probability; the calibration
+(:mod:`.calibration`) turns that into a confidence, endings below the threshold are
+dropped, and of the rest the one that saves the most keystrokes on average (confidence
+times length less the Tab) is kept per first word, then the first words are ranked the
+same way. An ending never cuts a word: no word like "the" that only leads on, and no
+katakana or kanji run cut between two words the corpus or the user never wrote
+together. Only the last :data:`WINDOW` characters before the cursor are read, so a call
+costs the same on any document: about 0.2 ms, p99 under 1 ms of CPU (it runs inline on
+the event loop).
 
 Personal counts. :meth:`NgramGhostEngine.learn` emits, for each token of the accepted
 text (the word being completed included), one :class:`Count` per context order, with
@@ -30,8 +41,8 @@ these ``context`` strings:
 
 - ``en:<w1> <w2>``, ``en:<w2>``, ``en:`` (the two previous lowercased tokens joined by
   a space, then one, then none; ``<s>`` at a sentence start) and the lowercased token;
-- ``ja:<c1c2c3>``, ``ja:<c2c3>``, ``ja:<c3>``, ``ja:`` (the three previous characters,
-  concatenated) and the character;
+- ``ja:<w1> <w2>``, ``ja:<w2>``, ``ja:`` (the two previous Japanese words as the
+  analyzer reads them, joined by a space) and the word;
 - ``en#case:<word>`` -> the word as typed, for words whose capitals are their own
   (``EQ``, a band name mid-sentence), so suggestions keep them.
 
@@ -46,14 +57,15 @@ from __future__ import annotations
 import itertools
 import operator
 import re
-import unicodedata
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from functools import cache
 from importlib import resources
 from typing import Final, Literal
 
+from yamabiko.engines.ghost import segment
 from yamabiko.engines.ghost.base import Count, GhostRequest, GhostSuggestion, PersonalCounts
+from yamabiko.engines.ghost.calibration import confidence, default_threshold
 
 NAME: Final = "ngram"
 WINDOW: Final = 96
@@ -81,14 +93,20 @@ _LEADING_WORDS = frozenset(
 _CANDIDATES: Final = 6
 """Candidates taken from each order's best followers (or best prefix matches)."""
 _EN_MORE_WORDS: Final = 3
-_EN_CONTINUE: Final = 0.4
+_EN_CONTINUE: Final = 0.3
 """A word is added to a suggestion only when at least this likely (greedy)."""
-_JA_CONTEXT: Final = 3
-"""Characters of context: a character 4-gram model."""
-_JA_MAX_CHARS: Final = 10
-_JA_CONTINUE: Final = 0.5
-_JA_PARTICLES = frozenset("をはがにでへも")
-"""A continuation ends after one of these: the end of a phrase (bunsetsu), most likely."""
+_ROOTS: Final = 8
+"""First words (or first Japanese words) whose suggestions are weighed per request."""
+_JA_WINDOW: Final = 32
+"""Characters before the cursor the analyzer reads: a few words of context and the
+half-typed one (at most :data:`segment.MAX_WINDOW`)."""
+_JA_SPLITS: Final = 3
+"""The half-typed word may be made of up to this many of the analyzer's last words."""
+_JA_UNSEEN: Final = 1e-4
+"""The probability given a word before the cursor that the model never saw."""
+_JA_MORE_WORDS: Final = 4
+_JA_MAX_CHARS: Final = 12
+_JA_CONTINUE: Final = 0.3
 _PERSONAL_SCAN: Final = 2048
 _PERSONAL_SCAN_NEXT: Final = 256
 """At most this many of a user's followers of one context are read per request (the
@@ -183,6 +201,11 @@ class NgramModel:
     def surface(self, token: str) -> str:
         return self.surfaces.get(token, token)
 
+    def seen(self, context: Context, token: str) -> bool:
+        """Whether ``token`` ever followed ``context`` in the corpus."""
+        level = self._levels.get(context)
+        return level is not None and token in level[0]
+
 
 class _Personal:
     """One request's view of a user's counts for one language: the same interpolation
@@ -193,7 +216,7 @@ class _Personal:
     def __init__(self, counts: PersonalCounts, language: Language) -> None:
         self._counts = counts
         self._tag = f"{language}:"
-        self._join = " " if language == "en" else ""
+        self._join = " "
         self._chains: dict[Context, tuple[list[_Level], float]] = {}
 
     def chain(self, context: Context) -> tuple[list[_Level], float]:
@@ -239,6 +262,10 @@ class _Personal:
             if not prefix:
                 break
         return found
+
+    def seen(self, context: Context, token: str) -> bool:
+        """Whether the user ever had ``token`` right after ``context``."""
+        return bool(self._counts.get(self._tag + self._join.join(context)).get(token))
 
     def surface(self, token: str) -> str | None:
         """The user's own spelling of ``token``, if they capitalize it."""
@@ -292,7 +319,9 @@ class NgramGhostEngine:
         """Builds the models now rather than on the first keystroke."""
         english_model("prose")
         english_model("lyrics")
-        japanese_model()
+        segment.warm()
+        japanese_model("prose")
+        japanese_model("lyrics")
 
     async def suggest(
         self, request: GhostRequest, personal: PersonalCounts | None = None
@@ -308,6 +337,34 @@ class NgramGhostEngine:
         cursor = max(0, min(request.cursor, len(request.text)))
         before = request.text[max(0, cursor - WINDOW) : cursor]
         if not before.strip():
+            return []
+        truncated = cursor > WINDOW
+        counts = personal if personal is not None and personal.total else None
+        if is_japanese(before, request.language):
+            view = _Personal(counts, "ja") if counts is not None else None
+            roots = _suggest_japanese(before, truncated, request, view)
+            language: Language = "ja"
+        else:
+            view = _Personal(counts, "en") if counts is not None else None
+            model = english_model("lyrics" if request.kind == "lyrics" else "prose")
+            roots = _suggest_english(model, before, truncated, request, view)
+            language = "en"
+        threshold = request.threshold
+        if threshold is None:
+            threshold = default_threshold(request.kind, language)
+        lyrics = request.kind == "lyrics"
+        return _choose(roots, language, lyrics, threshold, request.max_items)
+
+    def endings(
+        self, request: GhostRequest, personal: PersonalCounts | None = None
+    ) -> list[list[tuple[str, float, int, int, float]]]:
+        """Every ending the engine weighs, per first word: ``(text, raw probability,
+        words, characters of the first word already typed, the user's own)``, before
+        calibration and threshold. For fitting the calibration (``python -m evals.ghost
+        --calibrate``), not for serving."""
+        cursor = max(0, min(request.cursor, len(request.text)))
+        before = request.text[max(0, cursor - WINDOW) : cursor]
+        if not before.strip() or request.max_chars <= 0:
             return []
         truncated = cursor > WINDOW
         counts = personal if personal is not None and personal.total else None
@@ -329,6 +386,41 @@ class NgramGhostEngine:
         return [Count(context, token, count) for (context, token), count in rows.items()]
 
 
+_Option = tuple[str, float, int, int, float]
+"""A suggestion's text, the model's probability that the user types exactly that next,
+how many words it holds, how many characters of its first word were typed, and how
+much the user's own counts weigh in it (the least personal weight over its words).
+The calibration was fitted on strangers' text and knows nothing of a user's habits: for
+that share the engine trusts its probability as it is."""
+
+
+def _choose(
+    roots: list[list[_Option]], language: Language, lyrics: bool, threshold: float, limit: int
+) -> list[GhostSuggestion]:
+    """The suggestions to show: for each first word, the ending that saves the most
+    keystrokes on average (its calibrated confidence times the keystrokes it spares: its
+    length less the Tab) among those at least ``threshold`` confident; best first,
+    distinct."""
+    best: dict[str, float] = {}
+    value: dict[str, float] = {}
+    for ends in roots:
+        chosen: tuple[str, float] | None = None
+        for text, p, words, typed, own in ends:
+            if not text.strip():
+                continue
+            c = confidence(language, p, words, typed, lyrics)
+            c = (1.0 - own) * c + own * p
+            if c < threshold:
+                continue
+            if chosen is None or c * (len(text) - 1) > chosen[1] * (len(chosen[0]) - 1):
+                chosen = (text, c)
+        if chosen is not None and chosen[1] > best.get(chosen[0], -1.0):
+            best[chosen[0]] = chosen[1]
+            value[chosen[0]] = chosen[1] * (len(chosen[0]) - 1)
+    ranked = sorted(best, key=lambda text: (value[text], best[text]), reverse=True)
+    return [GhostSuggestion(text, min(1.0, best[text])) for text in ranked[:limit]]
+
+
 # English
 
 
@@ -338,7 +430,8 @@ def _suggest_english(
     truncated: bool,
     request: GhostRequest,
     personal: _Personal | None,
-) -> list[GhostSuggestion]:
+) -> list[list[_Option]]:
+    """Each likely first word with the ways to end a suggestion that starts with it."""
     match = _PARTIAL.search(before)
     typed = match.group() if match else ""
     if len(typed) > _MAX_PREFIX:
@@ -346,38 +439,51 @@ def _suggest_english(
     head = before[: len(before) - len(typed)]
     context, sentence_start = _english_context(head, truncated)
     prefix = _fold(typed)
-    # (score, first word's text, context after it), for the best first words.
-    options: list[tuple[float, str, Context]] = []
+    # (probability, first word's text, context after it), for the best first words.
+    firsts: list[tuple[float, str, Context]] = []
     for token, p in _words(model, personal, context, prefix):
         after = (*context, token)[-2:]
         spelling = _spelling(model, personal, token)
         if not typed:
             lead = " " if _needs_space(head) else ""
-            options.append(
+            firsts.append(
                 (p, lead + (_capitalized(spelling) if sentence_start else spelling), after)
             )
         elif token != prefix:
             rest = spelling[len(prefix) :] if _fold(spelling) == token else token[len(prefix) :]
-            options.append(
-                (p, rest.upper() if len(typed) >= 2 and typed.isupper() else rest, after)
-            )
+            firsts.append((p, rest.upper() if len(typed) >= 2 and typed.isupper() else rest, after))
         else:
             # The word at the cursor may be complete: then the options are the next words.
-            for following, q in _words(model, personal, after, "")[: request.max_items]:
+            for following, q in _words(model, personal, after, "")[:_CANDIDATES]:
                 spelling = _spelling(model, personal, following)
-                options.append((p * q, " " + spelling, (*after, following)[-2:]))
-    options.sort(key=lambda option: option[0], reverse=True)
-    suggestions: list[GhostSuggestion] = []
-    seen: set[str] = set()
-    for score, first, after in options:
-        if len(suggestions) >= request.max_items:
-            break
-        text = first[: request.max_chars]
-        text += _continue_english(model, personal, after, request.max_chars - len(text))
-        if text.strip() and text not in seen:
-            seen.add(text)
-            suggestions.append(GhostSuggestion(text, min(1.0, score)))
-    return suggestions
+                firsts.append((p * q, " " + spelling, (*after, following)[-2:]))
+    firsts.sort(key=lambda first: first[0], reverse=True)
+    roots: list[list[_Option]] = []
+    for p, first, after in firsts[:_ROOTS]:
+        first = first[: request.max_chars]
+        ends: list[_Option] = []
+        own = _own(personal, after[:-1])
+        if not _leads_on(first):
+            ends.append((first, p, 1, len(typed), own))
+        text = first
+        words = 1
+        room = request.max_chars - len(first)
+        for word, q, mine in _continue_english(model, personal, after, room):
+            text += word
+            p *= q
+            words += 1
+            own = min(own, mine)
+            if not _leads_on(text):
+                ends.append((text, p, words, len(typed), own))
+        roots.append(ends)
+    return roots
+
+
+def _leads_on(text: str) -> bool:
+    """Whether ``text`` ends on a word like "the" that only leads into the next one (a
+    suggestion does not stop there)."""
+    last = text.rsplit(" ", 1)[-1]
+    return " " in text and _fold(last) in _LEADING_WORDS
 
 
 def _words(
@@ -403,10 +509,10 @@ def _words(
 
 def _continue_english(
     model: NgramModel, personal: _Personal | None, context: Context, room: int
-) -> str:
-    """The next few words, greedily, while likely enough and within ``room``; a
-    suggestion does not end on a word like "the" that only leads into the next one."""
-    words: list[str] = []
+) -> list[tuple[str, float, float]]:
+    """The next few words, greedily, each with its probability and whether the user's
+    own counts weigh in it, while likely enough to be worth offering and within ``room``."""
+    words: list[tuple[str, float, float]] = []
     size = 0
     for _ in range(_EN_MORE_WORDS):
         ranked = _ranked(model, personal, context, "")
@@ -418,12 +524,15 @@ def _continue_english(
         word = " " + _spelling(model, personal, token)
         if size + len(word) > room:
             break
-        words.append(word)
+        words.append((word, p, _own(personal, context)))
         size += len(word)
         context = (*context, token)[-2:]
-    while words and words[-1][1:].lower() in _LEADING_WORDS:
-        words.pop()
-    return "".join(words)
+    return words
+
+
+def _own(personal: _Personal | None, context: Context) -> float:
+    """How much the user's counts weigh against the corpus after ``context`` (0 to 1)."""
+    return personal.chain(context)[1] if personal is not None else 0.0
 
 
 def _english_context(head: str, truncated: bool) -> tuple[Context, bool]:
@@ -502,58 +611,192 @@ def _capitalized(word: str) -> str:
 
 def _suggest_japanese(
     before: str, truncated: bool, request: GhostRequest, personal: _Personal | None
-) -> list[GhostSuggestion]:
-    model = japanese_model()
-    context = _japanese_context(before, truncated)
+) -> list[list[_Option]]:
+    """Each likely word at the cursor with the ways to end a suggestion that starts with
+    it. The word being typed may be any of the last few words the analyzer sees (it
+    cuts a half-typed word anywhere), so every split is weighed: the words before it as
+    likely as the model finds them there, the half-typed rest as the start of a word the
+    model knows (Bayes over the splits, normalized over what they can explain)."""
+    model = japanese_model("lyrics" if request.kind == "lyrics" else "prose")
+    tokens, line_start = _japanese_words(before, truncated)
+    if not tokens:
+        return []
+    head = [_START, _START] if line_start else []
+    n = len(tokens)
+    splits = min(_JA_SPLITS, n)
+    # priors[k]: P(the words kept when the last k are half-typed), relative to the
+    # words before the longest split.
+    priors = [1.0] * (splits + 1)
+    kept = 1.0
+    for k in range(splits - 1, -1, -1):
+        i = n - k - 1
+        kept *= max(_prob(model, personal, _context_at(head, tokens, i), tokens[i]), _JA_UNSEEN)
+        priors[k] = kept
+    firsts: list[tuple[float, str, Context, int]] = []
+    total = 0.0
+    for k in range(splits + 1):
+        prefix = "".join(tokens[n - k :])
+        if len(prefix) > _MAX_PREFIX:
+            break
+        context = _context_at(head, tokens, n - k)
+        # The half-typed word may also start with a whole word the model knows that the
+        # analyzer did not see (ヒップ + ホッ of ヒップホッ): one more cut inside it.
+        hypotheses = [(priors[k], context, prefix)]
+        for cut in range(1, len(prefix)):
+            piece = prefix[:cut]
+            if k and _known(model, personal, piece):
+                p = _prob(model, personal, context, piece)
+                hypotheses.append((priors[k] * p, (*context, piece)[-2:], prefix[cut:]))
+        for prior, where, rest in hypotheses:
+            mass = 0.0
+            for token, p in _ranked(model, personal, where, rest):
+                if not _is_word(token) or token == rest:
+                    continue
+                glued = not k and _joins(tokens[-1], token)
+                if glued and not _seen_after(model, personal, where, token):
+                    continue  # a new word glued to a katakana or kanji run: a split word
+                mass += p
+                firsts.append((prior * p, token[len(rest) :], (*where, token)[-2:], len(rest)))
+            total += prior * (1.0 if not k else mass)
+    if not total:
+        return []
+    firsts.sort(key=lambda first: first[0], reverse=True)
     limit = min(request.max_chars, _JA_MAX_CHARS)
-    suggestions: list[GhostSuggestion] = []
-    for token, p in _words(model, personal, context, "", repeat=True)[: request.max_items]:
-        text = token
-        history = (*context, token)[-_JA_CONTEXT:]
-        while len(text) < limit and not (len(text) >= 2 and text[-1] in _JA_PARTICLES):
-            following = _ranked(model, personal, history, "")
-            if not following:
-                break
-            char, q = following[0]
-            if not _is_word(char) or q < _JA_CONTINUE:
-                break
-            text += char
-            history = (*history, char)[-_JA_CONTEXT:]
-        else:
-            if len(text) >= limit:
-                text = _phrase(text)
-        suggestions.append(GhostSuggestion(text, min(1.0, p)))
-    return suggestions
+    roots: list[list[_Option]] = []
+    for joint, first, after, typed in firsts[:_ROOTS]:
+        if len(first) > limit:
+            continue
+        p = joint / total
+        words, following = _continue_japanese(model, personal, after, limit - len(first))
+        ends: list[_Option] = []
+        text = first
+        own = _own(personal, after[:-1])
+        for count, (word, q) in enumerate(words, 1):
+            if not _joins(text, word):
+                ends.append((text, p, count, typed, own))
+            text += word
+            p *= q
+            own = min(own, _own(personal, after))
+            after = (*after, word)[-2:]
+        if not _joins(text, following):
+            ends.append((text, p, len(words) + 1, typed, own))
+        roots.append(ends)
+    return roots
 
 
-def _phrase(text: str) -> str:
-    """``text`` cut after its last phrase: before the last kanji or katakana that
-    follows hiragana (a new word most likely starts there)."""
-    for i in range(len(text) - 1, 1, -1):
-        if _is_hiragana(text[i - 1]) and not _is_hiragana(text[i]):
-            return text[:i]
-    return text
+def _continue_japanese(
+    model: NgramModel, personal: _Personal | None, context: Context, room: int
+) -> tuple[list[tuple[str, float]], str]:
+    """The next few words, greedily, each with its probability, while likely enough and
+    within ``room``; and the likeliest word after them (to tell whether the text may
+    end there)."""
+    words: list[tuple[str, float]] = []
+    size = 0
+    for _ in range(_JA_MORE_WORDS):
+        ranked = _ranked(model, personal, context, "")
+        if not ranked:
+            return words, ""
+        token, p = ranked[0]
+        if not _is_word(token) or p < _JA_CONTINUE or size + len(token) > room:
+            return words, token
+        words.append((token, p))
+        size += len(token)
+        context = (*context, token)[-2:]
+    ranked = _ranked(model, personal, context, "")
+    return words, ranked[0][0] if ranked else ""
 
 
-def _is_hiragana(char: str) -> bool:
-    return "\u3041" <= char <= "\u309f"
+def _context_at(head: list[str], tokens: list[str], i: int) -> Context:
+    """The two words before ``tokens[i]``."""
+    return tuple((head + tokens[:i])[-2:])
 
 
-def _japanese_context(before: str, truncated: bool) -> Context:
-    text = unicodedata.normalize("NFKC", before[-8:])
-    if not truncated and len(before) <= 8:
-        text = "\n" + text
-    return tuple(text[-_JA_CONTEXT:])
+def _prob(model: NgramModel, personal: _Personal | None, context: Context, token: str) -> float:
+    """P(token | context), the user's model blended in as in :func:`_ranked`."""
+    p = model.prob(token, context)
+    if personal is not None:
+        levels, weight = personal.chain(context)
+        if weight:
+            p = (1.0 - weight) * p + weight * _interpolate(token, levels)
+    return p
+
+
+def _known(model: NgramModel, personal: _Personal | None, token: str) -> bool:
+    """Whether the corpus or the user ever wrote ``token`` as a word."""
+    return model.seen((), token) or (personal is not None and personal.seen((), token))
+
+
+def _seen_after(
+    model: NgramModel, personal: _Personal | None, context: Context, token: str
+) -> bool:
+    """Whether ``token`` was ever seen right after the last word of ``context`` (a
+    compound the corpus or the user writes, such as 音楽 + 制作)."""
+    if model.seen(context[-1:], token):
+        return True
+    return personal is not None and personal.seen(context[-1:], token)
+
+
+def _joins(text: str, word: str) -> bool:
+    """Whether ``word`` right after ``text`` continues a katakana or a kanji run: one
+    word (or compound) to a reader, so a suggestion may neither end nor start there."""
+    if not text or not word:
+        return False
+    a, b = _script(text[-1]), _script(word[0])
+    return a == b and a in ("katakana", "kanji")
+
+
+def _script(char: str) -> str:
+    if "\u30a1" <= char <= "\u30fa" or char == "\u30fc":
+        return "katakana"
+    if "\u4e00" <= char <= "\u9fff" or "\u3400" <= char <= "\u4dbf" or char == "\u3005":
+        return "kanji"
+    return "other"
+
+
+def _japanese_words(before: str, truncated: bool) -> tuple[list[str], bool]:
+    """The words of the window before the cursor (the last line of it), and whether
+    they start a line (or the document). A word the window cut is left out."""
+    window = before[-_JA_WINDOW:]
+    cut = truncated or len(before) > _JA_WINDOW
+    if "\n" in window:
+        window = window.rsplit("\n", 1)[1]
+        cut = False
+    tokens = segment.words(window)
+    if cut and tokens:
+        tokens = tokens[1:]
+    return tokens, not cut
 
 
 def _learn_japanese(before: str, truncated: bool, accepted: str) -> Counter[tuple[str, str]]:
+    """Counts for the words of ``accepted`` (the half-typed word it completes included),
+    after the words before them, as the analyzer reads the window and the text."""
     rows: Counter[tuple[str, str]] = Counter()
-    history = "".join(_japanese_context(before, truncated))
-    for char in unicodedata.normalize("NFKC", accepted):
-        for n in range(len(history) + 1):
-            rows[("ja:" + history[len(history) - n :], char)] += 1
-        history = (history + char)[-_JA_CONTEXT:]
+    tokens, line_start = _japanese_words(before, truncated)
+    typed = len("".join(tokens))
+    head = [_START, _START] if line_start else []
+    for number, line in enumerate(segment.normalize(accepted).split("\n")):
+        if number:
+            head, tokens, typed = [_START, _START], [], 0
+        text = "".join(tokens) + line
+        words = segment.words(text) if len(text) <= segment.MAX_WINDOW else _chunked(text)
+        position = 0
+        history = list(head)
+        for word in words:
+            position += len(word)
+            if position > typed:
+                context = tuple(history[-2:])
+                for n in range(len(context) + 1):
+                    rows[("ja:" + " ".join(context[len(context) - n :]), word)] += 1
+            history.append(word)
     return rows
+
+
+def _chunked(text: str) -> list[str]:
+    """The words of a long text, analyzed a window at a time (bounded per call)."""
+    words: list[str] = []
+    for start in range(0, len(text), segment.MAX_WINDOW):
+        words += segment.words(text[start : start + segment.MAX_WINDOW])
+    return words
 
 
 def is_japanese(text: str, language: str | None = None) -> bool:
@@ -571,6 +814,10 @@ def is_japanese(text: str, language: str | None = None) -> bool:
 def english_model(kind: Literal["prose", "lyrics"] = "prose") -> NgramModel:
     """The word trigram model of a document kind, built on first use."""
     sentences = list(_english_sentences(_read("yamabiko.engines.llm", "music_production")))
+    # The offline chat engine's written answers, and the questions they answer: how
+    # people ask things in a chat box.
+    sentences += list(_english_sentences(_answers()))
+    sentences += list(_english_sentences(_read("yamabiko.engines.ghost", "en_chat")))
     if kind == "lyrics":
         sentences += list(_english_sentences(_read("yamabiko.engines.ghost", "en_lyrics"))) * 3
     spellings: defaultdict[str, Counter[str]] = defaultdict(Counter)
@@ -588,11 +835,26 @@ def english_model(kind: Literal["prose", "lyrics"] = "prose") -> NgramModel:
 
 
 @cache
-def japanese_model() -> NgramModel:
-    """The character 4-gram model, built on first use."""
-    text = unicodedata.normalize("NFKC", _read("yamabiko.engines.ghost", "ja_music"))
-    lines = [line.strip() for line in text.splitlines() if line.strip()]
-    return NgramModel((["\n", *line, "\n"] for line in lines), order=_JA_CONTEXT + 1)
+def japanese_model(kind: Literal["prose", "lyrics"] = "prose") -> NgramModel:
+    """The word trigram model of a document kind (words as the analyzer reads them, a
+    line at a time), built on first use. Lyrics add ``corpus/ja_lyrics.txt``, weighed
+    three times."""
+    lines = _japanese_lines("ja_music") + _japanese_lines("ja_chat")
+    if kind == "lyrics":
+        lines += _japanese_lines("ja_lyrics") * 3
+    return NgramModel(([_START, _START, *_chunked(line)] for line in lines), order=3)
+
+
+def _japanese_lines(corpus: str) -> list[str]:
+    text = segment.normalize(_read("yamabiko.engines.ghost", corpus))
+    return [line.strip() for line in text.splitlines() if line.strip()]
+
+
+def _answers() -> str:
+    """The questions and answers of ``engines/llm/corpus/answers.txt``, as plain lines."""
+    text = _read("yamabiko.engines.llm", "answers")
+    lines = (line.strip() for line in text.splitlines())
+    return "\n".join(line[2:].strip() for line in lines if line.startswith(("Q:", "A:")))
 
 
 def _english_sentences(text: str) -> Iterator[list[str]]:
