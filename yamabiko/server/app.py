@@ -70,7 +70,6 @@ ReadyCheck = Callable[[], Awaitable[None]]
 Closer = Callable[[], Awaitable[None]]
 Background = Callable[[], Coroutine[Any, Any, None]]
 """A node-level job that runs from :meth:`App.start` until :meth:`App.stop` cancels it."""
-__all__ = ["AuditHook"]  # re-exported: the hook's type is the admission's
 
 
 class AdmittedConnection(ServerConnection):
