@@ -31,6 +31,7 @@ most once per user and kind per interval (the next row carries how many were fol
 
 from __future__ import annotations
 
+import ipaddress
 import logging
 import math
 import time
@@ -126,8 +127,8 @@ class Admission:
         allowed_origins: Iterable[str] = (),
         max_connections_per_user: int = 16,
         max_mcp_sessions_per_user: int = 8,
-        handshakes_per_second: float = 50.0,
-        handshake_burst: int = 200,
+        handshakes_per_second: float = 100.0,
+        handshake_burst: int = 2000,
         stats: Stats | None = None,
         audit: AuditHook | None = None,
         clock: Callable[[], float] = time.monotonic,
@@ -286,8 +287,19 @@ class Admission:
 
 
 def _address(peer: str) -> str:
+    """The key of a peer's handshake bucket: its IPv4 address, or its IPv6 /64 (one
+    host is commonly given a whole /64, so single addresses would be free to rotate)."""
     host, _, _ = peer.rpartition(":")
-    return host or peer
+    host = host or peer
+    if ":" not in host:
+        return host
+    try:
+        address = ipaddress.IPv6Address(host.strip("[]"))
+    except ValueError:
+        return host
+    if address.ipv4_mapped is not None:
+        return str(address.ipv4_mapped)
+    return str(ipaddress.IPv6Network((address, 64), strict=False))
 
 
 def _token(request: AdmissionRequest) -> str | None:

@@ -215,8 +215,8 @@ class ServerOptions:
         max_connections_per_user: int = 16,
         shutdown_timeout_s: float = 10.0,
         max_mcp_sessions_per_user: int = 8,
-        handshakes_per_second: float = 50.0,
-        handshake_burst: int = 200,
+        handshakes_per_second: float = 100.0,
+        handshake_burst: int = 2000,
     ) -> None:
         self.host = host
         self.port = port

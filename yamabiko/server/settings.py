@@ -153,11 +153,15 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
         Positive, Meta(description="An MCP HTTP session with no request this long is closed.")
     ] = 300.0
     handshakes_per_second: Annotated[
-        float, Meta(ge=0, description="Handshakes per second per client address; 0: no limit.")
-    ] = 50.0
+        float,
+        Meta(
+            ge=0,
+            description="Handshakes per second per client address (IPv6: per /64); 0: no limit.",
+        ),
+    ] = 100.0
     handshake_burst: Annotated[
         AtLeastOne, Meta(description="Handshakes per client address in a burst above the rate.")
-    ] = 200
+    ] = 2000
     audit_retention_days: Annotated[
         float, Meta(ge=0, description="Days audit events are kept; 0: forever.")
     ] = 90.0
