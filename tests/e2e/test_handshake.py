@@ -251,6 +251,8 @@ async def test_refusal_of_an_identified_user_is_audited(tmp_path: Path) -> None:
         async with await server.client():
             status, _, body = await refused(server.url, server.token())
             assert status == 429
+            for _ in range(20):  # a user hammering its limit: sampled, not a row each
+                assert (await refused(server.url, server.token()))[0] == 429
             store = server.app.services.store
             page = await store.audit.list(None)
             events = await store.audit.list(TenantId("acme"))
