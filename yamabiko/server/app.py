@@ -217,6 +217,7 @@ class ServerOptions:
         max_mcp_sessions_per_user: int = 8,
         handshakes_per_second: float = 100.0,
         handshake_burst: int = 2000,
+        mcp_session_idle_s: float = 300.0,
     ) -> None:
         self.host = host
         self.port = port
@@ -230,6 +231,7 @@ class ServerOptions:
         self.max_mcp_sessions_per_user = max_mcp_sessions_per_user
         self.handshakes_per_second = handshakes_per_second
         self.handshake_burst = handshake_burst
+        self.mcp_session_idle_s = mcp_session_idle_s
 
 
 class App:

@@ -163,9 +163,7 @@ async def _serve_async(settings: Any) -> int:
 
     app = await build_app(settings)
     await app.start()
-    mcp = await start_mcp_http(
-        app, settings.host, settings.mcp_port, session_idle_s=settings.mcp_session_idle_s
-    )
+    mcp = await start_mcp_http(app, settings.host, settings.mcp_port)
     tune_gc()
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()

@@ -125,14 +125,14 @@ class Backend(msgspec.Struct, frozen=True):
     session_idle_s: float = 300.0
 
 
-def backend_of(app: Any, session_idle_s: float = 300.0) -> Backend:
+def backend_of(app: Any) -> Backend:
     return Backend(
         app.admission,
         app.methods,
         app.session_config,
         app.services,
         app.rate_limiter,
-        session_idle_s,
+        app.options.mcp_session_idle_s,
     )
 
 
@@ -453,12 +453,10 @@ class McpHttp:
             await server.shutdown(sockets=self._sockets)
 
 
-async def start_mcp_http(
-    app: Any, host: str, port: int, *, session_idle_s: float = 300.0
-) -> McpHttp | None:
+async def start_mcp_http(app: Any, host: str, port: int) -> McpHttp | None:
     """Start the face for ``app``; None (the reason on stderr) if its port cannot be
     had: the socket serves on without it (several nodes on one host, say)."""
-    face = McpHttp(backend_of(app, session_idle_s), host, port)
+    face = McpHttp(backend_of(app), host, port)
     try:
         await face.start()
     except OSError as exc:

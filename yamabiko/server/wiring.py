@@ -83,6 +83,7 @@ def server_options(settings: Settings) -> ServerOptions:
         max_mcp_sessions_per_user=settings.max_mcp_sessions_per_user,
         handshakes_per_second=settings.handshakes_per_second,
         handshake_burst=settings.handshake_burst,
+        mcp_session_idle_s=settings.mcp_session_idle_s,
     )
 
 
