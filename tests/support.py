@@ -9,10 +9,16 @@ for flow control, without a production method existing only for tests.
 from __future__ import annotations
 
 import asyncio
+import os
 import secrets
+import signal
+import socket
+import subprocess
+import sys
+import time
 import uuid
-from collections.abc import AsyncIterator, Mapping, Sequence
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Awaitable, Iterator, Mapping, Sequence
+from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -263,3 +269,91 @@ async def read_stream(
         if note.params.get("streamId") == stream_id:
             read.items.append((note.method, note.params))
     return read
+
+
+@dataclass
+class Process:
+    """A ``yamabiko serve`` subprocess (see :func:`serve_process`)."""
+
+    ws_url: str
+    mcp_url: str
+    secret: str
+    data_dir: Path
+    pid: int
+
+    @property
+    def http(self) -> str:
+        return self.ws_url.removeprefix("ws://").removesuffix("/ws")
+
+    def token(self, sub: str = "alice", tenant: str = "acme", **kw: Any) -> str:
+        return mint_token(self.secret, sub=sub, tenant=tenant, **kw)
+
+    def rss_bytes(self) -> int:
+        """The process's resident memory now (Linux)."""
+        for line in Path(f"/proc/{self.pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) * 1024
+        raise RuntimeError("no VmRSS")
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@contextmanager
+def serve_process(tmp: Path, env: Mapping[str, str] | None = None) -> Iterator[Process]:
+    """``yamabiko serve`` on free ports (socket and MCP HTTP) with a fresh data dir, a
+    known JWT secret and ``env`` (settings); ended on exit. Its log: ``tmp/server.log``."""
+    secret = secrets.token_urlsafe(48)
+    clean = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith("YAMABIKO_") and not k.endswith(("_API_KEY", "_BASE_URL"))
+    }
+    cmd = [sys.executable, "-m", "yamabiko.server.cli", "serve", "--port", "0"]
+    cmd += ["--mcp-port", str(free_port()), "--data-dir", str(tmp / "data")]
+    with (
+        (tmp / "server.log").open("w") as log,
+        subprocess.Popen(
+            cmd,
+            stdout=subprocess.PIPE,
+            stderr=log,
+            text=True,
+            env={**clean, "YAMABIKO_JWT_SECRET": secret, **(env or {})},
+        ) as proc,
+    ):
+        try:
+            assert proc.stdout is not None
+            line = proc.stdout.readline()  # bounded by the test timeout
+            assert line.startswith("listening on ws://"), (tmp / "server.log").read_text()
+            mcp_line = proc.stdout.readline()
+            assert mcp_line.startswith("mcp on http://"), (tmp / "server.log").read_text()
+            yield Process(line.split()[-1], mcp_line.split()[-1], secret, tmp / "data", proc.pid)
+        finally:
+            proc.send_signal(signal.SIGTERM)
+            try:
+                proc.wait(10)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+
+
+async def ping_while(url: str, token: str, attack: Awaitable[Any]) -> list[float]:
+    """Seconds each ``ping`` took on a socket of ``token`` while ``attack`` ran (one
+    after the other, for as long as it runs); the attack's exception propagates."""
+    latencies: list[float] = []
+    async with await Client.connect(url, token=token) as client:
+        task = asyncio.ensure_future(attack)
+        while not task.done():
+            started = time.perf_counter()
+            await client.call("ping", timeout=10)
+            latencies.append(time.perf_counter() - started)
+        await task
+    return latencies
+
+
+def p99(latencies: Sequence[float]) -> float:
+    ordered = sorted(latencies)
+    return ordered[min(len(ordered) - 1, int(len(ordered) * 0.99))]

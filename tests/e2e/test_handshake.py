@@ -20,6 +20,7 @@ from websockets.exceptions import InvalidStatus
 
 from tests.support import Running, running_server
 from yamabiko.client import Client
+from yamabiko.schema.objects import TenantId
 from yamabiko.store.revocations import MemoryRevokedTokens
 
 
@@ -237,12 +238,30 @@ async def test_revocation_closes_an_open_session_within_a_second(server: Running
     assert "revoked" in body
 
 
-async def test_refused_handshakes_are_audited(server: Running) -> None:
+async def test_refusals_without_identity_are_counted_not_audited(server: Running) -> None:
     await refused(server.url)
     await refused(server.url, "x.y.z")
     store = server.app.services.store
-    page = await store.audit.list(None, limit=10)
-    events = {(e.action, e.outcome, e.detail["reason"]) for e in page.items}
-    assert ("connection.refused", "refused", "missing bearer token") in events
-    assert ("token.refused", "refused", "malformed token") in events
-    assert all("x.y.z" not in str(e.detail) for e in page.items)
+    assert (await store.audit.list(None, limit=10)).items == []
+    assert server.app.stats.handshakes_rejected == {"missing_token": 1, "invalid_token": 1}
+
+
+async def test_refusal_of_an_identified_user_is_audited(tmp_path: Path) -> None:
+    async with running_server(tmp_path, max_connections_per_user=1) as server:
+        async with await server.client():
+            status, _, body = await refused(server.url, server.token())
+            assert status == 429
+            for _ in range(20):  # a user hammering its limit: sampled, not a row each
+                assert (await refused(server.url, server.token()))[0] == 429
+            store = server.app.services.store
+            page = await store.audit.list(None)
+            events = await store.audit.list(TenantId("acme"))
+        assert page.items == []
+        (event,) = events.items
+        assert (event.action, event.outcome, event.subject) == (
+            "connection.refused",
+            "refused",
+            "alice",
+        )
+        assert event.detail["reason"] == body.strip()
+        assert server.token() not in str(event.detail)

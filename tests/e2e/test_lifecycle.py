@@ -231,3 +231,20 @@ async def test_burst_over_the_bucket_is_rate_limited(tmp_path: Path) -> None:
             assert await bob.call("test/sleep", {"seconds": 0}) == {"slept": 0}
         await asyncio.sleep(retry_ms / 1000)
         assert await client.call("test/sleep", {"seconds": 0}) == {"slept": 0}
+
+
+async def test_refresh_with_an_exp_past_any_date_is_an_invalid_token(server: Running) -> None:
+    far = server.token(extra={"exp": 1e30})
+    async with await server.client() as client:
+        with pytest.raises(RemoteError) as info:
+            await client.call("session/refresh", {"token": far})
+        assert info.value.wire_code == -32001
+        assert "exp" in str(info.value)
+        assert await client.call("ping") == {}
+    status = None
+    try:
+        async with connect(server.url, additional_headers={"Authorization": f"Bearer {far}"}):
+            pass
+    except Exception as exc:  # InvalidStatus: the handshake is refused too
+        status = getattr(getattr(exc, "response", None), "status_code", None)
+    assert status == 401

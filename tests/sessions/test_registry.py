@@ -181,9 +181,8 @@ async def test_one_slow_close_does_not_hold_up_the_sweep() -> None:
     assert (await slow.wait_closed())[0] == WS_4001_TOKEN_EXPIRED
 
 
-def test_connection_counts_per_user_and_tenant() -> None:
+def test_sessions_are_added_and_removed_once() -> None:
     registry = SessionRegistry()
-    assert registry.connections_of("acme", "alice") == 0
 
     def new(sub: str, tid: str) -> Session:
         return make_session(identity=make_identity(sub, tid))
@@ -193,16 +192,10 @@ def test_connection_counts_per_user_and_tenant() -> None:
     for session in (a1, a2, a3, b1):
         registry.add(session)
     assert len(registry) == 4
-    assert registry.connections_of("acme", "alice") == 2
-    assert registry.connections_of("globex", "alice") == 1
-    assert registry.connections_of("acme", "bob") == 1
     registry.remove(a1)
-    assert registry.connections_of("acme", "alice") == 1
-    registry.remove(a1)  # twice: counted once
-    assert registry.connections_of("acme", "alice") == 1
+    registry.remove(a1)  # twice: removed once
+    assert len(registry) == 3
     registry.remove(a2)
-    assert registry.connections_of("acme", "alice") == 0
-    assert registry.connections_of("acme", "bob") == 1
     assert len(registry) == 2
     assert set(registry.sessions) == {a3.id, b1.id}
 

@@ -1,11 +1,15 @@
 """The WebSocket server: handshake and auth, HTTP endpoints on the same port, the read
 loop of each connection, graceful shutdown.
 
-The handshake is where identity is settled: a request to ``/ws`` or ``/mcp`` without a
-valid token is refused with 401 before any upgrade (and never gets a session); plain
-``GET`` requests to the HTTP endpoints are answered there too. A connection that is
-upgraded gets one :class:`~yamabiko.sessions.session.Session`, fed by
-:meth:`App._serve_connection`, the only reader of its socket.
+The handshake is where identity is settled: a request to ``/ws`` or ``/mcp`` is put to
+the node's :class:`~yamabiko.server.admission.Admission` and refused before any upgrade
+(never getting a session) unless admitted; plain ``GET`` requests to the HTTP endpoints
+are answered there too. The admission's ticket lives on the connection
+(:class:`AdmittedConnection`) and is released when the connection is lost, at whatever
+stage: a handshake that fails after ``process_request`` (no ``Upgrade``, a bad
+``Sec-WebSocket-Key``) leaves nothing behind. A connection that is upgraded gets one
+:class:`~yamabiko.sessions.session.Session`, fed by :meth:`App._serve_connection`, the
+only reader of its socket.
 """
 
 from __future__ import annotations
@@ -17,12 +21,12 @@ import hashlib
 import logging
 import re
 import time
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Coroutine, Mapping, Sequence
 from functools import cache
 from http import HTTPStatus
 from importlib import resources
 from typing import Any, Final
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import urlsplit
 
 from websockets.asyncio.server import Server, ServerConnection, serve
 from websockets.datastructures import Headers
@@ -33,6 +37,14 @@ from websockets.protocol import State
 from websockets.typing import Subprotocol
 
 from yamabiko.protocol import errors
+from yamabiko.server.admission import (
+    SUBPROTOCOL_TOKEN_PREFIX,
+    Admission,
+    AdmissionRequest,
+    AuditHook,
+    Refusal,
+    Ticket,
+)
 from yamabiko.server.auth import TokenRejected, TokenVerifier
 from yamabiko.server.metrics import render_metrics
 from yamabiko.sessions.identity import Identity
@@ -59,8 +71,25 @@ SECURITY_HEADERS: Final = (
 
 ReadyCheck = Callable[[], Awaitable[None]]
 Closer = Callable[[], Awaitable[None]]
-AuditHook = Callable[[str | None, str | None, str, str, dict[str, Any]], Awaitable[None]]
-"""``(tenant_id, subject, action, outcome, detail)``: records a security event."""
+Background = Callable[[], Coroutine[Any, Any, None]]
+"""A node-level job that runs from :meth:`App.start` until :meth:`App.stop` cancels it."""
+
+
+class AdmittedConnection(ServerConnection):
+    """A connection that carries its admission ticket (set in ``process_request``,
+    websockets' idiom for per-connection data) and gives it back when the connection is
+    lost: after its session, or after a handshake that failed past ``process_request``,
+    when no handler runs at all."""
+
+    ticket: Ticket | None = None
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        try:
+            super().connection_lost(exc)
+        finally:
+            ticket, self.ticket = self.ticket, None
+            if ticket is not None:
+                ticket.release()
 
 
 class WebSocketTransport:
@@ -188,6 +217,10 @@ class ServerOptions:
         allowed_origins: Sequence[str] = (),
         max_connections_per_user: int = 16,
         shutdown_timeout_s: float = 10.0,
+        max_mcp_sessions_per_user: int = 8,
+        handshakes_per_second: float = 100.0,
+        handshake_burst: int = 2000,
+        mcp_session_idle_s: float = 300.0,
     ) -> None:
         self.host = host
         self.port = port
@@ -198,6 +231,10 @@ class ServerOptions:
         self.allowed_origins = frozenset(allowed_origins)
         self.max_connections_per_user = max_connections_per_user
         self.shutdown_timeout_s = shutdown_timeout_s
+        self.max_mcp_sessions_per_user = max_mcp_sessions_per_user
+        self.handshakes_per_second = handshakes_per_second
+        self.handshake_burst = handshake_burst
+        self.mcp_session_idle_s = mcp_session_idle_s
 
 
 class App:
@@ -218,6 +255,7 @@ class App:
         audit: AuditHook | None = None,
         revoked: RevokedTokens | None = None,
         closers: Sequence[Closer] = (),
+        background: Sequence[Background] = (),
     ) -> None:
         self.options = options
         self.verifier = verifier
@@ -230,10 +268,21 @@ class App:
         self.audit = audit
         self.revoked = revoked
         self.closers = list(closers)
+        self.background = list(background)
+        self._background: list[asyncio.Task[None]] = []
         self._revocations_seen = time.time()
         self.stats = stats or Stats()
         self.registry = SessionRegistry()
-        self._identities: dict[ServerConnection, Identity] = {}
+        self.admission = Admission(
+            verifier,
+            allowed_origins=options.allowed_origins,
+            max_connections_per_user=options.max_connections_per_user,
+            max_mcp_sessions_per_user=options.max_mcp_sessions_per_user,
+            handshakes_per_second=options.handshakes_per_second,
+            handshake_burst=options.handshake_burst,
+            stats=self.stats,
+            audit=audit,
+        )
         self._server: Server | None = None
         self._sweeper: asyncio.Task[None] | None = None
         self._http: dict[str, Callable[[], Awaitable[HttpResponse]]] = {
@@ -259,8 +308,11 @@ class App:
             ping_interval=opts.ping_interval_s,
             ping_timeout=opts.ping_timeout_s,
             server_header="Yamabiko",
+            create_connection=AdmittedConnection,
         )
-        self._sweeper = asyncio.get_running_loop().create_task(self._sweep_forever())
+        loop = asyncio.get_running_loop()
+        self._sweeper = loop.create_task(self._sweep_forever())
+        self._background = [loop.create_task(job()) for job in self.background]
 
     @property
     def port(self) -> int:
@@ -300,6 +352,10 @@ class App:
         await server.wait_closed()
         if self._sweeper is not None:
             self._sweeper.cancel()
+        for task in self._background:
+            task.cancel()
+        self._background = []
+        self.admission.report(force=True)
         self._server = None
         for close in self.closers:
             try:
@@ -311,6 +367,7 @@ class App:
         while True:
             await asyncio.sleep(0.5)
             self.registry.sweep()
+            self.admission.report()
             if self.revoked is not None and self.registry.sessions:
                 try:
                     await self._close_revoked(self.revoked)
@@ -346,79 +403,35 @@ class App:
             if handler is None:
                 return _text(HTTPStatus.NOT_FOUND, b"not found\n")
             return await handler()
-        origin = request.headers.get("Origin")
-        allowed = self.options.allowed_origins
-        if allowed and origin is not None and origin not in allowed:
-            return await self._refuse(
-                connection, HTTPStatus.FORBIDDEN, "origin_not_allowed", "origin not allowed"
-            )
-        token = _bearer_token(request.headers) or _query_token(parts.query)
-        if token is None:
-            return await self._refuse(
-                connection,
-                HTTPStatus.UNAUTHORIZED,
-                "missing_token",
-                "missing bearer token",
-                challenge='Bearer realm="yamabiko"',
-            )
-        try:
-            identity = await self.verifier.verify(token)
-        except TokenRejected as exc:
-            challenge = (
-                f'Bearer realm="yamabiko", error="{exc.error}", error_description="{exc.reason}"'
-            )
-            return await self._refuse(
-                connection,
-                HTTPStatus.UNAUTHORIZED,
-                "invalid_token",
-                exc.reason,
-                challenge=challenge,
-            )
-        limit = self.options.max_connections_per_user
-        if self.registry.connections_of(identity.tid, identity.sub) >= limit:
-            return await self._refuse(
-                connection,
-                HTTPStatus.TOO_MANY_REQUESTS,
-                "too_many_connections",
-                f"too many connections for this user (limit {limit})",
-                identity=identity,
-            )
-        self._identities[connection] = identity
+        offered = [
+            p.strip()
+            for value in request.headers.get_all("Sec-WebSocket-Protocol")
+            for p in value.split(",")
+        ]
+        admitted = await self.admission.admit(
+            AdmissionRequest(
+                path=path,
+                headers=request.headers,
+                query=parts.query,
+                peer=_peer(connection),
+                subprotocols=offered,
+            ),
+            hold="socket",
+        )
+        if isinstance(admitted, Refusal):
+            return _refusal(admitted)
+        assert isinstance(connection, AdmittedConnection)
+        connection.ticket = admitted
         # websockets keeps the request for the connection's life: drop the credential
         # (it is verified, and memory is not where a token should linger).
         if "Authorization" in request.headers:
             del request.headers["Authorization"]
+        if any(p.startswith(SUBPROTOCOL_TOKEN_PREFIX) for p in offered):
+            del request.headers["Sec-WebSocket-Protocol"]
+            kept = [p for p in offered if p and not p.startswith(SUBPROTOCOL_TOKEN_PREFIX)]
+            if kept:
+                request.headers["Sec-WebSocket-Protocol"] = ", ".join(kept)
         return None
-
-    async def _refuse(
-        self,
-        connection: ServerConnection,
-        status: HTTPStatus,
-        kind: str,
-        reason: str,
-        *,
-        challenge: str | None = None,
-        identity: Identity | None = None,
-    ) -> HttpResponse:
-        self.stats.rejected(kind)
-        peer = _peer(connection)
-        log.info("handshake refused", extra={"status": int(status), "reason": reason, "peer": peer})
-        if self.audit is not None:
-            action = "token.refused" if kind == "invalid_token" else "connection.refused"
-            try:
-                await self.audit(
-                    identity.tid if identity else None,
-                    identity.sub if identity else None,
-                    action,
-                    "refused",
-                    {"reason": reason, "status": int(status), "peer": peer},
-                )
-            except Exception:
-                log.exception("could not record an audit event")
-        response = _text(status, reason.encode() + b"\n")
-        if challenge is not None:
-            response.headers["WWW-Authenticate"] = challenge
-        return response
 
     async def _verify_for_refresh(self, token: str) -> Identity:
         try:
@@ -429,7 +442,9 @@ class App:
     # Connections
 
     async def _serve_connection(self, ws: ServerConnection) -> None:
-        identity = self._identities.pop(ws)
+        assert isinstance(ws, AdmittedConnection)
+        assert ws.ticket is not None
+        identity = ws.ticket.identity
         transport = WebSocketTransport(ws)
         session = Session(
             transport,
@@ -502,7 +517,7 @@ class App:
         return _json(HTTPStatus.OK, b'{"status":"ready"}')
 
     async def _metrics(self) -> HttpResponse:
-        body, content_type = render_metrics(self.stats, self.registry)
+        body, content_type = render_metrics(self.stats, self.registry, self.admission)
         return _make(HTTPStatus.OK, body, content_type)
 
     async def _openrpc(self) -> HttpResponse:
@@ -546,19 +561,11 @@ def _select_subprotocol(
     return None
 
 
-def _bearer_token(headers: Headers) -> str | None:
-    value = headers.get("Authorization")
-    if value is None:
-        return None
-    scheme, _, token = value.partition(" ")
-    if scheme.lower() != "bearer" or not token.strip():
-        return None
-    return token.strip()
-
-
-def _query_token(query: str) -> str | None:
-    values = parse_qs(query).get("access_token")
-    return values[0] if values else None
+def _refusal(refusal: Refusal) -> HttpResponse:
+    response = _text(HTTPStatus(refusal.status), refusal.reason.encode() + b"\n")
+    for name, value in refusal.headers:
+        response.headers[name] = value
+    return response
 
 
 def _peer(connection: ServerConnection) -> str:

@@ -44,6 +44,9 @@ _MIN_RSA_BITS: Final = 2048
 _JWKS_TIMEOUT_S: Final = 5.0
 _JWKS_MAX_BYTES: Final = 1024 * 1024
 _SAFE_ALG = re.compile(r"[A-Za-z0-9]{1,16}")
+MAX_EXP: Final = 253402300799
+"""9999-12-31T23:59:59Z: the last instant a datetime can hold. A later ``exp`` (even
+issuer-signed) is refused as invalid rather than overflowing wherever it is shown."""
 
 logger = logging.getLogger(__name__)
 
@@ -276,6 +279,8 @@ def _identity(claims: Mapping[str, Any]) -> Identity:
             raise TokenRejected(f"invalid claim: {name}")
     exp = claims["exp"]
     if isinstance(exp, bool) or not isinstance(exp, (int, float)):
+        raise TokenRejected("invalid claim: exp")
+    if not math.isfinite(exp) or exp > MAX_EXP:
         raise TokenRejected("invalid claim: exp")
     scope = claims.get("scope", "")
     if isinstance(scope, str):

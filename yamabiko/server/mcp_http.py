@@ -3,12 +3,21 @@
 
 Theory of operation
 -------------------
-:func:`build_asgi` wraps the SDK's Streamable HTTP app in :class:`BearerAuth`, which
-verifies the bearer JWT with the app's :class:`~yamabiko.server.auth.TokenVerifier`
-exactly as the socket's handshake does (401 with ``WWW-Authenticate`` without a valid
-one, before the SDK sees the request) and puts the :class:`Identity` in the ASGI scope.
-The SDK hands each MCP request its HTTP request, so every request is served as the
-identity of its own token, even within one MCP session.
+:func:`build_asgi` wraps the SDK's Streamable HTTP app in :class:`McpAdmission`, which
+puts every request to the node's :class:`~yamabiko.server.admission.Admission`, the
+same rules as the socket's handshake (origin, token, refusals counted and audited),
+before the SDK sees it, and leaves the :class:`Identity` in the ASGI scope. The SDK
+hands each MCP request its HTTP request, so every request is served as the identity of
+its own token, even within one MCP session.
+
+Sessions (``Mcp-Session-Id``) are ours to bound and to bind. A request that opens one
+holds a place of its user (``max_mcp_sessions_per_user``, counted by the admission with
+the requests still in flight); the place stays with the session until it is deleted or
+idle for ``mcp_session_idle_s`` (the SDK's own idle timeout is the same). Each session
+belongs to the (tenant, subject) that opened it: a request naming it with another
+user's token is answered 404, as for an unknown session, for POST, GET and DELETE alike.
+The SDK's own check compares the principal of ``scope["user"]``; that principal's
+subject is the JSON pair ``[tenant, subject]``, so the SDK's check binds the tenant too.
 
 For each ``tools/list`` or ``tools/call`` a headless :class:`Session` is built (identity
 from the token; the app's methods, session config and services; state READY) and the
@@ -28,24 +37,28 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 import socket
 import sys
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable, MutableMapping
 from typing import Any, Final
 
 import mcp_types as types
 import msgspec
 import uvicorn
+from mcp.server.auth.middleware.bearer_auth import AuthenticatedUser
+from mcp.server.auth.provider import AccessToken
 from mcp.server.context import ServerRequestContext
 from mcp.server.lowlevel import Server
+from mcp.server.transport_security import TransportSecuritySettings
 
 from yamabiko.handlers import mcp_face
 from yamabiko.schema.base import RequestMeta
 from yamabiko.schema.mcp import CallToolParams, ListToolsParams
 from yamabiko.schema.session import PROGRESS, ProgressParams
-from yamabiko.server.app import AuditHook
-from yamabiko.server.auth import TokenRejected, TokenVerifier
+from yamabiko.server.admission import Admission, AdmissionRequest, Refusal, Ticket
 from yamabiko.sessions.identity import Identity
 from yamabiko.sessions.session import Context, RateLimiter, Session, State
 
@@ -53,7 +66,10 @@ log = logging.getLogger("yamabiko.mcp_http")
 
 PATH: Final = "/mcp"
 IDENTITY_KEY: Final = "yamabiko.identity"
-"""Where :class:`BearerAuth` leaves the verified identity in the ASGI scope."""
+"""Where :class:`McpAdmission` leaves the verified identity in the ASGI scope."""
+SESSION_HEADER: Final = "mcp-session-id"
+_CLIENT_ID: Final = "yamabiko"
+_SWEEP_EVERY_S: Final = 1.0
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -99,26 +115,24 @@ class _Relay:
 
 
 class Backend(msgspec.Struct, frozen=True):
-    """What the tools need from the app (an :class:`~yamabiko.server.app.App` has it)."""
+    """What the face needs from the app (an :class:`~yamabiko.server.app.App` has it)."""
 
-    verifier: TokenVerifier
+    admission: Admission
     methods: Any
     session_config: Any
     services: Any
     rate_limiter: RateLimiter | None = None
-    audit: AuditHook | None = None
-    allowed_origins: frozenset[str] = frozenset()
+    session_idle_s: float = 300.0
 
 
 def backend_of(app: Any) -> Backend:
     return Backend(
-        app.verifier,
+        app.admission,
         app.methods,
         app.session_config,
         app.services,
         app.rate_limiter,
-        app.audit,
-        frozenset(app.options.allowed_origins),
+        app.options.mcp_session_idle_s,
     )
 
 
@@ -126,7 +140,7 @@ def backend_of(app: Any) -> Backend:
 async def _context(backend: Backend, ctx: ServerRequestContext[Any, Any]) -> AsyncIterator[Context]:
     request = ctx.request
     identity = getattr(request, "scope", {}).get(IDENTITY_KEY)
-    if not isinstance(identity, Identity):  # only reachable without BearerAuth
+    if not isinstance(identity, Identity):  # only reachable without McpAdmission
         raise PermissionError("no verified identity for this request")
     token = (ctx.meta or {}).get("progress_token")
     progress: Progress | None = None
@@ -194,97 +208,203 @@ def _error(message: str) -> types.CallToolResult:
     return types.CallToolResult(content=[types.TextContent(text=message)], is_error=True)
 
 
-class BearerAuth:
-    """ASGI middleware, the socket handshake's checks: an ``Origin`` not in
-    ``allowed_origins`` (when set) gets 403; a request without a valid bearer token
-    gets 401 and ``WWW-Authenticate``, and an audit event; a valid one goes on with its
-    :class:`Identity` at ``scope[IDENTITY_KEY]``."""
+class _McpSession:
+    """What we keep of one open MCP session: its owner, its held place, and when it
+    last had no request in flight (a few dozen bytes: the SDK holds the rest)."""
 
-    def __init__(self, inner: ASGIApp, backend: Backend) -> None:
+    __slots__ = ("idle_since", "in_flight", "owner", "ticket")
+
+    def __init__(self, ticket: Ticket, now: float) -> None:
+        self.ticket = ticket
+        self.owner = (ticket.identity.tid, ticket.identity.sub)
+        self.in_flight = 0
+        self.idle_since = now
+
+
+class McpAdmission:
+    """ASGI middleware: every HTTP request admitted by the app's
+    :class:`~yamabiko.server.admission.Admission` (403 for a foreign ``Origin``, 401 and
+    ``WWW-Authenticate`` without a valid bearer token, 429 past the user's session
+    limit), its :class:`Identity` at ``scope[IDENTITY_KEY]``; sessions bound to the user
+    that opened them and reaped when idle (see the module's docstring)."""
+
+    def __init__(
+        self,
+        inner: ASGIApp,
+        backend: Backend,
+        *,
+        stateless: bool = False,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self.inner = inner
-        self.backend = backend
+        self.admission = backend.admission
+        self.idle_s = backend.session_idle_s
+        self.stateless = stateless
+        self.sessions: dict[str, _McpSession] = {}
+        self._clock = clock
+        self._swept_at = clock()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.inner(scope, receive, send)
             return
-        headers: dict[bytes, str] = {
-            k.lower(): v.decode("latin-1") for k, v in scope.get("headers", ())
-        }
-        allowed = self.backend.allowed_origins
-        origin = headers.get(b"origin")
-        if allowed and origin is not None and origin not in allowed:
-            await self._refuse(scope, send, 403, "origin_not_allowed", "origin not allowed")
-            return
-        token = _bearer(headers.get(b"authorization"))
-        if token is None:
-            await self._refuse(
-                scope, send, 401, "missing_token", "missing bearer token", 'Bearer realm="yamabiko"'
-            )
-            return
-        try:
-            identity = await self.backend.verifier.verify(token)
-        except TokenRejected as exc:
-            challenge = (
-                f'Bearer realm="yamabiko", error="{exc.error}", error_description="{exc.reason}"'
-            )
-            await self._refuse(scope, send, 401, "invalid_token", exc.reason, challenge)
-            return
-        await self.inner({**scope, IDENTITY_KEY: identity}, receive, send)
-
-    async def _refuse(
-        self,
-        scope: Scope,
-        send: Send,
-        status: int,
-        kind: str,
-        reason: str,
-        challenge: str | None = None,
-    ) -> None:
+        headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
+        session_id = headers.get(SESSION_HEADER)
+        opening = session_id is None and scope["method"] == "POST" and not self.stateless
         client = scope.get("client")
-        peer = f"{client[0]}:{client[1]}" if client else "?"
-        log.info("mcp request refused", extra={"status": status, "reason": reason, "peer": peer})
-        audit = self.backend.audit
-        if audit is not None:
-            action = "token.refused" if kind == "invalid_token" else "connection.refused"
-            try:
-                await audit(
-                    None,
-                    None,
-                    action,
-                    "refused",
-                    {"reason": reason, "status": status, "peer": peer},
+        request = AdmissionRequest(
+            path=scope.get("path", PATH),
+            headers=headers,
+            peer=f"{client[0]}:{client[1]}" if client else "?",
+            query_token=False,
+        )
+        if opening:
+            self._sweep()
+        admitted = await self.admission.admit(request, hold="mcp_session" if opening else None)
+        if isinstance(admitted, Refusal):
+            await _send_refusal(send, admitted)
+            return
+        self.admission.stats.mcp_requests += 1
+        identity = admitted.identity
+        scope = {**scope, IDENTITY_KEY: identity, "user": _principal(identity)}
+        if opening:
+            await self._open(admitted, scope, receive, send)
+        elif session_id is not None:
+            await self._within(session_id, identity, scope, receive, send)
+        else:
+            await self.inner(scope, receive, send)
+
+    async def _open(self, ticket: Ticket, scope: Scope, receive: Receive, send: Send) -> None:
+        """Serve a request that may open a session: the ticket's place goes to the
+        session if the SDK opened one, else back at the end of the request."""
+        opened: list[_McpSession] = []
+
+        async def watch(message: Message) -> None:
+            if message["type"] == "http.response.start" and message["status"] < 400:
+                for name, value in message.get("headers", ()):
+                    if name.lower() == SESSION_HEADER.encode():
+                        entry = _McpSession(ticket, self._clock())
+                        entry.in_flight = 1
+                        self.sessions[value.decode("latin-1")] = entry
+                        opened.append(entry)
+            await send(message)
+
+        try:
+            await self.inner(scope, receive, watch)
+        finally:
+            if opened:
+                opened[0].in_flight -= 1
+                opened[0].idle_since = self._clock()
+            else:
+                ticket.release()
+
+    async def _within(
+        self, session_id: str, identity: Identity, scope: Scope, receive: Receive, send: Send
+    ) -> None:
+        entry = self.sessions.get(session_id)
+        if entry is not None and entry.in_flight == 0 and self._idle(entry, self._clock()):
+            self._forget(session_id, entry)
+            entry = None
+        if entry is None or entry.owner != (identity.tid, identity.sub):
+            if entry is not None:
+                log.warning(
+                    "MCP session used with another user's token",
+                    extra={"sub": identity.sub, "tid": identity.tid},
                 )
-            except Exception:
-                log.exception("could not record an audit event")
-        body = reason.encode() + b"\n"
-        response: list[tuple[bytes, bytes]] = [
-            (b"content-type", b"text/plain; charset=utf-8"),
-            (b"content-length", str(len(body)).encode()),
-            (b"cache-control", b"no-store"),
+            await _send_not_found(send)
+            return
+        entry.in_flight += 1
+        status: list[int] = []
+
+        async def watch(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                status.append(message["status"])
+            await send(message)
+
+        try:
+            await self.inner(scope, receive, watch)
+        finally:
+            entry.in_flight -= 1
+            entry.idle_since = self._clock()
+            deleted = scope["method"] == "DELETE" and status and status[0] < 400
+            if deleted or (status and status[0] == 404):
+                self._forget(session_id, entry)
+
+    def _idle(self, entry: _McpSession, now: float) -> bool:
+        return now - entry.idle_since >= self.idle_s
+
+    def _forget(self, session_id: str, entry: _McpSession) -> None:
+        if self.sessions.get(session_id) is entry:
+            del self.sessions[session_id]
+        entry.ticket.release()
+
+    def _sweep(self) -> None:
+        """Give back the places of sessions idle past the limit (the SDK closes them on
+        the same timeout); at most once a second, when a session is being opened."""
+        now = self._clock()
+        if now - self._swept_at < _SWEEP_EVERY_S:
+            return
+        self._swept_at = now
+        idle = [
+            (sid, e) for sid, e in self.sessions.items() if e.in_flight == 0 and self._idle(e, now)
         ]
-        if challenge is not None:
-            response.append((b"www-authenticate", challenge.encode()))
-        await send({"type": "http.response.start", "status": status, "headers": response})
-        await send({"type": "http.response.body", "body": body})
+        for session_id, entry in idle:
+            self._forget(session_id, entry)
 
 
-def _bearer(value: str | None) -> str | None:
-    if value is None:
-        return None
-    scheme, _, token = value.partition(" ")
-    if scheme.lower() != "bearer" or not token.strip():
-        return None
-    return token.strip()
+def _principal(identity: Identity) -> AuthenticatedUser:
+    """What the SDK compares to bind a session to its owner: (client id, issuer,
+    subject). The subject is ``[tenant, sub]`` as JSON, unambiguous whatever the names
+    hold, so "alice" of one tenant is never "alice" of another."""
+    subject = json.dumps([identity.tid, identity.sub], separators=(",", ":"))
+    # The token itself is not needed past admission: it is not kept here.
+    access = AccessToken(
+        token="-", client_id=_CLIENT_ID, scopes=sorted(identity.scopes), subject=subject
+    )
+    return AuthenticatedUser(access)
+
+
+async def _send_refusal(send: Send, refusal: Refusal) -> None:
+    body = refusal.reason.encode() + b"\n"
+    headers: list[tuple[bytes, bytes]] = [
+        (b"content-type", b"text/plain; charset=utf-8"),
+        (b"content-length", str(len(body)).encode()),
+        (b"cache-control", b"no-store"),
+    ]
+    headers += [(name.lower().encode(), value.encode()) for name, value in refusal.headers]
+    await send({"type": "http.response.start", "status": refusal.status, "headers": headers})
+    await send({"type": "http.response.body", "body": body})
+
+
+_NOT_FOUND: Final = (
+    b'{"jsonrpc":"2.0","id":null,"error":{"code":-32600,"message":"Session not found"}}'
+)
+
+
+async def _send_not_found(send: Send) -> None:
+    """The SDK's answer to an unknown session id: an owner's session and a missing one
+    must look the same to anyone else."""
+    headers = [
+        (b"content-type", b"application/json"),
+        (b"content-length", str(len(_NOT_FOUND)).encode()),
+    ]
+    await send({"type": "http.response.start", "status": 404, "headers": headers})
+    await send({"type": "http.response.body", "body": _NOT_FOUND})
 
 
 def build_asgi(backend: Backend, *, host: str = "127.0.0.1", stateless: bool = False) -> ASGIApp:
-    """The ASGI app: bearer auth in front of the SDK's Streamable HTTP app at ``/mcp``."""
+    """The ASGI app: admission in front of the SDK's Streamable HTTP app at ``/mcp``."""
     server = build_server(backend)
     inner = server.streamable_http_app(
-        streamable_http_path=PATH, stateless_http=stateless, host=host
+        streamable_http_path=PATH,
+        stateless_http=stateless,
+        host=host,
+        session_idle_timeout=backend.session_idle_s,
+        # Origins are the admission's (YAMABIKO_ALLOWED_ORIGINS, as on the socket); the
+        # SDK's localhost-only guard would refuse an origin the operator allowed.
+        transport_security=TransportSecuritySettings(enable_dns_rebinding_protection=False),
     )
-    return BearerAuth(inner, backend)
+    return McpAdmission(inner, backend, stateless=stateless)
 
 
 class McpHttp:

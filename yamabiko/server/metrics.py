@@ -17,6 +17,7 @@ from prometheus_client.core import (
     Metric,
 )
 
+from yamabiko.server.admission import Admission
 from yamabiko.sessions.registry import SessionRegistry
 from yamabiko.sessions.stats import LATENCY_BUCKETS, OUTCOMES, Stats
 
@@ -24,9 +25,12 @@ from yamabiko.sessions.stats import LATENCY_BUCKETS, OUTCOMES, Stats
 class StatsCollector:
     """A collector over one process's :class:`Stats`."""
 
-    def __init__(self, stats: Stats, registry: SessionRegistry) -> None:
+    def __init__(
+        self, stats: Stats, registry: SessionRegistry, admission: Admission | None = None
+    ) -> None:
         self.stats = stats
         self.registry = registry
+        self.admission = admission
 
     def collect(self) -> Iterator[Metric]:
         stats = self.stats
@@ -35,6 +39,21 @@ class StatsCollector:
         )
         yield CounterMetricFamily(
             "yamabiko_connections", "WebSocket sessions opened.", value=stats.connections_total
+        )
+        admission = self.admission
+        if admission is not None:
+            held = GaugeMetricFamily(
+                "yamabiko_admitted",
+                "Places held by admitted handshakes (in flight and established), by kind.",
+                labels=["kind"],
+            )
+            held.add_metric(["socket"], admission.held("socket"))
+            held.add_metric(["mcp_session"], admission.held("mcp_session"))
+            yield held
+        yield CounterMetricFamily(
+            "yamabiko_mcp_requests",
+            "Requests to the MCP Streamable HTTP face that were admitted.",
+            value=stats.mcp_requests,
         )
         rejected = CounterMetricFamily(
             "yamabiko_handshakes_rejected", "Refused handshakes by reason.", labels=["reason"]
@@ -168,6 +187,9 @@ class _Both:
         yield from PROCESS_COLLECTOR.collect()
 
 
-def render_metrics(stats: Stats, registry: SessionRegistry) -> tuple[bytes, str]:
+def render_metrics(
+    stats: Stats, registry: SessionRegistry, admission: Admission | None = None
+) -> tuple[bytes, str]:
     """The ``/metrics`` body and its content type."""
-    return generate_latest(_Both(StatsCollector(stats, registry))), CONTENT_TYPE_LATEST
+    collector = StatsCollector(stats, registry, admission)
+    return generate_latest(_Both(collector)), CONTENT_TYPE_LATEST

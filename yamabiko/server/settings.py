@@ -150,6 +150,25 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     dev: Annotated[
         bool | None, Meta(description="Dev conveniences; unset: on when no JWT key is configured.")
     ] = None
+    max_mcp_sessions_per_user: Annotated[
+        AtLeastOne, Meta(description="Open MCP HTTP sessions per user; more are refused with 429.")
+    ] = 8
+    mcp_session_idle_s: Annotated[
+        Positive, Meta(description="An MCP HTTP session with no request this long is closed.")
+    ] = 300.0
+    handshakes_per_second: Annotated[
+        float,
+        Meta(
+            ge=0,
+            description="Handshakes per second per client address (IPv6: per /64); 0: no limit.",
+        ),
+    ] = 100.0
+    handshake_burst: Annotated[
+        AtLeastOne, Meta(description="Handshakes per client address in a burst above the rate.")
+    ] = 2000
+    audit_retention_days: Annotated[
+        float, Meta(ge=0, description="Days audit events are kept; 0: forever.")
+    ] = 90.0
 
     @property
     def data_path(self) -> Path:

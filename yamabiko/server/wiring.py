@@ -30,6 +30,7 @@ from yamabiko.schema.openrpc import PATH as OPENRPC_PATH
 from yamabiko.server.app import App, Closer, ServerOptions
 from yamabiko.server.auth import TokenVerifier
 from yamabiko.server.datadir import DataDir, ensure_data_dir
+from yamabiko.server.retention import AuditRetention
 from yamabiko.server.settings import Settings
 from yamabiko.sessions import lifecycle
 from yamabiko.sessions.identity import Identity
@@ -80,6 +81,10 @@ def server_options(settings: Settings) -> ServerOptions:
         allowed_origins=settings.allowed_origins,
         max_connections_per_user=settings.max_connections_per_user,
         shutdown_timeout_s=settings.shutdown_timeout_s,
+        max_mcp_sessions_per_user=settings.max_mcp_sessions_per_user,
+        handshakes_per_second=settings.handshakes_per_second,
+        handshake_burst=settings.handshake_burst,
+        mcp_session_idle_s=settings.mcp_session_idle_s,
     )
 
 
@@ -322,4 +327,5 @@ async def build_app(
         revoked=revoked,
         ready_checks=[store.ping, broker.ping],
         closers=closers,
+        background=[AuditRetention(store.audit, settings.audit_retention_days).run],
     )

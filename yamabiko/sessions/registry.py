@@ -22,29 +22,18 @@ log = logging.getLogger("yamabiko.session")
 class SessionRegistry:
     def __init__(self) -> None:
         self.sessions: dict[str, Session] = {}
-        self._per_user: dict[tuple[str, str], int] = {}
         self._closing: set[asyncio.Task[None]] = set()
 
     def __len__(self) -> int:
         return len(self.sessions)
 
-    def connections_of(self, tenant: str, sub: str) -> int:
-        return self._per_user.get((tenant, sub), 0)
-
     def add(self, session: Session) -> None:
+        # Per-user counts are the admission's (yamabiko/server/admission.py), which
+        # also counts handshakes still in flight.
         self.sessions[session.id] = session
-        key = (session.identity.tid, session.identity.sub)
-        self._per_user[key] = self._per_user.get(key, 0) + 1
 
     def remove(self, session: Session) -> None:
-        if self.sessions.pop(session.id, None) is None:
-            return
-        key = (session.identity.tid, session.identity.sub)
-        left = self._per_user.get(key, 1) - 1
-        if left:
-            self._per_user[key] = left
-        else:
-            self._per_user.pop(key, None)
+        self.sessions.pop(session.id, None)
 
     def sweep(self, now: float | None = None) -> None:
         """Warn of expiring tokens, close expired and slow sessions."""

@@ -52,6 +52,8 @@ class Stats:
         self.methods: dict[str, MethodStats] = {}
         self.connections_total = 0
         self.handshakes_rejected: dict[str, int] = {}
+        self.mcp_requests = 0
+        """Requests admitted on the MCP Streamable HTTP face."""
         self.closed_by_code: dict[int, int] = {}
         self.rate_limited = 0
         self.notifications_dropped = 0

@@ -473,6 +473,11 @@ class AuditRepository(Protocol):
         """The tenant's events (None: the unattributed ones), optionally of one action."""
         ...
 
+    async def delete_before(self, cutoff: datetime, *, limit: int = 1000) -> int:
+        """Deletes up to ``limit`` events older than ``cutoff`` (oldest first), of every
+        tenant; returns how many. Call again while it returns ``limit``."""
+        ...
+
 
 class GhostCountRepository(Protocol):
     """Each user's personal ghost-text model, as ``(context, token, count)`` rows per

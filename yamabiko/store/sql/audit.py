@@ -9,6 +9,7 @@ name the table's column as ``e.tenant_id``, as the select list reuses the name.
 from __future__ import annotations
 
 from collections.abc import Mapping
+from datetime import datetime
 from typing import Any, Final
 
 from yamabiko.schema.objects import AuditEvent, AuditOutcome, Page, TenantId
@@ -53,6 +54,16 @@ class SqlAudit:
         )
         assert row is not None  # an INSERT without conflict handling returns its row
         return to_object(self._db.dialect, row, AuditEvent, _JSON)
+
+    async def delete_before(self, cutoff: datetime, *, limit: int = 1000) -> int:
+        # One bounded batch per call: a long delete would hold the write lock (SQLite)
+        # or a big transaction (PostgreSQL) while handshakes want to write.
+        return await self._db.execute(
+            "DELETE FROM audit_events WHERE id IN"
+            " (SELECT id FROM audit_events WHERE at < $1 ORDER BY at LIMIT $2)",
+            cutoff,
+            limit,
+        )
 
     async def list(
         self,
