@@ -150,7 +150,10 @@ async def test_each_sung_note_has_its_pitch_and_a_rest_is_silence(server: Runnin
         middle = int((note["start"] + 0.5) * per_beat)
         segment = samples[middle : middle + per_beat]
         expected = 440.0 * 2 ** ((note["pitch"] - 69) / 12)
-        assert abs(pitch_of(segment, rate) - expected) / expected < 0.01, note
+        # Within a quarter tone (a wrong note is a semitone off, 6%): the vibrato sways
+        # 30-45 cents either way across half a second; the centre pitch over whole
+        # vibrato cycles is held to 10 cents in tests/engines/audio.
+        assert abs(pitch_of(segment, rate) - expected) / expected < 0.025, note
     rest = samples[int(8.2 * per_beat) : int(9.8 * per_beat)]  # beats 8-10: no note
     assert np.max(np.abs(rest)) < 1e-3
 
