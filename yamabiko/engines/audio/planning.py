@@ -197,8 +197,9 @@ def hash_noise(index: Ints | Floats, seed: float) -> Floats:
 
 
 def _unit(seed: float) -> float:
-    """One uniform number in [0, 1) for ``seed``."""
-    return float(0.5 * (hash_noise(np.array([0]), seed)[0] + 1.0))
+    """One uniform number in [0, 1) for ``seed`` (:func:`hash_noise` at index 0)."""
+    x = math.sin(seed * 78.233) * 43758.5453
+    return x - math.floor(x)
 
 
 # ---------------------------------------------------------------------------------

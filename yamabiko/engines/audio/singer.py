@@ -19,6 +19,8 @@ voice), ``high`` and ``low`` (formants and speaking pitch moved).
 
 from __future__ import annotations
 
+import asyncio
+import weakref
 from collections.abc import AsyncGenerator
 from typing import Final
 
@@ -37,10 +39,29 @@ from yamabiko.engines.audio.rendering import Renderer
 NAME: Final = "singer"
 
 
+RENDER_THREADS: Final = 1
+"""Chunks rendered at once, per engine (per node): rendering holds the GIL for part
+of each chunk, so more threads would not render faster, and every thread that wants
+the GIL delays the event loop that paces every stream (docs/audio.md, "Pacing")."""
+
+
 class SingerEngine:
     """The built-in engine: sings notes, speaks text (see the module docstring)."""
 
     name: str = NAME
+
+    def __init__(self) -> None:
+        self._limiters: weakref.WeakKeyDictionary[
+            asyncio.AbstractEventLoop, anyio.CapacityLimiter
+        ] = weakref.WeakKeyDictionary()
+
+    def _limiter(self) -> anyio.CapacityLimiter:
+        """The render slots of the running loop (a limiter belongs to one loop)."""
+        loop = asyncio.get_running_loop()
+        limiter = self._limiters.get(loop)
+        if limiter is None:
+            limiter = self._limiters[loop] = anyio.CapacityLimiter(RENDER_THREADS)
+        return limiter
 
     def duration_s(self, request: AudioRequest) -> float:
         """Exact: the end of the last note, or the spoken length. Plans the request:
@@ -64,7 +85,9 @@ class SingerEngine:
         while rendered < total or buffered:
             while buffered < block_samples and rendered < total:
                 stop = min(rendered + RENDER_CHUNK, total)
-                chunk = await anyio.to_thread.run_sync(renderer.render, rendered, stop)
+                chunk = await anyio.to_thread.run_sync(
+                    renderer.render, rendered, stop, limiter=self._limiter()
+                )
                 np.clip(chunk, -1.0, 1.0, out=chunk)
                 pending.append(chunk.astype(np.float32))
                 buffered += chunk.size
