@@ -454,15 +454,28 @@ def _spelled_syllables(word: str) -> list[Syllable]:
     return out
 
 
-def _latin_syllables(word: str) -> list[Syllable]:
+def _latin_syllables(word: str, *, romaji_first: bool) -> list[Syllable]:
     word = word[:_MAX_WORD]
-    romaji = _romaji_syllables(word)
+    romaji = _romaji_syllables(word) if romaji_first else None
     if romaji is not None:
         return romaji
     phonemes = pronunciation(word)
     if phonemes is not None:
         return _arpabet_syllables(phonemes)
+    romaji = _romaji_syllables(word)
+    if romaji is not None:
+        return romaji
     return _spelled_syllables(word.replace("'", ""))
+
+
+_LATIN_WORD: Final = re.compile(r"[a-z']+")
+
+
+def _romaji_line(text: str) -> bool:
+    """Whether every Latin word of ``text`` reads as romaji (``kimi no uta``): then a
+    word such as ``me`` is Japanese; in a line with English in it, it is English."""
+    words = _LATIN_WORD.findall(text.lower())
+    return all(_romaji_syllables(w.strip("'")[:_MAX_WORD]) is not None for w in words)
 
 
 def _babble(char: str) -> Syllable:
@@ -484,6 +497,7 @@ def tokens(text: str) -> Iterator[tuple[TokenKind, list[Syllable]]]:
     """Words (as syllables) and pauses (``clause``: a comma; ``sentence``,
     ``question``: a full stop, a question mark)."""
     text = unicodedata.normalize("NFKC", text)
+    romaji = _romaji_line(text)
     i = 0
     while i < len(text):
         char = text[i]
@@ -498,7 +512,7 @@ def tokens(text: str) -> Iterator[tuple[TokenKind, list[Syllable]]]:
             while i < len(text) and (_latin_letter(text[i]) or text[i] == "'"):
                 word.append(_latin_letter(text[i]) or "'")
                 i += 1
-            yield "word", _latin_syllables("".join(word).strip("'"))
+            yield "word", _latin_syllables("".join(word).strip("'"), romaji_first=romaji)
         elif char in _HOLD_MARKS:
             j = i
             while j < len(text) and text[j] in _HOLD_MARKS:
@@ -508,7 +522,8 @@ def tokens(text: str) -> Iterator[tuple[TokenKind, list[Syllable]]]:
             i = j
         else:
             if char.isdigit() and unicodedata.digit(char, -1) >= 0:
-                yield "word", _latin_syllables(_DIGITS[unicodedata.digit(char)])
+                digit = _DIGITS[unicodedata.digit(char)]
+                yield "word", _latin_syllables(digit, romaji_first=False)
             elif char in _QUESTION:
                 yield "question", []
             elif char in _FULL_STOP:
