@@ -11,12 +11,15 @@ notification. The codec's tail is the last frame (possibly empty, so that ``last
 always on a frame). Then ``audio/end`` (frames, duration, sha256 of every payload) ends
 the stream.
 
-Pacing. ``realtime`` publishes each frame no earlier than its place on the playback
-clock minus one frame (:data:`LEAD_FRAMES`); ``fast`` publishes as fast as the sender reads:
-the job never gets more than :data:`MAX_AHEAD` frames ahead of what the sender's
-session has taken (a slow reader pauses the producer, and the history never has to
-hold more than that for it; frames are never dropped). A sender that has gone away
-does not hold the job up.
+Pacing. The engine renders and the codec encodes ahead of the sends, in a task of
+their own, into a bounded queue of finished frames (:data:`RENDER_AHEAD_S`); the sends
+never wait for a render. ``realtime`` publishes each frame no earlier than its place on
+the playback clock minus one frame (:data:`LEAD_FRAMES`); the clock starts one frame
+after the first frame is ready, so the first frame keeps to it like every other.
+``fast`` publishes as fast as the sender reads: the job never gets more than
+:data:`MAX_AHEAD` frames ahead of what the sender's session has taken (a slow reader
+pauses the producer, and the history never has to hold more than that for it; frames
+are never dropped). A sender that has gone away does not hold the job up.
 
 Cancelling (``audio/cancel``) stops the engine and the pacing at once: no frame is
 published after the one in progress; ``audio/end`` then carries ``cancelled: true``.
