@@ -202,15 +202,13 @@ def reading(text: str) -> str:
 
 
 def _is_kanji(char: str) -> bool:
-    return (
-        unicodedata.category(char) == "Lo"
-        and not kana.is_kana(char)
-        and (
-            "\u3400" <= char <= "\u9fff"
-            or "\uf900" <= char <= "\ufaff"
-            or "\U00020000" <= char <= "\U0003ffff"
-            or char == "々"
-        )
+    """A CJK ideograph (or the repeat mark 々): what the analyzer must read."""
+    if char == "々":
+        return True
+    return unicodedata.category(char) == "Lo" and (
+        "\u3400" <= char <= "\u9fff"
+        or "\uf900" <= char <= "\ufaff"
+        or "\U00020000" <= char <= "\U0003ffff"
     )
 
 

@@ -49,10 +49,11 @@ A graph input the manifest does not name is refused when the directory loads.
 Lyrics to phonemes. A note sings its ``lyric``, else the request's ``lyrics`` syllable
 at its position (sorted by start; whitespace-separated, kana split into morae, small
 kana joined to theirs). A syllable is looked up in ``dictionary``; else kana become
-romaji (``しゃ`` -> ``sha``, ``ん`` -> ``n``, ``っ`` -> ``cl``, ``ー`` holds) and the
-letters split into onset, vowel and coda: the onset is the letters before the first
-vowel (a, e, i, o, u), the vowel is the longest prefix of that vowel run in the
-inventory (else ``default_vowel``), the coda is the consonant letters after the run.
+romaji (``しゃ`` -> ``sha``, ``ん`` -> ``n``, ``っ`` -> ``cl``, ``ー`` holds; the table the
+``singer`` reads too, :mod:`.kana`) and the letters split into onset, vowel and coda:
+the onset is the letters before the first vowel (a, e, i, o, u), the vowel is the
+longest prefix of that vowel run in the inventory (else ``default_vowel``), the coda
+is the consonant letters after the run.
 Onset and coda are matched greedily against the inventory, longest first (``sh``,
 ``ky``, else ``s``, ``k``...); letters that match nothing are dropped. ``n`` alone is
 ``N`` when the inventory has it. A lyric of None or ``-`` holds the previous vowel.
