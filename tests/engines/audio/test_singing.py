@@ -184,3 +184,24 @@ def test_the_singer_and_the_onnx_front_end_read_kana_alike() -> None:
         read = syllables(char)
         assert len(read) == 1, char
         assert read[0].spelled() == romanize(char), char
+
+
+@pytest.mark.parametrize(
+    ("lyric", "band_hz", "length_s"),
+    [("sa", (5000, 8500), (0.07, 0.14)), ("sha", (2500, 4500), (0.07, 0.14)),
+     ("ha", (1000, 2500), (0.04, 0.11)), ("ta", None, (0.04, 0.09))],
+)  # fmt: skip
+def test_consonants_have_their_own_spectra_and_durations(
+    lyric: str, band_hz: tuple[float, float] | None, length_s: tuple[float, float]
+) -> None:
+    notes = (Note(pitch=48, start=0, duration=1, lyric=lyric),)
+    samples = render(AudioRequest(notes=notes, tempo=60))
+    voiced = pitch_track(samples).times
+    onset = float(voiced[0])  # where Praat first hears the vowel's pitch
+    assert length_s[0] <= onset <= length_s[1], onset
+    if band_hz is not None:
+        noise = samples[: int(0.05 * RATE)]
+        power = np.abs(np.fft.rfft(noise * np.hanning(noise.size))) ** 2
+        hz = np.fft.rfftfreq(noise.size, 1 / RATE)
+        centroid = float((power * hz).sum() / power.sum())
+        assert band_hz[0] <= centroid <= band_hz[1], centroid
