@@ -63,7 +63,7 @@ MAX_DURATION_S: Final = 3_600.0
 MAX_TEXT: Final = 100_000
 """The longest text the singer speaks, in characters."""
 
-CONTROL_HZ: Final = 200
+CONTROL_HZ: Final = 100
 """Control frames a second: the pitch, formants and levels are set this often and
 interpolated between."""
 

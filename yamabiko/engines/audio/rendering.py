@@ -17,8 +17,8 @@ bursts and hisses in their own bands (:class:`.planning.Noise`). Noise is seeded
 phrase and the chunk's position, so the same request gives the same samples.
 
 A render is done in chunks of :data:`RENDER_CHUNK` samples on a fixed grid (the
-samples do not depend on the caller's block size); a chunk costs about a millisecond
-of CPU per 100 ms of audio.
+samples do not depend on the caller's block size); rendering costs about
+0.5 ms of CPU per 100 ms of audio at 24 kHz.
 """
 
 from __future__ import annotations
