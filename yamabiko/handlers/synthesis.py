@@ -182,7 +182,8 @@ class Syntheses(StreamJobs[SynthesisJob]):
         ahead: asyncio.Queue[_Rendered] = asyncio.Queue(
             maxsize=max(MIN_RENDER_AHEAD, math.ceil(RENDER_AHEAD_S * 1000 / job.frame_ms))
         )
-        producer = asyncio.create_task(self._produce(job, block, codec, ahead))
+        primed = asyncio.Event()
+        producer = asyncio.create_task(self._produce(job, block, codec, ahead, primed))
 
         async def publish(payload: bytes, last: bool) -> None:
             nonlocal seq
@@ -194,6 +195,11 @@ class Syntheses(StreamJobs[SynthesisJob]):
         samples = 0  # samples in the frames published so far
         started: float | None = None
         try:
+            if job.pace == "realtime":
+                # Start with the queue full (or the whole stream rendered): the next
+                # render chunks are then due long after the first frame, not while
+                # every other stream started at the same time renders its first.
+                await self._either(primed, cancelled)
             while True:
                 item = await self._next(ahead, cancelled)
                 if item is None or cancelled.is_set():
@@ -270,11 +276,41 @@ class Syntheses(StreamJobs[SynthesisJob]):
                 getter.cancel()
         return getter.result() if getter.done() and not getter.cancelled() else None
 
+    @staticmethod
+    async def _either(first: asyncio.Event, second: asyncio.Event) -> None:
+        if first.is_set() or second.is_set():
+            return
+        waits = {asyncio.ensure_future(first.wait()), asyncio.ensure_future(second.wait())}
+        try:
+            await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for wait in waits:
+                wait.cancel()
+
     async def _produce(
-        self, job: SynthesisJob, block: int, codec: Encoder, ahead: asyncio.Queue[_Rendered]
+        self,
+        job: SynthesisJob,
+        block: int,
+        codec: Encoder,
+        ahead: asyncio.Queue[_Rendered],
+        primed: asyncio.Event,
     ) -> None:
         """Render and encode the frames into ``ahead``; always ends with an item that
-        says done (``payload`` None) or failed (``failure``)."""
+        says done (``payload`` None) or failed (``failure``). ``primed`` is set once
+        the queue is full or the last item is in it."""
+        try:
+            await self._fill(job, block, codec, ahead, primed)
+        finally:
+            primed.set()
+
+    async def _fill(
+        self,
+        job: SynthesisJob,
+        block: int,
+        codec: Encoder,
+        ahead: asyncio.Queue[_Rendered],
+        primed: asyncio.Event,
+    ) -> None:
         blocks = job.engine.blocks(job.request, block)
         samples = 0
         try:
@@ -284,6 +320,8 @@ class Syntheses(StreamJobs[SynthesisJob]):
                     payload = codec.encode(samples_block)
                     if payload:
                         await ahead.put(_Rendered(payload, samples))
+                        if ahead.full():
+                            primed.set()
         except AudioEngineError as exc:
             await ahead.put(_Rendered(None, samples, failure=str(exc)))
             return
