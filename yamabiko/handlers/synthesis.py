@@ -15,7 +15,8 @@ Pacing. The engine renders and the codec encodes ahead of the sends, in a task o
 their own, into a bounded queue of finished frames (:data:`RENDER_AHEAD_S`); the sends
 never wait for a render. ``realtime`` publishes each frame no earlier than its place on
 the playback clock minus one frame (:data:`LEAD_FRAMES`); the clock starts one frame
-after the first frame is ready, so the first frame keeps to it like every other.
+after the queue is first full (or holds the whole stream), so the first frame keeps to
+it like every other and the next render is not due at once.
 ``fast`` publishes as fast as the sender reads: the job never gets more than
 :data:`MAX_AHEAD` frames ahead of what the sender's session has taken (a slow reader
 pauses the producer, and the history never has to hold more than that for it; frames
