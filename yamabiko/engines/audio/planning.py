@@ -18,7 +18,7 @@ rendered (:meth:`Phrase.controls`), at :data:`CONTROL_HZ`:
 - ``formants``: four (Hz, bandwidth) pairs, from the segment's vowel or murmur
   (:data:`FORMANTS`), moved by the voice's ``formant_scale``; from one vowel to the
   next they glide (log-frequency, raised cosine) over the segment's fade (50 ms
-  between sung vowels, 25-30 ms out of a consonant), not cross-fade.
+  between sung vowels, 20-30 ms out of a consonant), not cross-fade.
 - ``level``: the voiced loudness (A-weighted RMS, see :mod:`.rendering`) from the
   velocity, with the attack, release and consonant closures, and a small random
   shimmer.
