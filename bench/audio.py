@@ -496,9 +496,9 @@ def _realtime(harness: Harness) -> list[Figure]:
     harness.note(
         f"realtime streams, where the jitter comes from: each stream's frames sit on a steady "
         f"{FRAME_MS} ms grid that runs {-max(offsets) * ms:.1f} to {-min(offsets) * ms:.1f} ms "
-        f"ahead of its first frame's (median lateness per stream): the first frame came late "
-        f"against the server's own pacing clock, and the second straight after it. Against "
-        f"that steady grid, from frame {STEADY_FROM + 1} on, the jitter is p50 "
+        f"ahead of its first frame's (median lateness per stream; positive: the first frame "
+        f"came late against the server's own pacing clock). Against that steady grid, "
+        f"from frame {STEADY_FROM + 1} on, the jitter is p50 "
         f"{_percentile([abs(x) * ms for x in steady], 0.5):.2f} ms, p99 {steady_p99:.2f} ms, "
         f"max {max(steady) * ms:+.2f} ms; the {len(boundary):,} frames whose block needed a "
         f"new render chunk ({RENDER_CHUNK} samples, every {RENDER_CHUNK / block:.1f} frames, "

@@ -150,7 +150,10 @@ async def test_each_sung_note_has_its_pitch_and_a_rest_is_silence(server: Runnin
         middle = int((note["start"] + 0.5) * per_beat)
         segment = samples[middle : middle + per_beat]
         expected = 440.0 * 2 ** ((note["pitch"] - 69) / 12)
-        assert abs(pitch_of(segment, rate) - expected) / expected < 0.01, note
+        # Within a quarter tone (a wrong note is a semitone off, 6%): the vibrato sways
+        # 30-45 cents either way across half a second; the centre pitch over whole
+        # vibrato cycles is held to 10 cents in tests/engines/audio.
+        assert abs(pitch_of(segment, rate) - expected) / expected < 0.025, note
     rest = samples[int(8.2 * per_beat) : int(9.8 * per_beat)]  # beats 8-10: no note
     assert np.max(np.abs(rest)) < 1e-3
 
@@ -182,6 +185,51 @@ async def test_cancel_stops_frames_within_one_frame(server: Running) -> None:
         assert await client.call("audio/cancel", {"streamId": result["streamId"]}) == {
             "cancelled": False
         }
+
+
+async def test_realtime_streams_started_together_keep_to_their_clocks(server: Running) -> None:
+    # Three streams at once on one connection: each frame arrives on its stream's
+    # 20 ms grid, counted from the stream's first frame; none runs ahead of it.
+    short = [dict(note, start=note["start"] / 4, duration=0.5) for note in MELODY[:3]]
+    frame_s = 0.02
+    async with await server.client(capabilities=BINARY) as client:
+        streams = [
+            await client.call(
+                "audio/synthesize",
+                {
+                    "notes": short,  # 1.5 beats at 60 bpm
+                    "tempo": 60,
+                    "pace": "realtime",
+                    "format": "pcm16",
+                    "frameMs": 20,
+                },
+            )
+            for _ in range(3)
+        ]
+        arrivals: dict[int, list[tuple[int, float]]] = {s["streamNo"]: [] for s in streams}
+        frames = client.binary_frames()
+        done = 0
+        loop = asyncio.get_running_loop()
+        while done < len(streams):
+            data = await asyncio.wait_for(anext(frames), 10)
+            _, _, flags, number, seq = HEADER.unpack_from(data)
+            if flags & 1:
+                done += 1  # the codec's tail, sent straight after the last audio
+            else:
+                arrivals[number].append((seq, loop.time()))
+    duration_s = 1.5
+    for got in arrivals.values():
+        assert [seq for seq, _ in got] == list(range(1, len(got) + 1))
+        assert len(got) == round(duration_s / frame_s)
+        first = got[0][1]
+        lateness = [at - (first + (seq - 1) * frame_s) for seq, at in got]
+        # Never well ahead of the clock (a first frame delivered late makes the others
+        # look a little early; a stream sent as fast as it renders would be a second
+        # ahead).
+        assert min(lateness) > -0.05, min(lateness)
+        # And on it: the stream lasts its duration, most frames within a few ms.
+        assert got[-1][1] - first < duration_s + 0.25
+        assert sorted(abs(x) for x in lateness)[len(lateness) // 2] < 0.02
 
 
 async def test_a_client_that_disconnects_resumes_the_rest_exactly_once(server: Running) -> None:

@@ -13,6 +13,8 @@ from __future__ import annotations
 
 from typing import Final
 
+import anyio
+
 from yamabiko.engines.audio.base import AudioEngineError, AudioRequest, Note
 from yamabiko.handlers.common import tenant, user
 from yamabiko.handlers.services import services
@@ -94,7 +96,10 @@ async def synthesize(ctx: Context, params: SynthesizeParams) -> SynthesizeResult
         sample_rate=params.sample_rate,
     )
     try:
-        duration = engine.duration_s(request)
+        # In a worker thread: the singer plans the whole request (and reads kanji and
+        # English through dictionaries that load on first use), which is not for the
+        # event loop.
+        duration = await anyio.to_thread.run_sync(engine.duration_s, request)
     except AudioEngineError as exc:
         raise errors.InvalidParams(str(exc)) from None
     if params.format == "flac" and params.engine not in EXACT_ENGINES:

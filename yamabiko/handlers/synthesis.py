@@ -11,12 +11,16 @@ notification. The codec's tail is the last frame (possibly empty, so that ``last
 always on a frame). Then ``audio/end`` (frames, duration, sha256 of every payload) ends
 the stream.
 
-Pacing. ``realtime`` publishes each frame no earlier than its place on the playback
-clock minus one frame (:data:`LEAD_FRAMES`); ``fast`` publishes as fast as the sender reads:
-the job never gets more than :data:`MAX_AHEAD` frames ahead of what the sender's
-session has taken (a slow reader pauses the producer, and the history never has to
-hold more than that for it; frames are never dropped). A sender that has gone away
-does not hold the job up.
+Pacing. The engine renders and the codec encodes ahead of the sends, in a task of
+their own, into a bounded queue of finished frames (:data:`RENDER_AHEAD_S`); the sends
+never wait for a render. ``realtime`` publishes each frame no earlier than its place on
+the playback clock minus one frame (:data:`LEAD_FRAMES`); the clock starts one frame
+after the queue is first full (or holds the whole stream), so the first frame keeps to
+it like every other and the next render is not due at once.
+``fast`` publishes as fast as the sender reads: the job never gets more than
+:data:`MAX_AHEAD` frames ahead of what the sender's session has taken (a slow reader
+pauses the producer, and the history never has to hold more than that for it; frames
+are never dropped). A sender that has gone away does not hold the job up.
 
 Cancelling (``audio/cancel``) stops the engine and the pacing at once: no frame is
 published after the one in progress; ``audio/end`` then carries ``cancelled: true``.
@@ -29,10 +33,11 @@ import base64
 import contextlib
 import hashlib
 import logging
+import math
 import struct
 import time
 from dataclasses import dataclass, field
-from typing import Final
+from typing import TYPE_CHECKING, Final
 
 from yamabiko.engines.audio.base import AudioEngine, AudioEngineError, AudioRequest
 from yamabiko.handlers.jobs import StreamJobs
@@ -43,6 +48,9 @@ from yamabiko.schema.stream import STREAM_ERROR, ErrorParams
 from yamabiko.store.broker import Broker
 from yamabiko.store.signals import Signals
 
+if TYPE_CHECKING:
+    from yamabiko.engines.audio.encode import Encoder
+
 log = logging.getLogger("yamabiko.audio")
 
 KIND_FRAME: Final = "frame"
@@ -51,6 +59,10 @@ KIND_END: Final = "end"
 LEAD_FRAMES: Final = 1
 """How many frames ahead of the playback clock a ``realtime`` stream runs: one, so
 that a cancel stops it within a frame (the client buffers for playback as it likes)."""
+RENDER_AHEAD_S: Final = 0.5
+"""How much audio the engine renders ahead of the sends (encoded frames, waiting):
+enough to cover a render chunk of every stream on a busy node."""
+MIN_RENDER_AHEAD: Final = 4
 MAX_AHEAD: Final = 64
 """Frames a ``fast`` stream may run ahead of its sender's session."""
 FLAG_LAST: Final = 0x01
@@ -75,6 +87,17 @@ def frame_notification(stream_id: str, seq: int, item_payload: bytes) -> bytes:
             last=bool(item_payload[0] & FLAG_LAST),
         ),
     )
+
+
+@dataclass(frozen=True, slots=True)
+class _Rendered:
+    """A frame ready to publish (``payload``), or the end of the engine's blocks
+    (``payload`` None: ``samples`` in all, or its ``failure``)."""
+
+    payload: bytes | None
+    samples: int
+    """Samples rendered up to the end of this frame."""
+    failure: str | None = None
 
 
 class Progress:
@@ -153,10 +176,15 @@ class Syntheses(StreamJobs[SynthesisJob]):
         codec = encoder(job.format, rate, total_samples=job.total_samples)
         digest = hashlib.sha256()
         seq = 0
-        samples = 0
-        started: float | None = None
-        blocks = job.engine.blocks(request, block)
         cancelled = job.cancelled
+        # The engine renders (and the codec encodes) ahead of the sends, into a queue
+        # of finished frames: a send waits for its place on the clock, never for a
+        # render (docs/audio.md, "Pacing").
+        ahead: asyncio.Queue[_Rendered] = asyncio.Queue(
+            maxsize=max(MIN_RENDER_AHEAD, math.ceil(RENDER_AHEAD_S * 1000 / job.frame_ms))
+        )
+        primed = asyncio.Event()
+        producer = asyncio.create_task(self._produce(job, block, codec, ahead, primed))
 
         async def publish(payload: bytes, last: bool) -> None:
             nonlocal seq
@@ -165,33 +193,42 @@ class Syntheses(StreamJobs[SynthesisJob]):
             seq = await self._broker.publish(job.stream_id, KIND_FRAME, bytes((flags,)) + payload)
 
         failure: str | None = None
-        sent = 0  # samples in the frames published so far
+        samples = 0  # samples in the frames published so far
+        started: float | None = None
         try:
-            async with contextlib.aclosing(blocks):
-                async for samples_block in blocks:
-                    if cancelled.is_set():
-                        break
-                    samples += len(samples_block)
-                    payload = codec.encode(samples_block)
-                    if payload:
-                        at_s = samples / rate - LEAD_FRAMES * job.frame_ms / 1000
-                        if started is None:
-                            # The playback clock starts with the first frame: the time
-                            # it took to start and render it is not owed by the rest.
-                            started = time.monotonic() - at_s
-                        if not await self._wait_turn(job, seq + 1, at_s, started):
-                            break
-                        await publish(payload, last=False)
-                        sent = samples
-        except AudioEngineError as exc:
-            failure = str(exc)
-        except Exception:
-            log.exception("audio engine failed", extra={"stream": job.stream_id})
-            failure = "the audio engine failed"
+            if job.pace == "realtime":
+                # Start with the queue full (or the whole stream rendered): the next
+                # render chunks are then due long after the first frame, not while
+                # every other stream started at the same time renders its first.
+                await self._either(primed, cancelled)
+            while True:
+                item = await self._next(ahead, cancelled)
+                if item is None or cancelled.is_set():
+                    break
+                if item.failure is not None:
+                    failure = item.failure
+                    break
+                if item.payload is None:  # the engine is done
+                    samples = item.samples
+                    break
+                at_s = item.samples / rate - LEAD_FRAMES * job.frame_ms / 1000
+                if started is None:
+                    # The playback clock starts when the first frame is ready (the time
+                    # it took to plan and render is not owed by the frames after it),
+                    # one frame on: the first frame then waits for its turn like every
+                    # other, so a busy loop delays them all alike instead of sending
+                    # the first at once and the rest late.
+                    started = time.monotonic() + job.frame_ms / 1000 - at_s
+                if not await self._wait_turn(job, seq + 1, at_s, started):
+                    break
+                await publish(item.payload, last=False)
+                samples = item.samples
+        finally:
+            producer.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await producer
         stopped = cancelled.is_set() or failure is not None
         tail = b"" if stopped else codec.finish()
-        if not stopped:
-            sent = samples
         await publish(tail, last=True)
         if failure is not None:
             await self._broker.publish(
@@ -218,12 +255,82 @@ class Syntheses(StreamJobs[SynthesisJob]):
                     stream_id=job.stream_id,
                     seq=seq + 1,
                     frames=frames,
-                    duration_ms=round(sent * 1000 / rate),
+                    duration_ms=round(samples * 1000 / rate),
                     sha256=digest.hexdigest(),
                     cancelled=cancelled.is_set(),
                 ),
             ),
         )
+
+    @staticmethod
+    async def _next(ahead: asyncio.Queue[_Rendered], cancelled: asyncio.Event) -> _Rendered | None:
+        """The next rendered frame, or None if the job is cancelled first."""
+        if not ahead.empty():
+            return ahead.get_nowait()
+        getter = asyncio.ensure_future(ahead.get())
+        stop = asyncio.ensure_future(cancelled.wait())
+        try:
+            await asyncio.wait({getter, stop}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            stop.cancel()
+            if not getter.done():
+                getter.cancel()
+        return getter.result() if getter.done() and not getter.cancelled() else None
+
+    @staticmethod
+    async def _either(first: asyncio.Event, second: asyncio.Event) -> None:
+        if first.is_set() or second.is_set():
+            return
+        waits = {asyncio.ensure_future(first.wait()), asyncio.ensure_future(second.wait())}
+        try:
+            await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for wait in waits:
+                wait.cancel()
+
+    async def _produce(
+        self,
+        job: SynthesisJob,
+        block: int,
+        codec: Encoder,
+        ahead: asyncio.Queue[_Rendered],
+        primed: asyncio.Event,
+    ) -> None:
+        """Render and encode the frames into ``ahead``; always ends with an item that
+        says done (``payload`` None) or failed (``failure``). ``primed`` is set once
+        the queue is full or the last item is in it."""
+        try:
+            await self._fill(job, block, codec, ahead, primed)
+        finally:
+            primed.set()
+
+    async def _fill(
+        self,
+        job: SynthesisJob,
+        block: int,
+        codec: Encoder,
+        ahead: asyncio.Queue[_Rendered],
+        primed: asyncio.Event,
+    ) -> None:
+        blocks = job.engine.blocks(job.request, block)
+        samples = 0
+        try:
+            async with contextlib.aclosing(blocks):
+                async for samples_block in blocks:
+                    samples += len(samples_block)
+                    payload = codec.encode(samples_block)
+                    if payload:
+                        await ahead.put(_Rendered(payload, samples))
+                        if ahead.full():
+                            primed.set()
+        except AudioEngineError as exc:
+            await ahead.put(_Rendered(None, samples, failure=str(exc)))
+            return
+        except Exception:
+            log.exception("audio engine failed", extra={"stream": job.stream_id})
+            await ahead.put(_Rendered(None, samples, failure="the audio engine failed"))
+            return
+        await ahead.put(_Rendered(None, samples))
 
     async def _wait_turn(self, job: SynthesisJob, seq: int, at_s: float, started: float) -> bool:
         """Wait until frame ``seq`` may go out (for ``realtime``, ``at_s`` after the

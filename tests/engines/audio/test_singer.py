@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from tests.engines.audio.pitch import fundamental
+from tests.engines.audio.voice import pitch_track, vibrato
 from yamabiko.engines.audio.base import AudioEngineError, AudioRequest, Note, frequency
 from yamabiko.engines.audio.singer import SingerEngine, syllable, syllables
 
@@ -35,19 +36,29 @@ def held(samples: np.ndarray, start_s: float, rate: int = RATE) -> np.ndarray:
     return samples[int((start_s + 0.25) * rate) : int((start_s + 0.75) * rate)].astype(np.float64)
 
 
+def centre_cents(samples: np.ndarray, start_s: float, pitch: int, rate: int = RATE) -> float:
+    """The centre pitch of a two-second note (the mean over its whole vibrato cycles,
+    by Praat) against its MIDI frequency."""
+    note = samples[int(start_s * rate) : int((start_s + 2.0) * rate)].astype(np.float64)
+    return vibrato(pitch_track(note, rate), frequency(pitch), 0.0).centre_cents
+
+
 @pytest.mark.parametrize("lyric", ["a", "i", "u", "e", "o", "ka", "shi", "ん", "ラ", None])
 async def test_each_note_is_sung_at_its_midi_frequency(lyric: str | None) -> None:
     pitches = [48, 60, 69, 72, 81]
-    samples = await render(scale(pitches, lyric))
+    notes = tuple(
+        Note(pitch=p, start=2.5 * i, duration=2.0, lyric=lyric) for i, p in enumerate(pitches)
+    )
+    samples = await render(AudioRequest(notes=notes, tempo=60))
     for i, pitch in enumerate(pitches):
-        measured = fundamental(held(samples, 1.5 * i), RATE)
-        assert measured == pytest.approx(frequency(pitch), rel=0.01), (lyric, pitch)
+        assert abs(centre_cents(samples, 2.5 * i, pitch)) <= 10.0, (lyric, pitch)
 
 
 async def test_a4_is_440_hz_at_every_rate() -> None:
     for rate in (8_000, 16_000, 44_100, 48_000):
-        samples = await render(scale([57, 69], "a", rate))
-        assert fundamental(held(samples, 1.5, rate), rate) == pytest.approx(440.0, rel=0.01)
+        notes = (Note(pitch=69, start=0, duration=2.0, lyric="a"),)
+        samples = await render(AudioRequest(notes=notes, tempo=60, sample_rate=rate))
+        assert abs(centre_cents(samples, 0.0, 69, rate)) <= 10.0, rate
 
 
 async def test_vibrato_keeps_the_average_pitch() -> None:
@@ -100,9 +111,7 @@ async def test_a4_in_the_middle_of_rests_and_at_the_end_of_the_song() -> None:
     samples = await render(request)
     assert samples.size == 3 * RATE
     assert not samples[:RATE].any()
-    assert fundamental(samples[int(1.5 * RATE) : int(2.5 * RATE)].astype(float), RATE) == (
-        pytest.approx(440.0, rel=0.01)
-    )
+    assert abs(centre_cents(samples, 1.0, 69)) <= 10.0
 
 
 async def test_the_same_request_gives_the_same_samples() -> None:
@@ -329,4 +338,5 @@ async def test_the_extreme_pitches_render() -> None:
     stretch = held(await render(top), 0, 48_000)
     spectrum = np.abs(np.fft.rfft(stretch * np.hanning(stretch.size)))
     peak_hz = np.argmax(spectrum) * 48_000 / stretch.size
-    assert peak_hz == pytest.approx(frequency(127), rel=0.01)  # a lone harmonic
+    # A lone harmonic, spread by the vibrato (up to about 55 cents either way).
+    assert peak_hz == pytest.approx(frequency(127), rel=0.035)

@@ -49,10 +49,11 @@ A graph input the manifest does not name is refused when the directory loads.
 Lyrics to phonemes. A note sings its ``lyric``, else the request's ``lyrics`` syllable
 at its position (sorted by start; whitespace-separated, kana split into morae, small
 kana joined to theirs). A syllable is looked up in ``dictionary``; else kana become
-romaji (``しゃ`` -> ``sha``, ``ん`` -> ``n``, ``っ`` -> ``cl``, ``ー`` holds) and the
-letters split into onset, vowel and coda: the onset is the letters before the first
-vowel (a, e, i, o, u), the vowel is the longest prefix of that vowel run in the
-inventory (else ``default_vowel``), the coda is the consonant letters after the run.
+romaji (``しゃ`` -> ``sha``, ``ん`` -> ``n``, ``っ`` -> ``cl``, ``ー`` holds; the table the
+``singer`` reads too, :mod:`.kana`) and the letters split into onset, vowel and coda:
+the onset is the letters before the first vowel (a, e, i, o, u), the vowel is the
+longest prefix of that vowel run in the inventory (else ``default_vowel``), the coda
+is the consonant letters after the run.
 Onset and coda are matched greedily against the inventory, longest first (``sh``,
 ``ky``, else ``s``, ``k``...); letters that match nothing are dropped. ``n`` alone is
 ``N`` when the inventory has it. A lyric of None or ``-`` holds the previous vowel.
@@ -88,7 +89,6 @@ import json
 import logging
 import math
 import re
-import unicodedata
 from collections.abc import AsyncGenerator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -106,6 +106,9 @@ from yamabiko.engines.audio.base import (
     frequency,
     seconds_per_beat,
 )
+from yamabiko.engines.audio.kana import HOLD
+from yamabiko.engines.audio.kana import romanize as romanize
+from yamabiko.engines.audio.kana import split_syllables as split_syllables
 from yamabiko.engines.once import LoadOnce
 
 NAME: Final = "onnx"
@@ -125,67 +128,9 @@ _DTYPES: Final[dict[str, type[np.generic]]] = {
     "tensor(double)": np.float64,
 }
 _VOWEL_LETTERS = "aeiou"
-_HOLD = "-"
+_HOLD = HOLD
 
-# Lyrics: kana -> romaji.
-
-_KANA_PAIRS = (
-    "あa いi うu えe おo かka きki くku けke こko さsa しshi すsu せse そso たta ちchi "
-    "つtsu てte とto なna にni ぬnu ねne のno はha ひhi ふfu へhe ほho まma みmi むmu "
-    "めme もmo やya ゆyu よyo らra りri るru れre ろro わwa ゐi ゑe をo んn がga ぎgi "
-    "ぐgu げge ごgo ざza じji ずzu ぜze ぞzo だda ぢji づzu でde どdo ばba びbi ぶbu "
-    "べbe ぼbo ぱpa ぴpi ぷpu ぺpe ぽpo ゔvu っcl ぁa ぃi ぅu ぇe ぉo ゃya ゅyu ょyo ゎwa"
-)
-_HIRAGANA: Final = {pair[0]: pair[1:] for pair in _KANA_PAIRS.split()}
-_KANA: Final = _HIRAGANA | {chr(ord(k) + 0x60): r for k, r in _HIRAGANA.items()}
-"""Hiragana and katakana (the katakana block is the hiragana block plus 0x60)."""
-_SMALL_Y: Final = frozenset("ゃゅょャュョ")
-_SMALL: Final = _SMALL_Y | frozenset("ぁぃぅぇぉゎァィゥェォヮ")
-_LONG_MARK = "ー"
-
-
-def split_syllables(lyrics: str) -> list[str]:
-    """``lyrics`` as syllables, one a note: whitespace-separated words, kana split into
-    morae (a small kana joins the one before it, ``ー`` is a hold)."""
-    syllables: list[str] = []
-    for word in lyrics.split():
-        latin = ""
-        for char in word:
-            if char not in _KANA and char != _LONG_MARK:
-                latin += char
-                continue
-            if latin:
-                syllables.append(latin)
-                latin = ""
-            if char == _LONG_MARK:
-                syllables.append(_HOLD)
-            elif char in _SMALL and syllables and syllables[-1][-1:] in _KANA:
-                syllables[-1] += char
-            else:
-                syllables.append(char)
-        if latin:
-            syllables.append(latin)
-    return syllables
-
-
-def romanize(syllable: str) -> str:
-    """Kana in ``syllable`` as romaji (``きゃ`` -> ``kya``, ``しゃ`` -> ``sha``, ``ふぁ`` ->
-    ``fa``); other characters lower-cased and kept."""
-    out = ""
-    for char in unicodedata.normalize("NFKC", syllable):
-        romaji = _KANA.get(char)
-        if romaji is None:
-            out += char.lower()
-        elif char in _SMALL and out:
-            vowel = romaji[-1]
-            base = out.rstrip(_VOWEL_LETTERS)
-            if char in _SMALL_Y and not base.endswith(("sh", "ch", "j")):
-                base += "y"
-            out = base + vowel
-        else:
-            out += romaji
-    return out
-
+# Kana -> romaji: the table the singer reads too (:mod:`.kana`).
 
 # The manifest.
 
