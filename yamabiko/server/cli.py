@@ -129,6 +129,7 @@ def _serve(args: argparse.Namespace) -> int:
     from yamabiko.server.datadir import DataDirError
     from yamabiko.server.logs import configure_logging
     from yamabiko.server.settings import SettingsError, load_settings
+    from yamabiko.store.redis_clients import RedisUnreachable
 
     overrides: dict[str, Any] = {
         "host": args.host,
@@ -145,7 +146,7 @@ def _serve(args: argparse.Namespace) -> int:
     configure_logging(settings.log_level)
     try:
         return _run(_serve_async(settings))
-    except DataDirError as exc:
+    except (DataDirError, RedisUnreachable) as exc:
         print(f"yamabiko: {exc}", file=sys.stderr)
         return EXIT_USAGE
     except OSError as exc:

@@ -42,7 +42,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from types import TracebackType
 from typing import Literal, Protocol
 
@@ -78,6 +78,15 @@ class StreamInfo(msgspec.Struct, frozen=True, kw_only=True):
     last_seq: int
     owner_tenant: str
     owner_user: str
+    producer_lost: bool = False
+    """Live, but the node producing it stopped renewing its lease (it died): the stream
+    will never end by itself. Whoever sees this ends it as failed (see
+    :meth:`Broker.claim`). Always False on one node, where producer and broker die
+    together."""
+
+
+LostHandler = Callable[[str], Awaitable[None]]
+"""Called with the id of a stream whose producer was lost (see :meth:`Broker.on_lost`)."""
 
 
 # -- errors ---------------------------------------------------------------------------
@@ -222,6 +231,19 @@ class Broker(Protocol):
 
     async def ping(self) -> None:
         """Returns when the broker can serve (``/health/ready``); raises otherwise."""
+        ...
+
+    async def claim(self, stream_id: str) -> bool:
+        """Become the producer of a live stream whose producer was lost
+        (``info.producer_lost``), to end it; True for exactly one caller across nodes,
+        who then publishes and ends it like its own. False if the stream is gone,
+        ended, or still has its producer."""
+        ...
+
+    def on_lost(self, handler: LostHandler) -> None:
+        """Have ``handler`` called (in a task of its own) when this node's reader of a
+        live stream finds its producer's lease lapsed; without one, its subscriptions
+        raise :class:`StreamNotFound` as for an abandoned stream."""
         ...
 
     async def close(self) -> None:
@@ -512,6 +534,13 @@ class MemoryBroker:
     async def ping(self) -> None:
         if self._closed:
             raise _closed_error()
+
+    async def claim(self, stream_id: str) -> bool:
+        # One process produces and brokers: a producer is never lost without its broker.
+        return False
+
+    def on_lost(self, handler: LostHandler) -> None:
+        pass
 
     async def close(self) -> None:
         self._closed = True
