@@ -311,16 +311,21 @@ async def build_app(
         await orphans.end(stream_id)
 
     broker.on_lost(producer_lost)
-    sweeper = asyncio.create_task(
-        sweep_orphans(orphans, started_at, delay_s=settings.stream_lease_s + 0.5)
-        if settings.redis_url
-        else sweep_orphans(orphans, started_at, delay_s=0.0),
-        name="orphan-sweep",
-    )
+    sweeper: asyncio.Task[None] | None = None
+    if settings.redis_url:
+        # Another node may still produce streams: after a lease has had time to lapse.
+        sweeper = asyncio.create_task(
+            sweep_orphans(orphans, started_at, delay_s=settings.stream_lease_s + 0.5),
+            name="orphan-sweep",
+        )
+    else:
+        # Streams die with their node: whatever was streaming is finished before serving.
+        await sweep_orphans(orphans, started_at, delay_s=0.0)
 
     async def stop_sweeper() -> None:
-        sweeper.cancel()
-        await asyncio.wait({sweeper})
+        if sweeper is not None:
+            sweeper.cancel()
+            await asyncio.wait({sweeper})
 
     mcp = McpClients(allowlist=settings.mcp_stdio_allowlist)
     audio = audio_engines(settings, providers)
