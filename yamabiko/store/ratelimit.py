@@ -463,6 +463,7 @@ class TenantRateLimits:
         self._ttl_s = ttl_s
         self._clock = clock
         self._cache: dict[str, tuple[float, Tenant | None]] = {}
+        self._loading: dict[str, asyncio.Future[Tenant | None]] = {}
 
     async def get(self, tenant_id: str) -> RateLimits | None:
         tenant = await self.tenant(tenant_id)
@@ -474,7 +475,14 @@ class TenantRateLimits:
         cached = self._cache.get(tenant_id)
         if cached is not None and now - cached[0] < self._ttl_s:
             return cached[1]
-        tenant = await self._store.tenants.get(TenantId(tenant_id))
+        # A burst of a tenant's requests on a cold cache (a fleet reconnecting) makes
+        # one query, not one each.
+        loading = self._loading.get(tenant_id)
+        if loading is None:
+            loading = asyncio.ensure_future(self._store.tenants.get(TenantId(tenant_id)))
+            self._loading[tenant_id] = loading
+            loading.add_done_callback(lambda _: self._loading.pop(tenant_id, None))
+        tenant = await asyncio.shield(loading)
         self._cache[tenant_id] = (now, tenant)
         if len(self._cache) > 10_000:  # forget the stale ones, not the busy ones
             self._cache = {k: v for k, v in self._cache.items() if now - v[0] < self._ttl_s}

@@ -275,6 +275,8 @@ class RedisBroker:
         self._lost_handler: LostHandler | None = None
         self._settling: dict[str, asyncio.Task[None]] = {}
         self._pages: dict[tuple[str, int, int], asyncio.Task[Any]] = {}
+        self._info_waiting: dict[str, asyncio.Future[StreamInfo | None]] = {}
+        self._info_readers: dict[str, asyncio.Task[None]] = {}
         self._warn = ThrottledWarning(log)
         self._max_feeds = max_feeds
         self._owns_clients = owns_clients
@@ -460,7 +462,39 @@ class RedisBroker:
         return seq
 
     async def info(self, stream_id: str) -> StreamInfo | None:
+        """The stream's state (see :meth:`Broker.info`). Callers asking about the same
+        stream at once share one read: while one read of it is with Redis, the callers
+        that arrive meanwhile wait for the next one (a read that starts after they
+        asked, so each sees every item published before its call), so a thousand
+        subscribes to one stream cost a few round trips, not a thousand."""
         self._check_open()
+        waiting = self._info_waiting.get(stream_id)
+        if waiting is None:
+            waiting = asyncio.get_running_loop().create_future()
+            waiting.add_done_callback(_retrieve)
+            self._info_waiting[stream_id] = waiting
+            if stream_id not in self._info_readers:
+                self._info_readers[stream_id] = asyncio.create_task(
+                    self._read_infos(stream_id), name="broker-info"
+                )
+        return await asyncio.shield(waiting)
+
+    async def _read_infos(self, stream_id: str) -> None:
+        """Answer the callers waiting for a stream's info, a batch at a time."""
+        try:
+            while (waiting := self._info_waiting.pop(stream_id, None)) is not None:
+                try:
+                    waiting.set_result(await self._read_info(stream_id))
+                except Exception as exc:
+                    waiting.set_exception(exc)
+        finally:
+            del self._info_readers[stream_id]
+            # Cancelled (by close) with callers still waiting: they must not hang.
+            left = self._info_waiting.pop(stream_id, None)
+            if left is not None and not left.done():
+                left.set_exception(_closed_error())
+
+    async def _read_info(self, stream_id: str) -> StreamInfo | None:
         meta_key, items_key = self.keys(stream_id)
         try:
             async with self.client.pipeline(transaction=True) as pipe:
@@ -519,6 +553,7 @@ class RedisBroker:
             feed.tail.fail(_closed_error)
         tasks = {feed.task for feed in feeds if feed.task is not None}
         tasks.update(self._settling.values())
+        tasks.update(self._info_readers.values())
         if self._renewer is not None:
             tasks.add(self._renewer)
         for task in tasks:
@@ -609,6 +644,12 @@ class RedisBroker:
             del self._settling[stream_id]
         if not task.cancelled() and task.exception() is not None:
             self._warn("could not end a stream whose producer was lost", task.exception())
+
+
+def _retrieve(future: asyncio.Future[Any]) -> None:
+    """Mark a shared future's exception as seen: all its waiters may have gone."""
+    if not future.cancelled():
+        future.exception()
 
 
 async def _run(handler: LostHandler, stream_id: str) -> None:
