@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -164,3 +165,24 @@ def test_call_chat_send_streams_a_reply_from_the_local_engine(
     contents = [m["content"] for m in json.loads(history.stdout)["items"]]
     assert contents[:2] == ["How should I compress the vocal?", reply]
     assert len(contents) == 4
+
+
+def test_serve_with_no_redis_listening_says_so_in_one_line_and_exits_2(tmp_path: Path) -> None:
+    with socket.socket() as probe:  # a port nothing listens on once closed
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    result = run(
+        "serve",
+        "--port",
+        "0",
+        "--data-dir",
+        str(tmp_path / "data"),
+        env={"YAMABIKO_REDIS_URL": f"redis://:hunter2@127.0.0.1:{port}/0"},
+    )
+    assert result.returncode == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    expected = f"yamabiko: YAMABIKO_REDIS_URL: no Redis answers at 127.0.0.1:{port} ("
+    assert lines[0].startswith(expected)
+    assert "hunter2" not in result.stderr
+    assert "Traceback" not in result.stderr
