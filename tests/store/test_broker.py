@@ -447,7 +447,7 @@ async def test_redis_broker_needs_bytes_replies(redis_url: str) -> None:
 # the stream for everyone.
 
 
-async def lose_producer(producer: RedisBroker, stream_id: str) -> None:
+async def lose_producer(producer: RedisBroker) -> None:
     """What a node's death looks like from Redis: its renewals stop (closing the broker
     stops them without ending the stream)."""
     await producer.close()
@@ -480,7 +480,7 @@ async def test_a_lost_producer_is_reported_and_exactly_one_node_claims_the_strea
     assert isinstance(producer, RedisBroker)
     others = [nodes(lease_s=0.3) for _ in range(3)]
     stream_id = await new_stream(producer, items=2)
-    await lose_producer(producer, stream_id)
+    await lose_producer(producer)
     async with asyncio.timeout(WAIT_S):
         while not (info := await others[0].info(stream_id)) or not info.producer_lost:
             await asyncio.sleep(0.05)  # lease expiry has no event to wait on
@@ -511,7 +511,7 @@ async def test_a_reader_of_a_stream_whose_producer_died_calls_the_lost_handler(
 
     node.on_lost(end_it)
     subscription = await node.subscribe(stream_id)
-    await lose_producer(producer, stream_id)
+    await lose_producer(producer)
     received = await collect(subscription)
     assert [(i.seq, i.kind) for i in received] == [(1, "delta"), (2, "error"), (3, "end")]
 

@@ -37,7 +37,7 @@ from yamabiko.protocol import errors
 from yamabiko.protocol.messages import encode_notification
 from yamabiko.schema import audio as audio_schema
 from yamabiko.schema import stream as schema
-from yamabiko.schema.objects import MessageId, TenantId
+from yamabiko.schema.objects import Message, MessageId, TenantId
 from yamabiko.store import Store
 from yamabiko.store.broker import Broker, BrokerUnavailable, StreamInfo, StreamNotFound
 
@@ -96,14 +96,13 @@ class Orphans:
         text, frames, digest = await self._read(info)
         message = None
         if frames == 0:
-            message = await self._store.messages.update(
-                TenantId(info.owner_tenant),
-                MessageId(stream_id),
-                content=text,
-                status="error",
-                # Four characters a token, as for any estimate (docs/streams.md).
-                output_tokens=(len(text) + 3) // 4,
-            )
+            try:
+                message = await self._store_error(TenantId(info.owner_tenant), stream_id, text)
+            except Exception:
+                # The subscribers must still hear the end, store or no store.
+                log.exception(
+                    "could not store a lost stream's message", extra={"stream": stream_id}
+                )
         seq = info.last_seq + 1
         await self._broker.publish(
             stream_id,
@@ -137,6 +136,16 @@ class Orphans:
             )
         await self._broker.end(stream_id, KIND_END, end)
         return True
+
+    async def _store_error(self, tenant: TenantId, message_id: str, text: str) -> Message | None:
+        return await self._store.messages.update(
+            tenant,
+            MessageId(message_id),
+            content=text,
+            status="error",
+            # Four characters a token, as for any estimate (docs/streams.md).
+            output_tokens=(len(text) + 3) // 4,
+        )
 
     async def _read(self, info: StreamInfo) -> tuple[str, int, str]:
         """The text of the deltas still in the stream's history, how many audio frames
@@ -191,4 +200,6 @@ class Orphans:
             return 1
         if info.producer_lost:
             return int(await self.end(message_id))
+        # Live with its producer, or ended (its producer stored the message first; one
+        # that is still listed is being stored right now): not ours to touch.
         return 0

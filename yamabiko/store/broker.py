@@ -236,8 +236,9 @@ class Broker(Protocol):
     async def claim(self, stream_id: str) -> bool:
         """Become the producer of a live stream whose producer was lost
         (``info.producer_lost``), to end it; True for exactly one caller across nodes,
-        who then publishes and ends it like its own. False if the stream is gone,
-        ended, or still has its producer."""
+        who then publishes and ends it like its own, within one lease (the claim is
+        not renewed: a claimant that fails loses it to the next). False if the stream
+        is gone, ended, or still has its producer."""
         ...
 
     def on_lost(self, handler: LostHandler) -> None:

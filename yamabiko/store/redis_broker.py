@@ -358,8 +358,8 @@ class RedisBroker:
             )
         except RedisError as exc:
             raise self._unavailable(exc) from exc
-        if claimed:
-            self._hold(stream_id)
+        # Not renewed: ending the stream takes milliseconds, and should this node fail
+        # meanwhile, the claim lapses like any lease and another node ends it.
         return bool(claimed)
 
     def on_lost(self, handler: LostHandler) -> None:
@@ -538,10 +538,6 @@ class RedisBroker:
     async def ping(self) -> None:
         self._check_open()
         await self.client.ping()
-
-    @property
-    def lost_handler(self) -> LostHandler | None:
-        return self._lost_handler
 
     async def close(self) -> None:
         if self.closed:
