@@ -236,6 +236,7 @@ async def storm(tmp: Path, redis_url: str, count: int) -> None:
         await broker.close()
 
 
+@pytest.mark.timeout(180)  # about 40 s on two loaded cores
 async def test_a_storm_of_500_subscribes_and_resumes_all_succeed(
     redis_url: str, tmp_path: Path
 ) -> None:
