@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -314,8 +315,6 @@ def _serve_once(cwd: Path, env: dict[str, str]) -> None:
 
 
 def test_serve_on_a_busy_port_exits_at_once(tmp_path: Path) -> None:
-    import socket
-
     with socket.socket() as busy:
         busy.bind(("127.0.0.1", 0))
         busy.listen()
@@ -344,3 +343,26 @@ def test_serve_writes_only_json_lines_on_stderr(tmp_path: Path) -> None:
     messages = [json.loads(line)["msg"] for line in lines]  # each line is one JSON object
     assert "listening" in messages
     assert "shutting down" in messages
+
+
+def test_serve_with_no_redis_listening_says_so_in_one_line_and_exits_2(tmp_path: Path) -> None:
+    with socket.socket() as probe:  # a port nothing listens on once closed
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    result = run(
+        "serve",
+        "--port",
+        "0",
+        "--data-dir",
+        str(tmp_path / "data"),
+        env={"YAMABIKO_REDIS_URL": f"redis://:hunter2@127.0.0.1:{port}/0"},
+    )
+    assert result.returncode == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    line = json.loads(lines[0])  # a JSON log line, like every line on stderr
+    expected = f"YAMABIKO_REDIS_URL: no Redis answers at 127.0.0.1:{port} ("
+    assert line["msg"].startswith(expected)
+    assert line["level"] == "ERROR"
+    assert "hunter2" not in result.stderr
+    assert "Traceback" not in result.stderr

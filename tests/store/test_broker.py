@@ -441,3 +441,110 @@ async def test_redis_broker_needs_bytes_replies(redis_url: str) -> None:
             RedisBroker(client, client)
     finally:
         await client.aclose()
+
+
+# Producer leases (Redis): a node that stops renewing is found out, and one node ends
+# the stream for everyone.
+
+
+async def lose_producer(producer: RedisBroker) -> None:
+    """What a node's death looks like from Redis: its renewals stop (closing the broker
+    stops them without ending the stream)."""
+    await producer.close()
+
+
+@pytest.mark.redis
+async def test_a_live_stream_keeps_its_lease_while_its_producer_renews_it(nodes: Make) -> None:
+    producer = nodes(lease_s=0.5)
+    assert isinstance(producer, RedisBroker)
+    stream_id = await new_stream(producer, items=1)
+    lease = producer.lease_key(stream_id)
+    assert await producer.client.get(lease) == producer.node_id.encode()
+    # Four leases' worth of time later it is still held: renewed, not merely long.
+    async with asyncio.timeout(WAIT_S):
+        await asyncio.sleep(2.0)
+    info = await producer.info(stream_id)
+    assert info is not None
+    assert not info.producer_lost
+    assert 0 < await producer.client.pttl(lease) <= 500
+    await producer.end(stream_id)
+    assert not await producer.client.exists(lease)  # ended: nothing left to renew
+    assert producer.produced == 0
+
+
+@pytest.mark.redis
+async def test_a_lost_producer_is_reported_and_exactly_one_node_claims_the_stream(
+    nodes: Make,
+) -> None:
+    producer = nodes(lease_s=0.3)
+    assert isinstance(producer, RedisBroker)
+    others = [nodes(lease_s=0.3) for _ in range(3)]
+    stream_id = await new_stream(producer, items=2)
+    await lose_producer(producer)
+    async with asyncio.timeout(WAIT_S):
+        while not (info := await others[0].info(stream_id)) or not info.producer_lost:
+            await asyncio.sleep(0.05)  # lease expiry has no event to wait on
+    claims = await asyncio.gather(*(o.claim(stream_id) for o in others))
+    assert sorted(claims) == [False, False, True]
+    winner = others[claims.index(True)]
+    info = await winner.info(stream_id)
+    assert info is not None
+    assert not info.producer_lost  # the winner holds the lease now
+    assert await winner.publish(stream_id, "error", b"lost") == 3
+    assert await winner.end(stream_id) == 4
+    assert not await others[0].claim(stream_id)  # ended: nothing to claim
+
+
+@pytest.mark.redis
+async def test_a_reader_of_a_stream_whose_producer_died_calls_the_lost_handler(
+    nodes: Make,
+) -> None:
+    producer = nodes(lease_s=0.3)
+    node = nodes(lease_s=0.3)
+    assert isinstance(producer, RedisBroker)
+    stream_id = await new_stream(producer, items=1)
+
+    async def end_it(lost: str) -> None:
+        assert await node.claim(lost)
+        await node.publish(lost, "error", b"producer lost")
+        await node.end(lost, "end", b"")
+
+    node.on_lost(end_it)
+    subscription = await node.subscribe(stream_id)
+    await lose_producer(producer)
+    received = await collect(subscription)
+    assert [(i.seq, i.kind) for i in received] == [(1, "delta"), (2, "error"), (3, "end")]
+
+
+@pytest.mark.redis
+async def test_a_stream_without_a_lease_field_is_never_taken_for_lost(
+    nodes: Make, redis_url: str
+) -> None:
+    # Streams created before leases existed (a rolling upgrade) have no lease key at
+    # all: they must not be ended by the new nodes.
+    broker = nodes(lease_s=0.3)
+    assert isinstance(broker, RedisBroker)
+    stream_id = await new_stream(broker)
+    meta_key, _ = broker.keys(stream_id)
+    await broker.client.hdel(meta_key, "leased")
+    await broker.client.delete(broker.lease_key(stream_id))
+    info = await broker.info(stream_id)
+    assert info is not None
+    assert not info.producer_lost
+    assert not await broker.claim(stream_id)
+
+
+@pytest.mark.redis
+async def test_a_crowd_asking_about_one_stream_shares_reads(nodes: Make) -> None:
+    producer, node = nodes(), nodes(max_connections=2, pool_timeout_s=5.0)
+    assert isinstance(node, RedisBroker)
+    stream_id = await new_stream(producer, items=3)
+    async with asyncio.timeout(WAIT_S):
+        infos = await asyncio.gather(*(node.info(stream_id) for _ in range(2000)))
+        subscriptions = await asyncio.gather(
+            *(node.subscribe(stream_id, after_seq=1) for _ in range(2000))
+        )
+    assert {(i.status, i.last_seq) for i in infos if i is not None} == {("live", 3)}
+    await producer.end(stream_id)
+    readers = await asyncio.gather(*(collect(s) for s in subscriptions))
+    assert {tuple(seqs(r)) for r in readers} == {(2, 3, 4)}

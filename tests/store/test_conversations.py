@@ -7,6 +7,7 @@ import pytest
 from tests.store.conftest import ACME, ALICE, BOB, GLOBEX
 from yamabiko.schema.objects import AgentId, ConversationId, MessageId, MessageRole, UserId
 from yamabiko.store import Store
+from yamabiko.store.ids import utc_now
 
 MISSING = ConversationId("00000000-0000-7000-8000-000000000000")
 
@@ -180,3 +181,24 @@ async def test_append_turn_stores_the_question_and_its_pending_answer(store: Sto
     assert (
         await store.messages.append_turn(GLOBEX, conversation.id, content="x", model=None) is None
     )
+
+
+async def test_messages_left_streaming_are_listed_across_tenants_oldest_first(
+    store: Store,
+) -> None:
+    acme = await store.conversations.create(ACME, ALICE, title="a")
+    globex = await store.conversations.create(GLOBEX, BOB, title="g")
+    first = await store.messages.append_turn(ACME, acme.id, content="q1", model="m")
+    second = await store.messages.append_turn(GLOBEX, globex.id, content="q2", model="m")
+    done = await store.messages.append_turn(ACME, acme.id, content="q3", model="m")
+    assert first is not None
+    assert second is not None
+    assert done is not None
+    await store.messages.update(ACME, done[1].id, status="complete", content="a3")
+    cutoff = utc_now()
+    later = await store.messages.append_turn(ACME, acme.id, content="q4", model="m")
+    assert later is not None
+
+    listed = await store.messages.streaming(before=cutoff)
+    assert listed == [(ACME, first[1].id), (GLOBEX, second[1].id)]
+    assert await store.messages.streaming(before=cutoff, limit=1) == [(ACME, first[1].id)]

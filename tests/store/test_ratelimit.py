@@ -398,3 +398,78 @@ async def test_tenant_rate_limits_come_from_the_store_cached(store: Store) -> No
     assert own == {"tenant_rate": 4.0, "tenant_burst": 2}
     assert TenantRateLimits.overrides(None) == {}
     assert [await limiter.admit(ACME, "u", **own) for _ in range(3)] == [0, 0, 250]
+
+
+# Redis only: a crowd of requests is decided in batches, exactly.
+
+
+@pytest.mark.redis
+async def test_a_burst_of_2000_requests_takes_a_few_round_trips_and_stays_exact(
+    redis_url: str, redis_client: Redis
+) -> None:
+    prefix = unique_prefix()
+    limiter = RedisRateLimiter.from_url(
+        redis_url,
+        prefix=prefix,
+        user_rate=0.001,
+        user_burst=1500,
+        tenant_rate=0.001,
+        tenant_burst=100_000,
+        max_connections=1,
+    )
+    try:
+        async with asyncio.timeout(10):
+            results = await asyncio.gather(*(limiter.admit(ACME, "fleet") for _ in range(2000)))
+        assert sum(1 for r in results if r == 0) == 1500  # the burst, not one more
+        assert results[:1500] == [0] * 1500  # in the order they asked
+        assert all(r > 0 for r in results[1500:])
+        assert limiter.round_trips <= 20
+    finally:
+        await delete_keys(redis_client, prefix)
+        await limiter.aclose()
+
+
+@pytest.mark.redis
+async def test_a_request_s_cost_is_taken_from_both_buckets(
+    redis_url: str, redis_client: Redis
+) -> None:
+    prefix = unique_prefix()
+    limiter = RedisRateLimiter(
+        redis_client, prefix=prefix, user_rate=0.001, user_burst=10, **FAST_TENANT
+    )
+    try:
+        assert await limiter.admit(ACME, "u", cost=4) == 0
+        assert await limiter.admit(ACME, "u", cost=4) == 0
+        assert await limiter.admit(ACME, "u", cost=4) > 0  # 2 left: refused, nothing taken
+        assert await limiter.admit(ACME, "u", cost=0.5) == 0  # a cheap one still fits
+        assert await limiter.admit(ACME, "u", cost=0) == 0  # free, not even a round trip
+        user_key, _ = limiter.keys(ACME, "u")
+        tokens = await redis_client.hget(user_key, "tokens")  # type: ignore[misc]
+        assert float(tokens) == pytest.approx(1.5, abs=0.01)
+        with pytest.raises(ValueError, match="cost"):
+            await limiter.admit(ACME, "u", cost=-1)
+    finally:
+        await delete_keys(redis_client, prefix)
+
+
+async def test_a_failing_redis_is_logged_at_warning_once_not_per_request(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    server = await asyncio.start_server(lambda r, w: None, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    server.close()
+    await server.wait_closed()
+    limiter = RedisRateLimiter.from_url(
+        f"redis://:hunter2@127.0.0.1:{port}/0", **FAST_USER, **FAST_TENANT, timeout_s=0.5
+    )
+    try:
+        with caplog.at_level("WARNING", logger="yamabiko.store.ratelimit"):
+            for _ in range(5):
+                with pytest.raises(RateLimiterUnavailable):
+                    await limiter.admit(ACME, "u")
+        warnings = [r for r in caplog.records if r.levelname == "WARNING"]
+        assert len(warnings) == 1
+        assert "rate limiter" in warnings[0].getMessage()
+        assert "hunter2" not in caplog.text
+    finally:
+        await limiter.aclose()

@@ -569,7 +569,7 @@ def to_script(messages: list[tuple[Literal["client", "server"], Any]]) -> list[d
             kind = "notify" if "method" in body and "id" not in body else "send"
             steps.append({kind: body})
         elif body.get("method") not in SKIPPED_NOTIFICATIONS:
-            expected = _volatile(body, names, sent, top=True)
+            expected = _volatile(body, names, sent, set(), top=True)
             if expected.get("method") == "ghost/suggestions" and "params" in expected:
                 expected["params"]["items"] = "$any"
             steps.append({"expect": expected})
@@ -586,16 +586,21 @@ def _replace_known(value: Any, names: dict[str, str]) -> Any:
     return value
 
 
-def _volatile(value: Any, names: dict[str, str], sent: set[str], *, top: bool = False) -> Any:
+def _volatile(
+    value: Any, names: dict[str, str], sent: set[str], fresh: set[str], *, top: bool = False
+) -> Any:
+    """``value`` with its volatile fields replaced; ``fresh`` holds the values saved
+    in this message so far: a capture is only usable from the next step on, so a value
+    met twice in one message (a reply's ``messageId`` and ``streamId``) is saved twice."""
     if isinstance(value, list):
-        return [_volatile(v, names, sent) for v in value]
+        return [_volatile(v, names, sent, fresh) for v in value]
     if not isinstance(value, dict):
         return value
     out: dict[str, Any] = {}
     for key, item in value.items():
         if top and key == "id":
             out[key] = item  # our own request's id, or the server's request's
-        elif isinstance(item, str) and item in names:
+        elif isinstance(item, str) and item in names and item not in fresh:
             out[key] = "${" + names[item] + "}"
         elif (
             key.endswith("At")
@@ -618,9 +623,10 @@ def _volatile(value: Any, names: dict[str, str], sent: set[str], *, top: bool = 
                 name = f"{key}{suffix}"
                 suffix += 1
             names[item] = name
+            fresh.add(item)
             out[key] = f"$save:{name}"
         else:
-            out[key] = _volatile(item, names, sent)
+            out[key] = _volatile(item, names, sent, fresh)
     return out
 
 

@@ -51,7 +51,6 @@ from yamabiko.schema.objects import (
 )
 from yamabiko.sessions.methods import Router
 from yamabiko.sessions.session import Context
-from yamabiko.store.ids import new_id
 
 router = Router()
 
@@ -191,7 +190,7 @@ async def send(ctx: Context, params: ChatSendParams) -> ChatSendResult:
             {"conversationId": conversation.id},
         )
     first = candidates[0]
-    stream_id = new_id()
+    stream_id = ""
     message_id: str | None = None
     try:
         # The turn is stored before the engine is asked (nothing is generated for a
@@ -202,6 +201,9 @@ async def send(ctx: Context, params: ChatSendParams) -> ChatSendResult:
         if turn is None:  # deleted a moment ago
             raise errors.NotFound(f"conversation not found: {conversation.id}")
         message_id = turn[1].id
+        # The stream is named after the message it fills: whoever finds the stream
+        # without its producer (a node died) finds the message to finish, and back.
+        stream_id = message_id
         await svc.watch.changed(conversation.id)
         await svc.broker.create(stream_id, owner_tenant=tid, owner_user=uid)
         await subscribe_session(ctx, stream_id, 0)

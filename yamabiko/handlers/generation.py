@@ -236,7 +236,7 @@ class Generations(StreamJobs[Job]):
         await broker.end(
             stream_id,
             KIND_END,
-            _end(
+            end_notification(
                 stream_id,
                 seq + 1,
                 reason,
@@ -346,7 +346,7 @@ class Generations(StreamJobs[Job]):
         return cost
 
 
-def _end(
+def end_notification(
     stream_id: str,
     seq: int,
     reason: schema.FinishReason,

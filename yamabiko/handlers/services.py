@@ -13,6 +13,7 @@ from yamabiko.engines.llm import EngineRegistry
 from yamabiko.engines.tools.mcp import McpClients
 from yamabiko.handlers.generation import Generations
 from yamabiko.handlers.ghost_models import GhostModels
+from yamabiko.handlers.orphans import Orphans
 from yamabiko.handlers.synthesis import AudioEngines, Syntheses
 from yamabiko.handlers.watch import ConversationWatch
 from yamabiko.sessions.session import Context
@@ -54,6 +55,8 @@ class Services:
     """Live sessions with the tenants' MCP servers (agents' tools)."""
     watch: ConversationWatch
     """Sessions watching conversations (MCP resources/subscribe)."""
+    orphans: Orphans
+    """Ends streams whose producing node died, and finishes their messages."""
 
 
 def services(ctx: Context) -> Services:

@@ -224,8 +224,10 @@ async def subscribe_session(
 
 @router.method(schema.STREAM_SUBSCRIBE)
 async def subscribe(ctx: Context, params: SubscribeParams) -> SubscribeResult:
-    broker = services(ctx).broker
-    readable(ctx, await broker.info(params.stream_id), params.stream_id)
+    svc = services(ctx)
+    info = readable(ctx, await svc.broker.info(params.stream_id), params.stream_id)
+    if info.producer_lost:  # ended first, so the answer is not "live" for ever
+        readable(ctx, await svc.orphans.settle(info), params.stream_id)
     subscription = await subscribe_session(ctx, params.stream_id, params.after_seq)
     info = subscription.info
     return SubscribeResult(
@@ -244,5 +246,9 @@ async def unsubscribe(ctx: Context, params: StreamRef) -> UnsubscribeResult:
 @router.method(schema.STREAM_CANCEL)
 async def cancel(ctx: Context, params: StreamRef) -> CancelResult:
     svc = services(ctx)
-    readable(ctx, await svc.broker.info(params.stream_id), params.stream_id)
+    info = readable(ctx, await svc.broker.info(params.stream_id), params.stream_id)
+    if info.producer_lost:
+        # Nothing runs to be cancelled: the stream ends as failed, not cancelled.
+        await svc.orphans.settle(info)
+        return CancelResult(cancelled=False)
     return CancelResult(cancelled=await svc.generations.cancel(params.stream_id))

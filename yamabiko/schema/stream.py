@@ -14,7 +14,7 @@ who started it and by admins of its tenant; any other id is -32004.
 
 from __future__ import annotations
 
-from typing import Annotated, Final, Literal
+from typing import Annotated, Any, Final, Literal
 
 from msgspec import Meta
 
@@ -94,6 +94,9 @@ class ErrorParams(Params):
     ``afterSeq: seq`` continues where it stopped."""
     code: int
     message: str
+    data: dict[str, Any] | None = None
+    """Details: ``{"reason": "producerLost"}`` when the node producing the stream stopped
+    (a ``stream/end`` with ``finishReason: error`` follows)."""
 
 
 METHODS: Final[tuple[MethodSchema, ...]] = (

@@ -186,6 +186,7 @@ def _serve(args: argparse.Namespace) -> int:
     from yamabiko.server.datadir import DataDirError
     from yamabiko.server.logs import configure_logging
     from yamabiko.server.settings import SettingsError, load_settings
+    from yamabiko.store.redis_clients import RedisUnreachable
 
     overrides: dict[str, Any] = {
         "host": args.host,
@@ -207,6 +208,9 @@ def _serve(args: argparse.Namespace) -> int:
         return _run(_serve_async(settings))
     except DataDirError as exc:
         log.error("cannot use the data dir: %s", exc)
+        return EXIT_USAGE
+    except RedisUnreachable as exc:
+        log.error("%s", exc, extra={"setting": "YAMABIKO_REDIS_URL"})
         return EXIT_USAGE
     except OSError as exc:
         log.error(

@@ -169,6 +169,16 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     audit_retention_days: Annotated[
         float, Meta(ge=0, description="Days audit events are kept; 0: forever.")
     ] = 90.0
+    redis_max_connections: Annotated[
+        AtLeastOne, Meta(description="Connections per Redis pool; more callers wait for one.")
+    ] = 64
+    redis_pool_timeout_s: Annotated[
+        Positive, Meta(description="Seconds a caller waits for a Redis connection, then fails.")
+    ] = 5.0
+    stream_lease_s: Annotated[
+        float,
+        Meta(ge=0.5, le=60, description="A producing node's lease on its live streams."),
+    ] = 5.0
 
     @property
     def data_path(self) -> Path:

@@ -6,12 +6,12 @@ The only place that knows the whole; everything it builds is handed on as a valu
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 from collections.abc import Awaitable, Callable, Mapping, Sequence
+from datetime import datetime
 from pathlib import Path
 from typing import Any, cast
-
-from redis.asyncio import Redis
 
 from yamabiko import __version__
 from yamabiko.engines.audio.base import AudioEngine
@@ -21,6 +21,7 @@ from yamabiko.engines.tools.mcp import McpClients
 from yamabiko.handlers import routers as handler_routers
 from yamabiko.handlers.generation import Generations
 from yamabiko.handlers.ghost_models import GhostModels
+from yamabiko.handlers.orphans import Orphans
 from yamabiko.handlers.services import Services
 from yamabiko.handlers.synthesis import AudioEngines, Syntheses
 from yamabiko.handlers.watch import ConversationWatch
@@ -41,6 +42,7 @@ from yamabiko.store import open_store
 from yamabiko.store.broker import Broker, MemoryBroker
 from yamabiko.store.budget import Budget
 from yamabiko.store.catalogue import CachedCatalogue
+from yamabiko.store.ids import utc_now
 from yamabiko.store.locks import Locks, MemoryLocks, RedisLocks
 from yamabiko.store.ratelimit import (
     MemoryRateLimiter,
@@ -49,8 +51,11 @@ from yamabiko.store.ratelimit import (
     TenantRateLimits,
 )
 from yamabiko.store.redis_broker import RedisBroker
+from yamabiko.store.redis_clients import check_reachable, pooled_client
 from yamabiko.store.revocations import RevokedTokens
 from yamabiko.store.signals import MemorySignals, RedisSignals, Signals
+
+log = logging.getLogger("yamabiko.server")
 
 
 def session_config(settings: Settings) -> SessionConfig:
@@ -119,6 +124,7 @@ def rate_limiter(settings: Settings) -> tuple[RateLimiter, Closer | None]:
         limiter = RedisRateLimiter.from_url(
             settings.redis_url, user_rate=user_rate, user_burst=user_burst,
             tenant_rate=tenant_rate, tenant_burst=tenant_burst,
+            timeout_s=max(1.0, settings.redis_pool_timeout_s),
         )  # fmt: skip
         return limiter, limiter.aclose
     memory = MemoryRateLimiter(
@@ -151,8 +157,20 @@ async def stream_backends(settings: Settings) -> tuple[Broker, Locks, Signals, l
     retention, max_items = settings.stream_retention_s, settings.stream_max_items
     if settings.redis_url:
         url = settings.redis_url
-        broker = RedisBroker.from_url(url, retention_s=retention, max_items=max_items)
-        locks_client = Redis.from_url(url)
+        await check_reachable(url, setting="YAMABIKO_REDIS_URL")
+        broker = RedisBroker.from_url(
+            url,
+            retention_s=retention,
+            max_items=max_items,
+            max_connections=settings.redis_max_connections,
+            pool_timeout_s=settings.redis_pool_timeout_s,
+            lease_s=settings.stream_lease_s,
+        )
+        locks_client = pooled_client(
+            url,
+            max_connections=settings.redis_max_connections,
+            pool_timeout_s=settings.redis_pool_timeout_s,
+        )
         signals = await RedisSignals.open(url)
         return (
             broker,
@@ -162,6 +180,22 @@ async def stream_backends(settings: Settings) -> tuple[Broker, Locks, Signals, l
         )
     memory = MemoryBroker(retention_s=retention, max_items=max_items)
     return memory, MemoryLocks(), MemorySignals(), [memory.close]
+
+
+async def sweep_orphans(orphans: Orphans, started_at: datetime, *, delay_s: float) -> None:
+    """Finish the messages that a node which died left ``streaming`` (docs/streams.md,
+    "When a node dies"). With shared streams it waits ``delay_s`` first, so that the
+    lease of a node that died just before this one started has lapsed (a live node's
+    never does)."""
+    if delay_s > 0:
+        await asyncio.sleep(delay_s)
+    try:
+        finished = await orphans.sweep(before=started_at)
+    except Exception:
+        log.warning("the sweep of messages left streaming failed", exc_info=True)
+        return
+    if finished:
+        log.warning("finished %d messages left streaming by a node that stopped", finished)
 
 
 def ghost_engines(settings: Settings, registry: EngineRegistry) -> dict[str, GhostEngine]:
@@ -252,9 +286,14 @@ async def build_app(
             detail=detail,
         )
 
+    started_at = utc_now()
+    try:
+        broker, locks, signals, close_streams = await stream_backends(settings)
+    except BaseException:
+        await store.close()
+        raise
     limiter, close_limiter = rate_limiter(settings)
     tenant_limits = TenantRateLimits(store)
-    broker, locks, signals, close_streams = await stream_backends(settings)
     providers = provider_environment(os.environ if provider_env is None else provider_env)
     engines = EngineRegistry(
         providers,
@@ -278,6 +317,28 @@ async def build_app(
     )
 
     syntheses = Syntheses(broker=broker, signals=signals)
+    orphans = Orphans(store=store, broker=broker)
+
+    async def producer_lost(stream_id: str) -> None:
+        await orphans.end(stream_id)
+
+    broker.on_lost(producer_lost)
+    sweeper: asyncio.Task[None] | None = None
+    if settings.redis_url:
+        # Another node may still produce streams: after a lease has had time to lapse.
+        sweeper = asyncio.create_task(
+            sweep_orphans(orphans, started_at, delay_s=settings.stream_lease_s + 0.5),
+            name="orphan-sweep",
+        )
+    else:
+        # Streams die with their node: whatever was streaming is finished before serving.
+        await sweep_orphans(orphans, started_at, delay_s=0.0)
+
+    async def stop_sweeper() -> None:
+        if sweeper is not None:
+            sweeper.cancel()
+            await asyncio.wait({sweeper})
+
     mcp = McpClients(allowlist=settings.mcp_stdio_allowlist)
     audio = audio_engines(settings, providers)
 
@@ -289,6 +350,7 @@ async def build_app(
 
     # In order: running work stores its results before anything it uses closes.
     closers: list[Closer] = [
+        stop_sweeper,
         close_generations,
         ghost_models.aclose,
         engines.aclose,
@@ -322,6 +384,7 @@ async def build_app(
             syntheses=syntheses,
             mcp=mcp,
             watch=watch,
+            orphans=orphans,
         ),
         audit=audit,
         revoked=revoked,

@@ -13,6 +13,7 @@ its tenant bucket: the caller passes them to ``admit`` as ``tenant_rate`` and
 from __future__ import annotations
 
 import asyncio
+import logging
 import math
 import time
 from collections.abc import Callable, Hashable
@@ -23,7 +24,10 @@ from redis.exceptions import RedisError
 
 from yamabiko.protocol.errors import InternalError
 from yamabiko.schema.objects import RateLimits, Tenant, TenantId
+from yamabiko.store.redis_clients import ThrottledWarning, pooled_client
 from yamabiko.store.repositories import Store
+
+log = logging.getLogger(__name__)
 
 
 class RateLimiterUnavailable(InternalError):
@@ -201,12 +205,16 @@ def _wait_s(bucket: _Bucket, cost: float) -> float:
 # time in whole microseconds (an integer below 2^53, so exact in Lua's doubles; Redis
 # writes numbers with 17 digits, so tokens round-trip exactly). Its level now is tokens
 # plus the refill since ts, capped at burst; a missing key is a full bucket. Both levels
-# are read, both checked, and only if both hold a token is one taken from each: the
-# script runs atomically, so concurrent nodes cannot both take the last token. Taking
-# sets PEXPIRE to the time the bucket needs to be full again, after which the key is
-# indistinguishable from a missing one and may vanish. A refusal writes nothing. As in
-# memory, a bucket a billionth of a token short counts as holding one. ARGV[5] is the
-# request's cost in tokens (capped at each burst).
+# are read, both checked, and only if both hold ``cost`` tokens (at most a full bucket's
+# worth: a cost above the burst waits for a full bucket and then borrows) is ``cost``
+# taken from each: the script runs atomically, so concurrent nodes cannot both take the
+# last token. Taking sets PEXPIRE to the time the bucket needs to be full again, after
+# which the key is indistinguishable from a missing one and may vanish. A refusal writes
+# nothing. As in memory, a bucket a billionth of a token short counts as holding one.
+#
+# One call of the script decides a whole batch of requests of one tenant, in the order
+# they arrived (KEYS: user and tenant key per request; ARGV: five numbers per request),
+# and answers one number per request.
 _ADMIT_LUA = """
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
@@ -216,38 +224,72 @@ local function level(key, rate, burst)
   if tokens == nil or ts == nil then return burst end
   return math.min(burst, tokens + math.max(0, now - ts) / 1000000 * rate)
 end
-local function take(key, tokens, rate, burst, cost)
+local function take(key, tokens, cost, rate, burst)
   local left = tokens - cost
   redis.call('HSET', key, 'tokens', left, 'ts', now)
   redis.call('PEXPIRE', key, math.max(1, math.ceil((burst - left) / rate * 1000)))
 end
-local ur, ub = tonumber(ARGV[1]), tonumber(ARGV[2])
-local tr, tb = tonumber(ARGV[3]), tonumber(ARGV[4])
-local cost = tonumber(ARGV[5])
-local uc, tc = math.min(cost, ub), math.min(cost, tb)
-local u, tn = level(KEYS[1], ur, ub), level(KEYS[2], tr, tb)
-local wait = 0
-if u < uc - 1e-9 then wait = math.max(wait, (uc - u) / ur) end
-if tn < tc - 1e-9 then wait = math.max(wait, (tc - tn) / tr) end
-if wait > 0 then return math.max(1, math.ceil(wait * 1000)) end
-take(KEYS[1], u, ur, ub, uc)
-take(KEYS[2], tn, tr, tb, tc)
-return 0
+local out = {}
+for i = 1, #KEYS / 2 do
+  local a = (i - 1) * 5
+  local ur, ub = tonumber(ARGV[a + 1]), tonumber(ARGV[a + 2])
+  local tr, tb = tonumber(ARGV[a + 3]), tonumber(ARGV[a + 4])
+  local cost = tonumber(ARGV[a + 5])
+  local ukey, tkey = KEYS[2 * i - 1], KEYS[2 * i]
+  local u, tn = level(ukey, ur, ub), level(tkey, tr, tb)
+  local un, tneed = math.min(cost, ub), math.min(cost, tb)
+  local wait = 0
+  if u < un - 1e-9 then wait = math.max(wait, (un - u) / ur) end
+  if tn < tneed - 1e-9 then wait = math.max(wait, (tneed - tn) / tr) end
+  if wait > 0 then
+    out[i] = math.max(1, math.ceil(wait * 1000))
+  else
+    take(ukey, u, cost, ur, ub)
+    take(tkey, tn, cost, tr, tb)
+    out[i] = 0
+  end
+end
+return out
 """
+
+_MAX_BATCH = 256
+"""Requests decided by one run of the script: bounds how long Redis is busy with it."""
+
+
+class _Waiting:
+    """A request waiting for its batch: what the script needs, and its answer."""
+
+    __slots__ = ("args", "future", "keys")
+
+    def __init__(
+        self, keys: tuple[str, str], args: tuple[float, ...], future: asyncio.Future[int]
+    ) -> None:
+        self.keys = keys
+        self.args = args
+        self.future = future
 
 
 class RedisRateLimiter:
-    """Token buckets in Redis, shared by every node: one Lua script (loaded once, run
+    """Token buckets in Redis, shared by every node: a Lua script (loaded once, run
     with EVALSHA) refills, checks and takes from both buckets atomically, on the Redis
     server's clock, so nodes whose clocks disagree still agree on every bucket.
 
+    Requests are decided in batches, not one Redis round trip each: an ``admit`` joins
+    the batch being gathered, and while one batch is with Redis the next gathers. A
+    batch is one pipeline holding one script call per tenant (its requests in arrival
+    order), so a burst of 2,000 requests costs a handful of round trips on one
+    connection instead of 2,000 connections (docs/deployment.md, "Shared services under
+    load"). Alone, a request still takes one round trip: the decision stays exact
+    across nodes.
+
     Keys: ``{prefix}rl:u:{{tenant}}:{user}`` and ``{prefix}rl:t:{{tenant}}``. The tenant
     is wrapped in a hash tag (literal braces), so a user's and its tenant's bucket share
-    a cluster slot; ``prefix`` must therefore contain no braces. Idle buckets expire once
-    they would be full again.
+    a cluster slot, as do all the keys of one script call; ``prefix`` must therefore
+    contain no braces. Idle buckets expire once they would be full again.
 
     If Redis does not answer within ``timeout_s`` (or refuses, or fails), ``admit``
-    raises :class:`RateLimiterUnavailable`: limits are never silently lifted.
+    raises :class:`RateLimiterUnavailable`: limits are never silently lifted. Failures
+    are logged at WARNING, at most once per 10 s.
     """
 
     def __init__(
@@ -274,6 +316,11 @@ class RedisRateLimiter:
         self._owns_client = False
         self._timeout_s = timeout_s
         self._script = client.register_script(_ADMIT_LUA)
+        self._waiting: list[_Waiting] = []
+        self._sender: asyncio.Task[None] | None = None
+        self._warn = ThrottledWarning(log)
+        self.round_trips = 0
+        """Batches sent to Redis (for tests and metrics)."""
 
     @classmethod
     def from_url(
@@ -286,11 +333,18 @@ class RedisRateLimiter:
         tenant_burst: int,
         prefix: str = "yamabiko:",
         timeout_s: float = 1.0,
+        max_connections: int = 4,
     ) -> RedisRateLimiter:
         """A limiter with a client of its own for ``url`` (``redis://``, ``rediss://``,
         ``unix://``), whose connects and replies are bounded by ``timeout_s``; close it
-        with :meth:`aclose`. Connects lazily: an unreachable server shows at ``admit``."""
-        client = Redis.from_url(url, socket_timeout=timeout_s, socket_connect_timeout=timeout_s)
+        with :meth:`aclose`. Connects lazily: an unreachable server shows at ``admit``.
+        Batches go one at a time, so a small pool is plenty."""
+        client = pooled_client(
+            url,
+            max_connections=max_connections,
+            pool_timeout_s=timeout_s,
+            socket_timeout_s=timeout_s,
+        )
         limiter = cls(
             client,
             user_rate=user_rate,
@@ -306,6 +360,10 @@ class RedisRateLimiter:
     async def aclose(self) -> None:
         """Closes the client if :meth:`from_url` made it (a client passed in is the
         caller's to close). Idempotent."""
+        sender = self._sender
+        if sender is not None and not sender.done():
+            sender.cancel()
+            await asyncio.wait({sender})
         if self._owns_client:
             await self._client.aclose()
 
@@ -329,18 +387,64 @@ class RedisRateLimiter:
         t_burst = self.tenant_burst if tenant_burst is None else tenant_burst
         check_limits(t_rate, t_burst)
         check_cost(cost)
-        args = (self.user_rate, self.user_burst, t_rate, t_burst, cost)
+        if cost == 0:
+            return 0
+        future: asyncio.Future[int] = asyncio.get_running_loop().create_future()
+        args = (self.user_rate, float(self.user_burst), t_rate, float(t_burst), cost)
+        self._waiting.append(_Waiting(self.keys(tenant_id, user), args, future))
+        if self._sender is None or self._sender.done():
+            self._sender = asyncio.create_task(self._send(), name="rate-limiter-batches")
         try:
             async with asyncio.timeout(self._timeout_s):
-                result = await self._script(keys=self.keys(tenant_id, user), args=args)
-        except (RedisError, OSError, TimeoutError) as exc:
-            # OSError and TimeoutError: a socket failing outside redis-py's wrappers, and
-            # our own bound. A script that timed out may or may not have run; either way
-            # the caller refuses or admits this request without a token, never twice.
+                return await asyncio.shield(future)
+        except TimeoutError as exc:
+            # The batch may still run and take a token: the caller refuses or admits
+            # this request without one, never twice.
+            self._warn("rate limiter: Redis did not answer in time", exc)
             raise RateLimiterUnavailable(
-                f"rate limiter unavailable: Redis did not answer ({type(exc).__name__})"
+                "rate limiter unavailable: Redis did not answer (TimeoutError)"
             ) from exc
-        return int(result)
+
+    async def _send(self) -> None:
+        """Send the waiting requests in batches, one batch at a time, until none wait."""
+        # Let the requests that arrive in this turn of the loop join the first batch.
+        await asyncio.sleep(0)
+        while self._waiting:
+            batch = self._waiting[:_MAX_BATCH]
+            del self._waiting[:_MAX_BATCH]
+            try:
+                results = await self._decide(batch)
+            except (RedisError, OSError, TimeoutError) as exc:
+                # OSError and TimeoutError: a socket failing outside redis-py's wrappers.
+                self._warn("rate limiter: Redis failed", exc)
+                error = RateLimiterUnavailable(
+                    f"rate limiter unavailable: Redis did not answer ({type(exc).__name__})"
+                )
+                error.__cause__ = exc
+                for waiting in batch:
+                    if not waiting.future.done():
+                        waiting.future.set_exception(error)
+                continue
+            for waiting, result in zip(batch, results, strict=True):
+                if not waiting.future.done():
+                    waiting.future.set_result(result)
+
+    async def _decide(self, batch: list[_Waiting]) -> list[int]:
+        by_tenant: dict[str, list[int]] = {}
+        for index, waiting in enumerate(batch):
+            by_tenant.setdefault(waiting.keys[1], []).append(index)
+        self.round_trips += 1
+        async with self._client.pipeline(transaction=False) as pipe:
+            for indexes in by_tenant.values():
+                keys = [key for i in indexes for key in batch[i].keys]
+                args = [arg for i in indexes for arg in batch[i].args]
+                await self._script(keys=keys, args=args, client=pipe)
+            replies = await pipe.execute()
+        results = [0] * len(batch)
+        for indexes, reply in zip(by_tenant.values(), replies, strict=True):
+            for i, value in zip(indexes, reply, strict=True):
+                results[i] = int(value)
+        return results
 
 
 class TenantOverrides(TypedDict, total=False):
@@ -375,6 +479,7 @@ class TenantRateLimits:
         self._ttl_s = ttl_s
         self._clock = clock
         self._cache: dict[str, tuple[float, Tenant | None]] = {}
+        self._loading: dict[str, asyncio.Future[Tenant | None]] = {}
 
     async def get(self, tenant_id: str) -> RateLimits | None:
         tenant = await self.tenant(tenant_id)
@@ -386,7 +491,14 @@ class TenantRateLimits:
         cached = self._cache.get(tenant_id)
         if cached is not None and now - cached[0] < self._ttl_s:
             return cached[1]
-        tenant = await self._store.tenants.get(TenantId(tenant_id))
+        # A burst of a tenant's requests on a cold cache (a fleet reconnecting) makes
+        # one query, not one each.
+        loading = self._loading.get(tenant_id)
+        if loading is None:
+            loading = asyncio.ensure_future(self._store.tenants.get(TenantId(tenant_id)))
+            self._loading[tenant_id] = loading
+            loading.add_done_callback(lambda _: self._loading.pop(tenant_id, None))
+        tenant = await asyncio.shield(loading)
         self._cache[tenant_id] = (now, tenant)
         if len(self._cache) > 10_000:  # forget the stale ones, not the busy ones
             self._cache = {k: v for k, v in self._cache.items() if now - v[0] < self._ttl_s}

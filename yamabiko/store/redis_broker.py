@@ -2,9 +2,11 @@
 
 Layout, per stream (one hash tag, so both keys share a cluster slot)::
 
-    {prefix}stream:{<id>}:meta   hash: status (live|ended), last, tenant, user
+    {prefix}stream:{<id>}:meta   hash: status (live|ended), last, tenant, user,
+                                 leased (the stream has a producer's lease)
     {prefix}stream:{<id>}:items  Redis stream; entry id 0-<seq>, fields k (kind),
                                  p (payload), e (present on the final item)
+    {prefix}stream:{<id>}:lease  the producing node's id, expiring after ``lease_s``
 
 Producing. One Lua script per item checks the stream is live, increments ``last`` and
 ``XADD``s the item with the explicit id ``0-<seq>``, trimming with ``MAXLEN ~``; the
@@ -35,12 +37,24 @@ drops the blocked connection rather than return it to the pool mid-reply), so no
 left blocked; the flag ends the loop after one ``BLOCK`` should a cancellation ever be
 lost. ``block_s`` otherwise only bounds how long a feed goes without checking that its
 stream still exists (a live stream whose producer died expires with its keys).
+
+Producer leases. The node that creates a stream holds its lease key until it ends the
+stream; one pipelined ``PEXPIRE`` of all of a node's leases renews them every tenth of
+``lease_s`` (5 s by default), one round trip however many streams it produces. A node
+that dies stops renewing, and within ``lease_s`` the lease is gone while the stream is
+still live: :meth:`RedisBroker.info` reports ``producer_lost``, and every feed of the
+stream, which checks the lease each time its ``XREAD`` comes back empty (at most every
+``lease_s / 2``), calls the handler given to :meth:`RedisBroker.on_lost`. The handler
+claims the stream with :meth:`~RedisBroker.claim` (one atomic ``SET NX`` of the lease: one
+winner across all nodes), then ends it like any producer would (docs/streams.md,
+"When a node dies").
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import secrets
 from typing import Any
 
 from redis.asyncio import Redis
@@ -52,6 +66,7 @@ from yamabiko.store.broker import (
     DEFAULT_RETENTION_S,
     BrokerUnavailable,
     Lagged,
+    LostHandler,
     StreamEnded,
     StreamExists,
     StreamInfo,
@@ -62,18 +77,39 @@ from yamabiko.store.broker import (
     TailSubscription,
     check_after_seq,
 )
+from yamabiko.store.redis_clients import (
+    DEFAULT_MAX_CONNECTIONS,
+    DEFAULT_POOL_TIMEOUT_S,
+    ThrottledWarning,
+    pooled_client,
+)
 
 log = logging.getLogger(__name__)
 
 READ_GRACE_S = 5.0
 """How much longer than its ``BLOCK`` a feed waits for Redis to answer before giving up."""
+DEFAULT_LEASE_S = 5.0
+"""A producer's lease on its live streams (renewed every tenth of it)."""
+_RENEW_BATCH = 1000
+"""Leases renewed by one pipeline."""
 
+# ARGV: tenant, user, idle ms, node id, lease ms
 _CREATE_LUA = """
 if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
 redis.call('DEL', KEYS[2])
-redis.call('HSET', KEYS[1], 'status', 'live', 'last', 0, 'tenant', ARGV[1], 'user', ARGV[2])
+redis.call('HSET', KEYS[1], 'status', 'live', 'last', 0, 'tenant', ARGV[1], 'user', ARGV[2],
+           'leased', 1)
 redis.call('PEXPIRE', KEYS[1], ARGV[3])
+redis.call('SET', KEYS[3], ARGV[4], 'PX', ARGV[5])
 return 1
+"""
+
+# ARGV: node id, lease ms
+_CLAIM_LUA = """
+if redis.call('HGET', KEYS[1], 'status') ~= 'live' then return 0 end
+if not redis.call('HGET', KEYS[1], 'leased') then return 0 end
+if redis.call('SET', KEYS[2], ARGV[1], 'NX', 'PX', ARGV[2]) then return 1 end
+return 0
 """
 
 # ARGV: kind, payload, final (0|1), maxlen, idle ms, retention ms
@@ -87,6 +123,7 @@ if ARGV[3] == '1' then
   redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[4], '0-' .. seq,
              'k', ARGV[1], 'p', ARGV[2], 'e', '1')
   redis.call('HSET', KEYS[1], 'status', 'ended')
+  redis.call('DEL', KEYS[3])
   ttl = ARGV[6]
 else
   redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[4], '0-' .. seq, 'k', ARGV[1], 'p', ARGV[2])
@@ -152,13 +189,7 @@ class _RedisSubscription(TailSubscription):
         if broker.closed:
             raise BrokerUnavailable("the stream broker is closed")
         count = min(last - first + 1, broker.page_size)
-        _, items_key = broker.keys(self._info.stream_id)
-        try:
-            raw: Any = await broker.client.xrange(
-                items_key, f"0-{first}", f"0-{first + count - 1}", count=count
-            )
-        except RedisError as exc:
-            raise BrokerUnavailable() from exc
+        raw = await broker.page(self._info.stream_id, first, count)
         page: list[StreamItem] = []
         for entry_id, fields in raw:
             item, final = _entry(entry_id, fields)
@@ -217,6 +248,7 @@ class RedisBroker:
         page_size: int = 512,
         block_s: float = 5.0,
         max_feeds: int = 10_000,
+        lease_s: float = DEFAULT_LEASE_S,
         owns_clients: bool = False,
     ) -> None:
         for redis in (client, reader):
@@ -232,11 +264,24 @@ class RedisBroker:
         self.window = window
         self.page_size = page_size
         self._reader = reader
+        # A feed checks its producer's lease each time a read comes back empty.
+        block_s = min(block_s, lease_s / 2)
         self._block_ms = _ms(block_s)
         self._read_timeout_s = block_s + READ_GRACE_S
+        self.lease_s = lease_s
+        self.node_id = secrets.token_hex(8)
+        self._produced: set[str] = set()
+        self._renewer: asyncio.Task[None] | None = None
+        self._lost_handler: LostHandler | None = None
+        self._settling: dict[str, asyncio.Task[None]] = {}
+        self._pages: dict[tuple[str, int, int], asyncio.Task[Any]] = {}
+        self._info_waiting: dict[str, asyncio.Future[StreamInfo | None]] = {}
+        self._info_readers: dict[str, asyncio.Task[None]] = {}
+        self._warn = ThrottledWarning(log)
         self._max_feeds = max_feeds
         self._owns_clients = owns_clients
         self._create = client.register_script(_CREATE_LUA)
+        self._claim = client.register_script(_CLAIM_LUA)
         self._publish = client.register_script(_PUBLISH_LUA)
         self._feeds: dict[str, _Feed] = {}
         self.closed = False
@@ -248,12 +293,15 @@ class RedisBroker:
         *,
         prefix: str = "yamabiko:",
         max_feeds: int = 10_000,
+        max_connections: int = DEFAULT_MAX_CONNECTIONS,
+        pool_timeout_s: float = DEFAULT_POOL_TIMEOUT_S,
         **options: Any,
     ) -> RedisBroker:
-        """A broker with clients of its own for ``url``: one for commands, one whose
-        pool holds the feeds' blocked connections (named ``<prefix>broker-reader`` in
-        ``CLIENT LIST``)."""
-        client = Redis.from_url(url)
+        """A broker with clients of its own for ``url``: one for commands, whose pool
+        of ``max_connections`` makes callers wait (up to ``pool_timeout_s``) when all
+        are busy, and one whose pool holds the feeds' blocked connections (named
+        ``<prefix>broker-reader`` in ``CLIENT LIST``)."""
+        client = pooled_client(url, max_connections=max_connections, pool_timeout_s=pool_timeout_s)
         reader = Redis.from_url(
             url,
             socket_timeout=None,
@@ -267,6 +315,15 @@ class RedisBroker:
         base = f"{self.prefix}stream:{{{stream_id}}}"
         return f"{base}:meta", f"{base}:items"
 
+    def lease_key(self, stream_id: str) -> str:
+        """The key naming the node that produces a live stream, while it lives."""
+        return f"{self.prefix}stream:{{{stream_id}}}:lease"
+
+    @property
+    def produced(self) -> int:
+        """How many live streams this node produces (holds the lease of)."""
+        return len(self._produced)
+
     @property
     def feeds(self) -> int:
         """How many streams this node is reading (one blocked connection each)."""
@@ -276,13 +333,98 @@ class RedisBroker:
         self._check_open()
         try:
             created = await self._create(
-                keys=list(self.keys(stream_id)),
-                args=[owner_tenant, owner_user, _ms(self.idle_timeout_s)],
+                keys=[*self.keys(stream_id), self.lease_key(stream_id)],
+                args=[
+                    owner_tenant,
+                    owner_user,
+                    _ms(self.idle_timeout_s),
+                    self.node_id,
+                    _ms(self.lease_s),
+                ],
             )
         except RedisError as exc:
-            raise BrokerUnavailable() from exc
+            raise self._unavailable(exc) from exc
         if not created:
             raise StreamExists()
+        self._hold(stream_id)
+
+    async def claim(self, stream_id: str) -> bool:
+        self._check_open()
+        meta_key, _ = self.keys(stream_id)
+        try:
+            claimed = await self._claim(
+                keys=[meta_key, self.lease_key(stream_id)],
+                args=[self.node_id, _ms(self.lease_s)],
+            )
+        except RedisError as exc:
+            raise self._unavailable(exc) from exc
+        # Not renewed: ending the stream takes milliseconds, and should this node fail
+        # meanwhile, the claim lapses like any lease and another node ends it.
+        return bool(claimed)
+
+    def on_lost(self, handler: LostHandler) -> None:
+        self._lost_handler = handler
+
+    def _hold(self, stream_id: str) -> None:
+        """Keep renewing the lease of a stream this node now produces."""
+        self._produced.add(stream_id)
+        if self._renewer is None or self._renewer.done():
+            self._renewer = asyncio.create_task(self._renew(), name="broker-leases")
+
+    async def _renew(self) -> None:
+        """Renew every lease this node holds, a tenth of ``lease_s`` apart, in one
+        pipeline per thousand streams, until it holds none."""
+        interval = self.lease_s / 10
+        while self._produced:
+            await asyncio.sleep(interval)
+            ids = list(self._produced)
+            lease_ms = _ms(self.lease_s)
+            for start in range(0, len(ids), _RENEW_BATCH):
+                chunk = ids[start : start + _RENEW_BATCH]
+                try:
+                    async with self.client.pipeline(transaction=False) as pipe:
+                        for stream_id in chunk:
+                            pipe.pexpire(self.lease_key(stream_id), lease_ms)
+                        renewed = await pipe.execute()
+                except (RedisError, OSError) as exc:
+                    self._warn("stream leases: Redis did not renew them", exc)
+                    continue
+                for stream_id, alive in zip(chunk, renewed, strict=True):
+                    if not alive:
+                        # Ended meanwhile, or lapsed (this node stalled) and ended by
+                        # another: its next publish says so.
+                        self._produced.discard(stream_id)
+
+    async def page(self, stream_id: str, first: int, count: int) -> Any:
+        """The raw ``XRANGE`` of ``count`` items from seq ``first``. Subscribers that
+        ask for the same page at once (a crowd resuming from the same ``afterSeq``)
+        share one read: history, once written, never changes."""
+        key = (stream_id, first, count)
+        task = self._pages.get(key)
+        if task is None:
+            _, items_key = self.keys(stream_id)
+            task = asyncio.create_task(self._xrange(items_key, first, count))
+            self._pages[key] = task
+            task.add_done_callback(lambda done: self._page_done(key, done))
+        try:
+            return await asyncio.shield(task)
+        except RedisError as exc:
+            raise self._unavailable(exc) from exc
+
+    async def _xrange(self, items_key: str, first: int, count: int) -> Any:
+        return await self.client.xrange(
+            items_key, f"0-{first}", f"0-{first + count - 1}", count=count
+        )
+
+    def _page_done(self, key: tuple[str, int, int], task: asyncio.Task[Any]) -> None:
+        if self._pages.get(key) is task:
+            del self._pages[key]
+        if not task.cancelled():
+            task.exception()  # retrieved here: every waiter may have gone
+
+    def _unavailable(self, exc: BaseException) -> BrokerUnavailable:
+        self._warn("stream broker: Redis failed", exc)
+        return BrokerUnavailable()
 
     async def publish(self, stream_id: str, kind: str, payload: bytes) -> int:
         return await self._append(stream_id, kind, payload, final=False)
@@ -292,7 +434,7 @@ class RedisBroker:
 
     async def _append(self, stream_id: str, kind: str, payload: bytes, *, final: bool) -> int:
         self._check_open()
-        args = [
+        args: list[Any] = [
             kind,
             payload,
             1 if final else 0,
@@ -301,30 +443,72 @@ class RedisBroker:
             _ms(self.retention_s),
         ]
         try:
-            return int(await self._publish(keys=list(self.keys(stream_id)), args=args))
+            seq = int(
+                await self._publish(
+                    keys=[*self.keys(stream_id), self.lease_key(stream_id)], args=args
+                )
+            )
         except ResponseError as exc:
-            if str(exc).startswith("YAMABIKO_NOSTREAM"):
-                raise StreamNotFound() from None
-            if str(exc).startswith("YAMABIKO_ENDED"):
+            if str(exc).startswith(("YAMABIKO_NOSTREAM", "YAMABIKO_ENDED")):
+                self._produced.discard(stream_id)
+                if str(exc).startswith("YAMABIKO_NOSTREAM"):
+                    raise StreamNotFound() from None
                 raise StreamEnded() from None
-            raise BrokerUnavailable() from exc
+            raise self._unavailable(exc) from exc
         except RedisError as exc:
-            raise BrokerUnavailable() from exc
+            raise self._unavailable(exc) from exc
+        if final:
+            self._produced.discard(stream_id)
+        return seq
 
     async def info(self, stream_id: str) -> StreamInfo | None:
+        """The stream's state (see :meth:`Broker.info`). Callers asking about the same
+        stream at once share one read: while one read of it is with Redis, the callers
+        that arrive meanwhile wait for the next one (a read that starts after they
+        asked, so each sees every item published before its call), so a thousand
+        subscribes to one stream cost a few round trips, not a thousand."""
         self._check_open()
+        waiting = self._info_waiting.get(stream_id)
+        if waiting is None:
+            waiting = asyncio.get_running_loop().create_future()
+            waiting.add_done_callback(_retrieve)
+            self._info_waiting[stream_id] = waiting
+            if stream_id not in self._info_readers:
+                self._info_readers[stream_id] = asyncio.create_task(
+                    self._read_infos(stream_id), name="broker-info"
+                )
+        return await asyncio.shield(waiting)
+
+    async def _read_infos(self, stream_id: str) -> None:
+        """Answer the callers waiting for a stream's info, a batch at a time."""
+        try:
+            while (waiting := self._info_waiting.pop(stream_id, None)) is not None:
+                try:
+                    waiting.set_result(await self._read_info(stream_id))
+                except Exception as exc:
+                    waiting.set_exception(exc)
+        finally:
+            del self._info_readers[stream_id]
+            # Cancelled (by close) with callers still waiting: they must not hang.
+            left = self._info_waiting.pop(stream_id, None)
+            if left is not None and not left.done():
+                left.set_exception(_closed_error())
+
+    async def _read_info(self, stream_id: str) -> StreamInfo | None:
         meta_key, items_key = self.keys(stream_id)
         try:
             async with self.client.pipeline(transaction=True) as pipe:
-                pipe.hmget(meta_key, ["status", "last", "tenant", "user"])
+                pipe.hmget(meta_key, ["status", "last", "tenant", "user", "leased"])
                 pipe.xrange(items_key, "-", "+", count=1)
-                (status, last, tenant, user), first = await pipe.execute()
+                pipe.exists(self.lease_key(stream_id))
+                (status, last, tenant, user, leased), first, lease = await pipe.execute()
         except RedisError as exc:
-            raise BrokerUnavailable() from exc
+            raise self._unavailable(exc) from exc
         if status is None or last is None:
             return None
         last_seq = int(last)
         return StreamInfo(
+            producer_lost=status == b"live" and leased is not None and not lease,
             stream_id=stream_id,
             status="ended" if status == b"ended" else "live",
             first_seq=_seq(first[0][0]) if first else last_seq + 1,
@@ -364,6 +548,12 @@ class RedisBroker:
             self.stop_feed(feed)
             feed.tail.fail(_closed_error)
         tasks = {feed.task for feed in feeds if feed.task is not None}
+        tasks.update(self._settling.values())
+        tasks.update(self._info_readers.values())
+        if self._renewer is not None:
+            tasks.add(self._renewer)
+        for task in tasks:
+            task.cancel()
         if tasks:
             await asyncio.wait(tasks)
         if self._owns_clients:
@@ -399,7 +589,7 @@ class RedisBroker:
                     return
                 entries = _xread_entries(response)
                 if not entries:
-                    if not await self.client.exists(meta_key):
+                    if not await self._producing(feed, meta_key):
                         tail.fail(_abandoned_error)
                         return
                     continue
@@ -416,13 +606,50 @@ class RedisBroker:
                 tail.wake()
                 if tail.end_seq is not None:
                     return
-        except (RedisError, TimeoutError):
-            log.warning("stream reader failed; its subscribers must resubscribe", exc_info=True)
+        except (RedisError, TimeoutError) as exc:
+            self._warn("stream reader failed; its subscribers must resubscribe", exc)
             tail.fail(_unavailable_error)
         finally:
             if self._feeds.get(feed.stream_id) is feed:
                 del self._feeds[feed.stream_id]
             tail.wake()
+
+    async def _producing(self, feed: _Feed, meta_key: str) -> bool:
+        """Whether a stream that sent nothing for a while may still send: False if it
+        is gone. If its producer's lease lapsed, the lost-producer handler is started
+        (once per stream on this node) to end it, and the feed reads that end."""
+        async with self.client.pipeline(transaction=False) as pipe:
+            pipe.hmget(meta_key, ["status", "leased"])
+            pipe.exists(self.lease_key(feed.stream_id))
+            (status, leased), lease = await pipe.execute()
+        if status is None:
+            return False
+        if status != b"live" or leased is None or lease:
+            return True
+        handler = self._lost_handler
+        if handler is None:
+            return False
+        if feed.stream_id not in self._settling:
+            task = asyncio.create_task(_run(handler, feed.stream_id), name="broker-producer-lost")
+            self._settling[feed.stream_id] = task
+            task.add_done_callback(lambda done: self._settled(feed.stream_id, done))
+        return True
+
+    def _settled(self, stream_id: str, task: asyncio.Task[None]) -> None:
+        if self._settling.get(stream_id) is task:
+            del self._settling[stream_id]
+        if not task.cancelled() and task.exception() is not None:
+            self._warn("could not end a stream whose producer was lost", task.exception())
+
+
+def _retrieve(future: asyncio.Future[Any]) -> None:
+    """Mark a shared future's exception as seen: all its waiters may have gone."""
+    if not future.cancelled():
+        future.exception()
+
+
+async def _run(handler: LostHandler, stream_id: str) -> None:
+    await handler(stream_id)
 
 
 def _closed_error() -> Exception:

@@ -332,6 +332,14 @@ class MessageRepository(Protocol):
         """Changes a message: finishing an assistant message (content, status, usage)."""
         ...
 
+    async def streaming(
+        self, *, before: datetime, limit: int = 500
+    ) -> builtins.list[tuple[TenantId, MessageId]]:
+        """Assistant messages of every tenant still ``streaming`` that were created
+        before ``before``, oldest first, at most ``limit``: what a node that died left
+        unfinished (the startup sweep finishes those whose stream has no producer)."""
+        ...
+
 
 class UsageRepository(Protocol):
     """Usage events, one per generation, and reports over them. Time ranges are

@@ -284,6 +284,17 @@ class SqlMessages:
         )
         return None if row is None else to_object(self._db.dialect, row, Message)
 
+    async def streaming(
+        self, *, before: datetime, limit: int = 500
+    ) -> builtins.list[tuple[TenantId, MessageId]]:
+        rows = await self._db.fetch(
+            "SELECT tenant_id, id FROM messages WHERE status = 'streaming' AND created_at < $1"
+            " ORDER BY created_at LIMIT $2",
+            before,
+            limit,
+        )
+        return [(TenantId(row["tenant_id"]), MessageId(row["id"])) for row in rows]
+
 
 async def _touch(
     tx: Executor, tenant_id: TenantId, conversation_id: ConversationId, now: datetime
