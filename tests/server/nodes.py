@@ -43,6 +43,8 @@ def serve_node(tmp: Path, name: str, env: dict[str, str]) -> Iterator[Node]:
                 "serve",
                 "--port",
                 "0",
+                "--mcp-port",
+                "0",
                 "--data-dir",
                 str(tmp / name),
             ],
