@@ -164,7 +164,8 @@ def judge_piece(
     chords = part("chord_progression")
     bass = part("bassline")
     melody = part("melody")
-    assert chords.chords is not None and melody.chords is not None
+    assert chords.chords is not None
+    assert melody.chords is not None
     tonic = tonic_of(key)
     mode = key.split(" ", 1)[1]
     f, o, c = parallels(chords.chords)
@@ -221,24 +222,84 @@ def run(quick: bool) -> list[Figure]:
 
     def fig(name: str, unit: str, value: float, goal: float | None, higher: bool) -> Figure:
         decimals = 2 if unit == "ms" else 1
-        return Figure(
-            name, unit, value, NO_BASELINE, higher, goal, decimals, "-", goal_on="value"
-        )
+        return Figure(name, unit, value, NO_BASELINE, higher, goal, decimals, "-", goal_on="value")
 
     return [
-        fig("music: parallel fifths / 100 changes", "", percent(tally.fifths, tally.changes), 1, False),
-        fig("music: parallel octaves / 100 changes", "", percent(tally.octaves, tally.changes), 1, False),
-        fig("music: dim/aug chords in pop/rock", "%", percent(tally.loop_dim_aug, tally.loop_chords), 0, False),
-        fig("music: V in minor with leading tone", "%", percent(tally.leading_tone, tally.fifth_degree), 90, True),
-        fig("music: melodies ending on the tonic", "%", percent(tally.tonic_endings, tally.endings), 85, True),
-        fig("music: melody notes above the chords", "%", percent(tally.above, tally.melody_notes), 90, True),
-        fig("music: key found by music21 (maj/min)", "%", percent(tally.keys_found, tally.keys), 85, True),
-        fig("music: bass leaps over an octave", "%", percent(sum(m > 12 for m in moves), len(moves)), 0, False),
-        fig("music: bass moves of a fifth or more", "%", percent(sum(m >= 7 for m in moves), len(moves)), None, False),
+        fig(
+            "music: parallel fifths / 100 changes",
+            "",
+            percent(tally.fifths, tally.changes),
+            1,
+            False,
+        ),
+        fig(
+            "music: parallel octaves / 100 changes",
+            "",
+            percent(tally.octaves, tally.changes),
+            1,
+            False,
+        ),
+        fig(
+            "music: dim/aug chords in pop/rock",
+            "%",
+            percent(tally.loop_dim_aug, tally.loop_chords),
+            0,
+            False,
+        ),
+        fig(
+            "music: V in minor with leading tone",
+            "%",
+            percent(tally.leading_tone, tally.fifth_degree),
+            90,
+            True,
+        ),
+        fig(
+            "music: melodies ending on the tonic",
+            "%",
+            percent(tally.tonic_endings, tally.endings),
+            85,
+            True,
+        ),
+        fig(
+            "music: melody notes above the chords",
+            "%",
+            percent(tally.above, tally.melody_notes),
+            90,
+            True,
+        ),
+        fig(
+            "music: key found by music21 (maj/min)",
+            "%",
+            percent(tally.keys_found, tally.keys),
+            85,
+            True,
+        ),
+        fig(
+            "music: bass leaps over an octave",
+            "%",
+            percent(sum(m > 12 for m in moves), len(moves)),
+            0,
+            False,
+        ),
+        fig(
+            "music: bass moves of a fifth or more",
+            "%",
+            percent(sum(m >= 7 for m in moves), len(moves)),
+            None,
+            False,
+        ),
         fig("music: bass mean move", "st", statistics.fmean(moves) if moves else 0.0, None, False),
         fig("music: melody steps", "%", percent(tally.steps, tally.intervals), None, True),
-        fig("music: pop = jazz melody rhythm", "%", percent(tally.same_rhythm, tally.rhythm_pairs), 0, False),
-        fig("music: jazz/blues off-beats swung", "%", 100 * statistics.fmean(tally.swing), 80, True),
+        fig(
+            "music: pop = jazz melody rhythm",
+            "%",
+            percent(tally.same_rhythm, tally.rhythm_pairs),
+            0,
+            False,
+        ),
+        fig(
+            "music: jazz/blues off-beats swung", "%", 100 * statistics.fmean(tally.swing), 80, True
+        ),
         fig("music: generate p50, 8 bars", "ms", statistics.median(tally.generate_ms), 5, False),
         fig("music: generate max, 8 bars", "ms", max(tally.generate_ms), None, False),
     ]
