@@ -43,11 +43,13 @@ from .lines import (
 )
 from .lines import melody as melody_line
 from .theory import (
+    DOMINANT_MODES,
     Key,
     normalize_style,
     parse_key,
     parse_numeral,
     parse_progression,
+    progression_chords,
     progressions_for,
     roman,
     style_in,
@@ -261,19 +263,24 @@ def _progression(
 
 
 def _cadence(spans: list[Span], key: Key, style: str | None) -> list[Span]:
-    """The spans ending on the tonic chord, so that the phrase closes: a last chord
-    without the tonic in it gives the second half of its time (all of it when that
-    would be under two beats) to I, or i (a seventh chord after one)."""
+    """The spans ending on the tonic chord, so that the phrase closes. A last chord on
+    another root gives the second half of its time (all of it when that would be
+    under two beats) to I, or i (a seventh chord after one); in a minor key the first
+    half goes to the dominant V (V7), whose leading tone pulls home."""
     last = spans[-1]
-    if key.tonic in last.chord.tones:
+    if last.chord.root == key.tonic:
         return spans
-    home = tonic_chord(key, seventh=len(last.chord.tones) == 4, style=style)
+    seventh = len(last.chord.tones) == 4
+    home = tonic_chord(key, seventh=seventh, style=style)
     if last.duration < 4 - 1e-9:
         return [*spans[:-1], Span(home, last.start, last.duration)]
+    before = last.chord
+    if key.mode in DOMINANT_MODES:
+        before = progression_chords(key, ["V7" if seventh else "V"], style=style)[0]
     half = round(last.duration / 2, 6)
     return [
         *spans[:-1],
-        Span(last.chord, last.start, half),
+        Span(before, last.start, half),
         Span(home, round(last.start + half, 6), round(last.duration - half, 6)),
     ]
 

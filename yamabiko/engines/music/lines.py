@@ -10,6 +10,7 @@ passing tone between two scale tones a whole step apart, on a weak part of the b
 
 from __future__ import annotations
 
+import bisect
 import random
 from collections.abc import Sequence
 from functools import lru_cache
@@ -64,12 +65,10 @@ def spans_of(events: Sequence[ChordEvent]) -> list[Span]:
 
 
 def chord_at(spans: Sequence[Span], beat: float) -> Span:
-    """The span sounding at ``beat`` (the last one that started by then)."""
-    current = spans[0]
-    for span in spans:
-        if span.start <= beat + 1e-9:
-            current = span
-    return current
+    """The span sounding at ``beat`` (the last one that started by then; the first
+    when none has). ``spans`` are sorted by start."""
+    at = bisect.bisect_right([span.start for span in spans], beat + 1e-9)
+    return spans[max(0, at - 1)]
 
 
 def voicings(spans: Sequence[Span]) -> list[tuple[int, ...]]:
@@ -254,7 +253,23 @@ def bassline(
             if note is not None:
                 notes.append(note)
         previous = root
-    return notes
+    return _within_an_octave(notes)
+
+
+def _within_an_octave(notes: list[Note]) -> list[Note]:
+    """The notes with any one more than an octave from the note before it moved an
+    octave towards it (its pitch class kept), so the line never leaps over an octave."""
+    smooth: list[Note] = []
+    for note in notes:
+        pitch = note.pitch
+        if smooth:
+            before = smooth[-1].pitch
+            while pitch - before > 12 and pitch - 12 >= _BASS_LOW:
+                pitch -= 12
+            while before - pitch > 12 and pitch + 12 <= _BASS_HIGH + 12:
+                pitch += 12
+        smooth.append(msgspec.structs.replace(note, pitch=pitch) if pitch != note.pitch else note)
+    return smooth
 
 
 def _approach(target: int, current: int, scale: Sequence[int]) -> int:
@@ -494,24 +509,26 @@ def melody(
             onsets.append((bar * bar_beats + offset, duration, is_strong))
 
     notes: list[Note] = []
+    starts = [event.start for event in voiced]
+    places: dict[int, tuple[list[int], list[int]]] = {}  # by chord: its pitches, its tones
+    home = {key.scale[0], key.scale[2], key.scale[4]}
     first_floor = max(max(voiced[0].pitches) + 1, MELODY_LOW)
     current = nearest_pitch(spans[0].chord.root, max(_HOME, first_floor + 2), first_floor)
     for n, (start, duration, is_strong) in enumerate(onsets):
         here = current
-        span = chord_at(spans, start)
-        floor = max(max(_sounding(voiced, start).pitches) + 1, MELODY_LOW)
-        local = {*chord_scale(key, span.chord), *span.chord.tones}
-        pitches = [
-            p for p in range(floor, min(MELODY_HIGH, floor + _MELODY_SPAN) + 1) if p % 12 in local
-        ]
+        at = max(0, bisect.bisect_right(starts, start + 1e-9) - 1)
+        if at not in places:
+            places[at] = _place(spans[at].chord, voiced[at], key)
+        pitches, chord_pitches = places[at]
         last = n == len(onsets) - 1
         before_last = n == len(onsets) - 2 and not is_strong
         if last or is_strong:
-            tones = [p for p in pitches if p % 12 in span.chord.tones]
+            tones = chord_pitches
             if last:
                 ending = [p for p in tones if (p % 12 == key.tonic) == closed]
                 tones = ending or tones
-            ranked = sorted(tones, key=lambda p: (abs(p - here), p))
+            # Tones of the tonic triad come first when they are near: they say the key.
+            ranked = sorted(tones, key=lambda p: (abs(p - here) + 2 * (p % 12 not in home), p))
             pick = 0 if last or len(ranked) < 2 or rng.random() < 0.7 else 1
             current = ranked[pick]
         elif before_last and closed:
@@ -545,12 +562,15 @@ def melody(
     return _passing_tones(notes, key, bar_beats, style, rng)
 
 
-def _sounding(voiced: Sequence[ChordEvent], beat: float) -> ChordEvent:
-    current = voiced[0]
-    for event in voiced:
-        if event.start <= beat + 1e-9:
-            current = event
-    return current
+def _place(chord: Chord, voiced: ChordEvent, key: Key) -> tuple[list[int], list[int]]:
+    """The pitches a melody may use over a chord (its scale, above the voicing's top
+    and within the melody's span) and those of them that are chord tones."""
+    floor = max(max(voiced.pitches) + 1, MELODY_LOW)
+    local = {*chord_scale(key, chord), *chord.tones}
+    top = min(MELODY_HIGH, floor + _MELODY_SPAN)
+    pitches = [p for p in range(floor, top + 1) if p % 12 in local]
+    tones = set(chord.tones)
+    return pitches, [p for p in pitches if p % 12 in tones]
 
 
 def _passing_tones(

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable
+from functools import lru_cache
 from typing import Final
 
 import msgspec
@@ -142,7 +143,7 @@ class Key(msgspec.Struct, frozen=True):
     @property
     def scale(self) -> tuple[int, ...]:
         """The seven pitch classes of the scale, from the tonic up."""
-        return tuple((self.tonic + i) % 12 for i in MODES[self.mode])
+        return _scale(self.tonic, self.mode)
 
     def contains(self, pitch: int) -> bool:
         """Whether ``pitch`` (a MIDI note or a pitch class) is in the scale."""
@@ -156,6 +157,11 @@ class Key(msgspec.Struct, frozen=True):
         """The 0-based scale degree of ``pitch``, or None when it is not in the scale."""
         pc = pitch % 12
         return self.scale.index(pc) if pc in self.scale else None
+
+
+@lru_cache(maxsize=256)
+def _scale(tonic: int, mode: str) -> tuple[int, ...]:
+    return tuple((tonic + i) % 12 for i in MODES[mode])
 
 
 _KEY_RE: Final = re.compile(r"^\s*([A-Ga-g])([#b♯♭]*)\s*(.*?)\s*$")
@@ -465,6 +471,7 @@ def tonic_chord(key: Key, *, seventh: bool, style: str | None = None) -> Chord:
     return progression_chords(key, [numeral], style=style)[0]
 
 
+@lru_cache(maxsize=1024)
 def chord_scale(key: Key, chord: Chord) -> tuple[int, ...]:
     """The key's scale as it sounds over ``chord``: each chord tone takes the place of
     the scale degree its letter names (over E7 in A minor, G gives way to the leading

@@ -99,34 +99,41 @@ def _start_cost(voicing: Voicing) -> float:
     return _shape(voicing) + 0.3 * abs(voicing[0] - 45) + 0.2 * abs(voicing[-1] - TOP_TARGET)
 
 
-def _path(voicing: Voicing) -> tuple[Voicing, ...]:
-    return (voicing,)
-
-
 def voice(chords: Sequence[Chord], previous: Voicing | None = None) -> list[Voicing]:
     """A voicing per chord, led from ``previous`` (or from nothing), by the beam search
     described in the module's docstring. Deterministic: ties go to the lower voicing."""
     if not chords:
         return []
-    beam: list[tuple[float, tuple[Voicing, ...]]]
+    # A beam entry: (cost so far, its last voicing, index of its parent in the
+    # previous step's beam); the path is read back through the parents at the end.
+    steps: list[list[tuple[float, Voicing, int]]] = []
     first = candidates(chords[0])
     if previous is None:
-        beam = sorted((_start_cost(v), _path(v)) for v in first)[:_BEAM]
+        beam = sorted((_start_cost(v), v, -1) for v in first)[:_BEAM]
     else:
-        beam = sorted((step_cost(previous, v), _path(v)) for v in first)[:_BEAM]
+        beam = sorted((step_cost(previous, v), v, -1) for v in first)[:_BEAM]
+    steps.append(beam)
     for chord in chords[1:]:
         options = candidates(chord)
-        grown = [
-            (cost + step_cost(path[-1], v), (*path, v)) for cost, path in beam for v in options
-        ]
-        grown.sort()
+        grown = sorted(
+            (cost + step_cost(last, v), v, parent)
+            for parent, (cost, last, _) in enumerate(beam)
+            for v in options
+        )
         beam = []
         seen: set[Voicing] = set()
-        for cost, path in grown:
-            if path[-1] in seen:
+        for entry in grown:
+            if entry[1] in seen:
                 continue  # one path per end voicing: the rest can only do worse from here
-            seen.add(path[-1])
-            beam.append((cost, path))
+            seen.add(entry[1])
+            beam.append(entry)
             if len(beam) == _BEAM:
                 break
-    return list(beam[0][1])
+        steps.append(beam)
+    path: list[Voicing] = []
+    index = 0
+    for beam in reversed(steps):
+        _, voicing, parent = beam[index]
+        path.append(voicing)
+        index = parent
+    return path[::-1]
