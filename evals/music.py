@@ -101,6 +101,14 @@ def onsets(notes: Iterable[Note]) -> tuple[float, ...]:
     return tuple(round(n.start, 4) for n in notes)
 
 
+def bar_rhythm(notes: Iterable[Note], bar: int, bar_beats: float = 4.0) -> tuple[float, ...]:
+    """The onsets of one bar, from its downbeat."""
+    start = bar * bar_beats
+    return tuple(
+        round(n.start - start, 4) for n in notes if start - 1e-9 <= n.start < start + bar_beats
+    )
+
+
 def swung_share(notes: Iterable[Note]) -> float:
     """Of the onsets off the beat, the share on a triplet position (1/3 or 2/3)."""
     off = [n.start % 1 for n in notes if abs(n.start % 1) > 1e-6]
@@ -109,8 +117,17 @@ def swung_share(notes: Iterable[Note]) -> float:
     return sum(min(abs(o - 1 / 3), abs(o - 2 / 3)) < 1e-3 for o in off) / len(off)
 
 
-def music21_key(parts: Sequence[Sequence[Note]]) -> tuple[int, str]:
-    """music21's key for the parts played together: (tonic pitch class, mode)."""
+KEY_FINDERS = ("key.krumhansl", "key")
+"""music21's Krumhansl-Schmuckler key finder (profiles from listeners' ratings of
+tones in tonal contexts) and its default, Aarden-Essen (profiles counted from the
+melodies of the Essen folk-song collection); docs/decisions/0010-music21-judge.md."""
+
+
+def music21_keys(
+    parts: Sequence[Sequence[Note]], methods: Sequence[str] = KEY_FINDERS
+) -> dict[str, tuple[int, str]]:
+    """music21's key for the parts played together, by each key finder in ``methods``:
+    (tonic pitch class, mode)."""
     from music21 import note as m21note
     from music21 import stream
 
@@ -122,8 +139,11 @@ def music21_key(parts: Sequence[Sequence[Note]]) -> tuple[int, str]:
             made.quarterLength = max(0.125, round(n.duration * 24) / 24)
             part.insert(n.start, made)
         score.insert(0, part)
-    found = score.analyze("key")
-    return found.tonic.pitchClass, found.mode
+    found = {}
+    for method in methods:
+        key = score.analyze(method)
+        found[method] = (key.tonic.pitchClass, key.mode)
+    return found
 
 
 @dataclass
@@ -142,6 +162,8 @@ class Tally:
     bass_moves: list[int] = field(default_factory=list)
     keys: int = 0
     keys_found: int = 0
+    keys_found_default: int = 0
+    motif_repeats: int = 0
     same_rhythm: int = 0
     rhythm_pairs: int = 0
     swing: list[float] = field(default_factory=list)
@@ -190,6 +212,7 @@ def judge_piece(
     moves = [abs(b.pitch - a.pitch) for a, b in itertools.pairwise(melody.notes)]
     tally.steps += sum(0 < m <= 2 for m in moves)
     tally.intervals += sum(m > 0 for m in moves)
+    tally.motif_repeats += bar_rhythm(melody.notes, 0) == bar_rhythm(melody.notes, 2)
     if style in ("jazz", "blues"):
         tally.swing.append(swung_share(melody.notes))
     if style == "pop":
@@ -197,9 +220,10 @@ def judge_piece(
         tally.rhythm_pairs += 1
         tally.same_rhythm += onsets(jazz.notes) == onsets(melody.notes)
     if with_key and mode in ("major", "minor"):
-        found_tonic, found_mode = music21_key([melody.notes, bass.notes, chords.notes])
+        found = music21_keys([melody.notes, bass.notes, chords.notes])
         tally.keys += 1
-        tally.keys_found += found_tonic == tonic and found_mode == mode
+        tally.keys_found += found["key.krumhansl"] == (tonic, mode)
+        tally.keys_found_default += found["key"] == (tonic, mode)
 
 
 def measure(quick: bool) -> Tally:
@@ -275,6 +299,20 @@ def run(quick: bool) -> list[Figure]:
             True,
         ),
         fig(
+            "music: key found by music21 default",
+            "%",
+            percent(tally.keys_found_default, tally.keys),
+            None,
+            True,
+        ),
+        fig(
+            "music: melodies repeating a motif",
+            "%",
+            percent(tally.motif_repeats, tally.endings),
+            None,
+            True,
+        ),
+        fig(
             "music: bass leaps over an octave",
             "%",
             percent(sum(m > 12 for m in moves), len(moves)),
@@ -301,5 +339,24 @@ def run(quick: bool) -> list[Figure]:
             "music: jazz/blues off-beats swung", "%", 100 * statistics.fmean(tally.swing), 80, True
         ),
         fig("music: generate p50, 8 bars", "ms", statistics.median(tally.generate_ms), 5, False),
-        fig("music: generate max, 8 bars", "ms", max(tally.generate_ms), None, False),
+        fig("music: generate p99, 8 bars", "ms", p99(tally.generate_ms), None, False),
+        fig("music: generate p50, 64 busy bars", "ms", long_parts_ms(quick), None, False),
     ]
+
+
+def p99(values: Sequence[float]) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(0.99 * (len(ordered) - 1)))]
+
+
+def long_parts_ms(quick: bool) -> float:
+    """The median time of a 64-bar busy part (these run in a worker thread)."""
+    times = []
+    for seed in range(3 if quick else 10):
+        for kind in ("chord_progression", "bassline", "melody"):
+            began = time.perf_counter()
+            generate(
+                kind, key="F# minor", tempo=120, bars=64, style="jazz", seed=seed, prompt="busier"
+            )  # type: ignore[arg-type]
+            times.append((time.perf_counter() - began) * 1000)
+    return statistics.median(times)
