@@ -133,6 +133,27 @@ async def test_offline_agent_sets_tempo_and_adds_a_bassline(server: Running) -> 
     assert result["nextSteps"]
 
 
+async def test_offline_agent_melodies_close_on_the_tonic_unless_asked_to_stay_open(
+    server: Running,
+) -> None:
+    endings = {}
+    async with await server.client() as client:
+        for ending in ("", " with an open ending"):
+            result = await client.call(
+                "agent/run",
+                {
+                    "prompt": f"add a 16 bar jazz melody in E minor{ending} on a new track",
+                    "context": CONTEXT,
+                },
+            )
+            assert result["model"] == "rules"
+            notes = result["actions"][-1]["notes"]
+            assert max(n["start"] + n["duration"] for n in notes) <= 64 + 1e-6
+            endings[ending] = max(notes, key=lambda n: n["start"])["pitch"] % 12
+    assert endings[""] == 4  # E
+    assert endings[" with an open ending"] != 4
+
+
 async def test_apply_client_runs_two_steps_planning_from_the_returned_context(
     server: Running,
 ) -> None:

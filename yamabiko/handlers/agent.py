@@ -17,12 +17,14 @@ next step is planned from. The rule planner takes one clause of the prompt a ste
 
 from __future__ import annotations
 
+import functools
 import logging
 import re
 import secrets
 import uuid
 from typing import Any, Final
 
+import anyio
 import msgspec
 
 from yamabiko.engines.agent import rules
@@ -158,8 +160,14 @@ async def run(ctx: Context, params: RunParams) -> RunResult:
         else:
             last = steps == params.max_steps or params.apply == "return"
             take, pending = (pending, []) if last else (pending[:1], pending[1:])
+            # A clause may ask for a part of up to 64 bars (tens of milliseconds of
+            # music theory): planned in a worker thread, off the event loop.
             plan = (
-                rules.plan(" and ".join(take), context, seed=seed + steps) if take else rules.Plan()
+                await anyio.to_thread.run_sync(
+                    functools.partial(rules.plan, " and ".join(take), context, seed=seed + steps)
+                )
+                if take
+                else rules.Plan()
             )
             actions = plan.actions
             summaries += plan.done
