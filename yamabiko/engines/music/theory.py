@@ -349,19 +349,19 @@ def progression_chords(
 PROGRESSIONS: Final[dict[str, dict[str, tuple[str, ...]]]] = {
     "pop": {
         "major": ("I | V | vi | IV", "vi | IV | I | V", "I | vi | IV | V", "I | IV | vi | V"),
-        "minor": ("i | VI | III | VII", "i | VII | VI | VII", "i | iv | VI | VII"),
+        "minor": ("i | VI | III | VII", "i | VII | VI | V", "i | iv | VI | V"),
     },
     "rock": {
         "major": ("I | IV | V | IV", "I | V | IV | IV", "vi | IV | I | V", "I | IV | I | V"),
-        "minor": ("i | VII | VI | VII", "i | VI | VII | i", "i | iv | VII | i"),
+        "minor": ("i | VII | VI | V", "i | VI | VII | i", "i | iv | VII | i"),
     },
     "hip-hop": {
         "major": ("ii7 | V7 | Imaj7 | vi7", "Imaj7 | IVmaj7 | iii7 | vi7", "vi7 | ii7 | V7 | I"),
-        "minor": ("i7 | VImaj7 | i7 | VImaj7", "i7 | iv7 | VI | V7", "i | VII | VI | VII"),
+        "minor": ("i7 | VImaj7 | i7 | VImaj7", "i7 | iv7 | VI | V7", "i | VII | VI | V"),
     },
     "house": {
         "major": ("vi7 | IVmaj7 | Imaj7 | V", "ii7 | iii7 | IVmaj7 | V", "I | vi | ii7 | V"),
-        "minor": ("i7 | VImaj7 | IIImaj7 | VII", "i7 | iv7 | V7 | i7", "i | VI | III | VII"),
+        "minor": ("i7 | VImaj7 | IIImaj7 | V7", "i7 | iv7 | V7 | i7", "i | VI | III | VII"),
     },
     "jazz": {
         "major": (
