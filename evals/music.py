@@ -102,10 +102,13 @@ def onsets(notes: Iterable[Note]) -> tuple[float, ...]:
 
 
 def bar_rhythm(notes: Iterable[Note], bar: int, bar_beats: float = 4.0) -> tuple[float, ...]:
-    """The onsets of one bar, from its downbeat."""
+    """The onsets of one bar, from its downbeat (chromatic passing tones, ornaments
+    that split a note, left out)."""
     start = bar * bar_beats
     return tuple(
-        round(n.start - start, 4) for n in notes if start - 1e-9 <= n.start < start + bar_beats
+        round(n.start - start, 4)
+        for n in notes
+        if start - 1e-9 <= n.start < start + bar_beats and not n.chromatic
     )
 
 

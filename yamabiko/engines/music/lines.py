@@ -4,8 +4,11 @@ melodies and harmonies.
 Guarantees, relied on by the tests: every note ends by ``total`` beats; chord voicings
 hold exactly their chord's tones; a bassline plays its chord's root at the start of
 every chord; a melody note starting on a strong beat is a tone of the chord sounding
-there; every other note is in the key's scale unless it is marked ``chromatic`` (a
-passing tone between two scale tones a whole step apart, on a weak part of the beat).
+there; every other note is in the key's scale, or a tone of the chord sounding (the
+raised leading tone of a dominant in minor, a borrowed chord's tone), or marked
+``chromatic`` (a passing tone between two scale tones a whole step apart, on a weak
+part of the beat). A melody sits above the top voice of the chord sounding; a bassline
+never moves more than an octave between two notes.
 """
 
 from __future__ import annotations

@@ -1,13 +1,15 @@
-"""Music theory: keys and modes, scales, diatonic chords, progressions, voice leading.
+"""Music theory: keys and modes, scales, diatonic chords, progressions.
 
 Pitches are MIDI note numbers (60 is middle C); a pitch class (``pc``) is a pitch modulo
 12 (0 is C). Everything here is pure and deterministic; randomness lives in the
 generators (:mod:`.generate`).
 
-Chords are always built from the key's own scale (stacked thirds on a degree), so a
-progression in a key never leaves its scale: the blues, for instance, uses its 12-bar
-form with the key's chords (a dominant V7 in major) rather than three dominant
-sevenths.
+Chords are built from the key's own scale (stacked thirds on a degree), with two
+exceptions that make them idiomatic (docs/agent.md): a fifth degree written upper case
+is a dominant in minor keys (:data:`DOMINANT_MODES`, the raised leading tone of
+harmonic minor), and the loop styles (:data:`LOOP_STYLES`) borrow a stable chord where
+the mode would give a diminished or augmented one (:func:`idiomatic`). The blues uses
+its 12-bar form with the key's chords rather than three dominant sevenths.
 """
 
 from __future__ import annotations
