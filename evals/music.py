@@ -163,6 +163,7 @@ class Tally:
     above: int = 0
     melody_notes: int = 0
     bass_moves: list[int] = field(default_factory=list)
+    chord_bass_moves: list[int] = field(default_factory=list)
     keys: int = 0
     keys_found: int = 0
     keys_found_default: int = 0
@@ -193,6 +194,11 @@ def judge_piece(
     assert melody.chords is not None
     tonic = tonic_of(key)
     mode = key.split(" ", 1)[1]
+    tally.chord_bass_moves += [
+        abs(b.pitches[0] - a.pitches[0])
+        for a, b in itertools.pairwise(chords.chords)
+        if a.symbol != b.symbol
+    ]
     f, o, c = parallels(chords.chords)
     tally.fifths += f
     tally.octaves += o
@@ -330,6 +336,20 @@ def run(quick: bool) -> list[Figure]:
             False,
         ),
         fig("music: bass mean move", "st", statistics.fmean(moves) if moves else 0.0, None, False),
+        fig(
+            "music: chord bass mean move per change",
+            "st",
+            statistics.fmean(tally.chord_bass_moves),
+            None,
+            False,
+        ),
+        fig(
+            "music: chord bass moves of a fifth or more",
+            "%",
+            percent(sum(m >= 7 for m in tally.chord_bass_moves), len(tally.chord_bass_moves)),
+            None,
+            False,
+        ),
         fig("music: melody steps", "%", percent(tally.steps, tally.intervals), None, True),
         fig(
             "music: pop = jazz melody rhythm",

@@ -87,6 +87,13 @@ def test_basslines_move_smoothly(tally: Tally) -> None:
     assert sum(m <= 5 for m in moves) / len(moves) >= 0.5
 
 
+def test_the_chords_bass_moves_by_the_nearer_octave(tally: Tally) -> None:
+    moves = tally.chord_bass_moves
+    assert max(moves) <= 10
+    assert statistics.fmean(moves) <= 4.7
+    assert sum(m >= 7 for m in moves) / len(moves) <= 0.2
+
+
 def test_walking_bass_mostly_steps() -> None:
     moves = []
     for seed in range(8):

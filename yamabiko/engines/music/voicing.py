@@ -3,14 +3,14 @@ chord sequence, chosen by a search over voicings with costs for parallels, leaps
 and spacing (docs/agent.md, "What the music engine guarantees").
 
 Theory of operation: every chord has a small set of candidate voicings (the root in the
-bass, E2-E3; the upper voices holding the triad, or a seventh chord's third, fifth and
-seventh, between E3 and C5, adjacent voices at most an octave apart). Moving from one
-voicing to the next costs:
+bass, C2-F#3, in either octave where both fit; the upper voices holding the triad, or a
+seventh chord's third, fifth and seventh, between E3 and C5, adjacent voices at most an
+octave apart). Moving from one voicing to the next costs:
 
 - a large penalty for each pair of voices (bass included) a perfect fifth or an octave
   apart in both chords with both voices moving (parallel or contrary consecutives),
 - the semitones the upper voices move, and more for leaps over a major third,
-- half the bass's movement, and more for a bass leap over a fifth,
+- the semitones the bass moves, and more for a bass leap over a fourth,
 - small costs for a top voice far from the middle of the range and for wide spacing.
 
 The search keeps the cheapest few partial sequences (a beam) rather than only the
@@ -30,8 +30,9 @@ from .theory import Chord
 
 Voicing = tuple[int, ...]
 
-BASS_LOW: Final = 40  # E2
-BASS_HIGH: Final = 52  # E3
+BASS_LOW: Final = 36  # C2
+BASS_HIGH: Final = 55  # G3 (exclusive): most roots have two octaves to choose from
+BASS_HOME: Final = 45  # A2
 UPPER_LOW: Final = 52  # E3
 UPPER_HIGH: Final = 72  # C5
 TOP_TARGET: Final = 67  # G4: the top voice's home, under a melody from C4 up
@@ -73,11 +74,13 @@ def consecutives(before: Voicing, after: Voicing) -> int:
 
 
 def _shape(voicing: Voicing) -> float:
-    """The cost of a voicing on its own: its top voice's distance from home, spacing."""
+    """The cost of a voicing on its own: its top voice's and its bass's distance from
+    home, spacing."""
     upper = voicing[1:]
     cost = 0.15 * max(0, abs(upper[-1] - TOP_TARGET) - 3)
     cost += 0.5 * max(0, upper[-1] - upper[0] - 12)
     cost += 0.3 * max(0, upper[0] - voicing[0] - 19)
+    cost += 0.3 * max(0, abs(voicing[0] - BASS_HOME) - 5)  # the bass drifts no further
     return cost
 
 
@@ -86,7 +89,7 @@ def step_cost(before: Voicing, after: Voicing) -> float:
     """The cost of moving from ``before`` to ``after`` (see the module's docstring)."""
     cost = PARALLEL * consecutives(before, after) + _shape(after)
     bass = abs(after[0] - before[0])
-    cost += 0.5 * bass + (2.0 * (bass - 7) if bass > 7 else 0.0)
+    cost += 0.8 * bass + (2.0 * (bass - 5) if bass > 5 else 0.0)
     for a, b in zip(before[1:], after[1:], strict=False):
         move = abs(a - b)
         cost += move + (1.5 * (move - 4) if move > 4 else 0.0)
@@ -96,7 +99,7 @@ def step_cost(before: Voicing, after: Voicing) -> float:
 def _start_cost(voicing: Voicing) -> float:
     # With nothing before it, the first chord sits in the middle: bass near A2, the
     # root on top or in the middle voice (a full, familiar sound).
-    return _shape(voicing) + 0.3 * abs(voicing[0] - 45) + 0.2 * abs(voicing[-1] - TOP_TARGET)
+    return _shape(voicing) + 0.3 * abs(voicing[0] - BASS_HOME) + 0.2 * abs(voicing[-1] - TOP_TARGET)
 
 
 def voice(chords: Sequence[Chord], previous: Voicing | None = None) -> list[Voicing]:
