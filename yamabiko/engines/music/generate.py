@@ -71,7 +71,7 @@ _NUMERALS_RE: Final = re.compile(
 
 
 _OPEN_ENDING: Final = re.compile(
-    r"\b(open[ -]end(ed|ing)?|open ending|unresolved|half cadence|ends? open|"
+    r"\b(open[ -]end(ed|ing)?|unresolved|half cadence|ends? open|"
     r"without resolving|no resolution)\b",
     re.IGNORECASE,
 )
@@ -263,10 +263,11 @@ def _progression(
 
 
 def _cadence(spans: list[Span], key: Key, style: str | None) -> list[Span]:
-    """The spans ending on the tonic chord, so that the phrase closes. A last chord on
-    another root gives the second half of its time (all of it when that would be
-    under two beats) to I, or i (a seventh chord after one); in a minor key the first
-    half goes to the dominant V (V7), whose leading tone pulls home."""
+    """The spans ending on the tonic chord, so that the phrase closes. A last chord of
+    four beats or more on another root gives the second half of its time to I, or i (a
+    seventh chord after one), and in a minor key the first half to the dominant V
+    (V7), whose leading tone pulls home; a shorter last chord gives all its time to
+    the tonic."""
     last = spans[-1]
     if last.chord.root == key.tonic:
         return spans
