@@ -198,14 +198,19 @@ def bassline(
     previous = 40.0
     for index, span in enumerate(spans):
         root = nearest_pitch(span.chord.root, previous, 31, 47)
-        fifth = root + (span.chord.fifth - span.chord.root) % 12
-        if fifth - 12 >= _BASS_LOW and rng.random() < 0.5:
-            fifth -= 12  # the fifth below: a fourth down, as often played as the fifth up
         length = span.duration
         nxt = spans[(index + 1) % len(spans)].chord
         next_root = nearest_pitch(nxt.root, root, 31, 47)
+        # The fifth above or the fifth below (a fourth down): mostly the one on the way
+        # to the next root, as a bassist leads into the next chord.
+        above = root + (span.chord.fifth - span.chord.root) % 12
+        fifths = sorted(
+            (p for p in (above, above - 12) if _BASS_LOW <= p <= _BASS_HIGH),
+            key=lambda p: (abs(p - next_root), p),
+        )
+        fifth = fifths[0] if len(fifths) < 2 or rng.random() < 0.8 else fifths[1]
         scale = chord_scale(key, span.chord)
-        approach = _approach(next_root, root, scale)
+        approach = _approach(next_root, fifth, scale)
         hits: list[tuple[float, float, int, bool]]  # offset, length, pitch, chromatic
         if pattern == "root":
             half = length / 2 if length >= 4 else length
