@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 import json
 from pathlib import Path
 from typing import Any
@@ -17,6 +18,7 @@ from yamabiko.engines.agent.validate import apply_actions, validate_actions
 from yamabiko.schema.daw import Action, DawContext
 
 SCALES = {"C major": {0, 2, 4, 5, 7, 9, 11}, "A minor": {9, 11, 0, 2, 4, 5, 7}}
+LEADING_TONE = 8  # G#, A minor's raised seventh
 CONTEXT: dict[str, Any] = {
     "project": {
         "name": "Demo",
@@ -61,13 +63,43 @@ async def test_music_generate_is_in_key_inside_the_bars_and_seeded(
         assert 1 <= note["velocity"] <= 127
     if kind != "drum_pattern":
         # Only basslines and melodies may pass through a chromatic tone, and rarely.
-        outside = [n for n in first["notes"] if n["pitch"] % 12 not in SCALES["A minor"]]
+        # The leading tone G# belongs to A minor's dominant (E, E7) in cadences.
+        minor = SCALES["A minor"] | {LEADING_TONE}
+        outside = [n for n in first["notes"] if n["pitch"] % 12 not in minor]
         allowed = len(first["notes"]) // 5 if kind in ("bassline", "melody") else 0
         assert len(outside) <= allowed, outside
     if kind == "chord_progression":
         assert first["chords"]
         for chord in first["chords"]:
-            assert {p % 12 for p in chord["pitches"]} <= SCALES["A minor"]
+            assert {p % 12 for p in chord["pitches"]} <= minor
+
+
+async def test_music_generate_long_parts_cadence_above_the_chords_without_parallels(
+    server: Running,
+) -> None:
+    # 16 bars: written in a worker thread, the answer is the same music.
+    async with await server.client() as client:
+        ask = {"key": "D minor", "bars": 16, "seed": 3, "style": "jazz"}
+        chords = await client.call("music/generate", {**ask, "kind": "chord_progression"})
+        tune = await client.call("music/generate", {**ask, "kind": "melody"})
+    voiced = chords["chords"]
+    assert voiced == tune["chords"]
+    assert voiced[-1]["symbol"].startswith("Dm")
+    for before, after in itertools.pairwise(voiced):
+        a, b = sorted(before["pitches"]), sorted(after["pitches"])
+        for i in range(len(a)):
+            for j in range(i + 1, min(len(a), len(b))):
+                moved = a[i] != b[i] and a[j] != b[j]
+                interval = (a[j] - a[i]) % 12
+                assert not (moved and interval in (0, 7) and interval == (b[j] - b[i]) % 12)
+    dominants = [c for c in voiced if c["symbol"].startswith("A")]
+    assert dominants
+    assert all(any(p % 12 == 1 for p in c["pitches"]) for c in dominants)  # C#, raised
+    notes = sorted(tune["notes"], key=lambda n: n["start"])
+    assert notes[-1]["pitch"] % 12 == 2  # home on D
+    for note in notes:
+        sounding = [c for c in voiced if c["start"] <= note["start"] + 1e-9][-1]
+        assert note["pitch"] > max(sounding["pitches"])
 
 
 async def test_music_generate_refuses_a_bad_key(server: Running) -> None:
@@ -99,6 +131,27 @@ async def test_offline_agent_sets_tempo_and_adds_a_bassline(server: Running) -> 
     assert roots <= SCALES["A minor"]
     assert "128" in result["summary"]
     assert result["nextSteps"]
+
+
+async def test_offline_agent_melodies_close_on_the_tonic_unless_asked_to_stay_open(
+    server: Running,
+) -> None:
+    endings = {}
+    async with await server.client() as client:
+        for ending in ("", " with an open ending"):
+            result = await client.call(
+                "agent/run",
+                {
+                    "prompt": f"add a 16 bar jazz melody in E minor{ending} on a new track",
+                    "context": CONTEXT,
+                },
+            )
+            assert result["model"] == "rules"
+            notes = result["actions"][-1]["notes"]
+            assert max(n["start"] + n["duration"] for n in notes) <= 64 + 1e-6
+            endings[ending] = max(notes, key=lambda n: n["start"])["pitch"] % 12
+    assert endings[""] == 4  # E
+    assert endings[" with an open ending"] != 4
 
 
 async def test_apply_client_runs_two_steps_planning_from_the_returned_context(

@@ -165,6 +165,8 @@ async def run(ctx: Context, params: RunParams) -> RunResult:
         else:
             last = steps == params.max_steps or params.apply == "return"
             take, pending = (pending, []) if last else (pending[:1], pending[1:])
+            # A clause may ask for a part of up to 64 bars (tens of milliseconds of
+            # music theory): planned in a worker thread, off the event loop.
             plan = (
                 await asyncio.to_thread(rules.plan, " and ".join(take), context, seed=seed + steps)
                 if take

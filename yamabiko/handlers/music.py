@@ -7,8 +7,10 @@ bars; repaired once, else -32010 with the problems).
 
 from __future__ import annotations
 
+import functools
 from typing import Any, Final
 
+import anyio
 import msgspec
 
 from yamabiko.engines.llm import ChatMessage, EngineError, collect
@@ -30,6 +32,9 @@ from yamabiko.sessions.session import Context
 
 router = Router()
 
+INLINE_BARS: Final = 8
+"""Parts of at most this many bars are generated on the event loop (see below)."""
+
 _notes = msgspec.json.Decoder(list[Note])
 SYSTEM: Final = (
     'You write MIDI parts. Answer with JSON only: {"notes": [{"pitch": 0-127, '
@@ -45,17 +50,25 @@ async def generate_part(ctx: Context, params: GenerateParams) -> GenerateResult:
     signature = params.time_signature or "4/4"
     if params.model is not None:
         return await _with_model(ctx, params, key, tempo, signature)
+    make = functools.partial(
+        generate,
+        params.kind,
+        key=key,
+        tempo=tempo,
+        bars=params.bars,
+        time_signature=signature,
+        style=params.style,
+        prompt=params.prompt,
+        seed=params.seed,
+    )
     try:
-        part = generate(
-            params.kind,
-            key=key,
-            tempo=tempo,
-            bars=params.bars,
-            time_signature=signature,
-            style=params.style,
-            prompt=params.prompt,
-            seed=params.seed,
-        )
+        # Up to INLINE_BARS a part takes about a millisecond; longer ones (up to tens
+        # of milliseconds for 64 busy bars) are written in a worker thread so that
+        # they never hold the event loop.
+        if params.bars <= INLINE_BARS:
+            part = make()
+        else:
+            part = await anyio.to_thread.run_sync(make)
     except ValueError as exc:
         raise errors.InvalidParams(str(exc)) from None
     return GenerateResult(

@@ -2,9 +2,9 @@
 chord progressions, melodies and harmonies, deterministic for a seed (docs/agent.md,
 ``music/generate``). Pure Python; it knows nothing of sockets or handlers.
 
-Modules: :mod:`.theory` (keys, scales, chords, progressions, voice leading),
-:mod:`.base` (notes, results, feel), :mod:`.drums`, :mod:`.lines` (pitched parts) and
-:mod:`.generate` (the entry point)."""
+Modules: :mod:`.theory` (keys, scales, chords, progressions), :mod:`.voicing` (voice
+leading), :mod:`.base` (notes, results, feel), :mod:`.drums`, :mod:`.lines` (pitched
+parts) and :mod:`.generate` (the entry point). docs/agent.md states what it guarantees."""
 
 from __future__ import annotations
 

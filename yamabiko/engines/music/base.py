@@ -6,6 +6,7 @@ beats, so 4/4 is 4 beats, 3/4 is 3 and 6/8 is 3.
 
 from __future__ import annotations
 
+import math
 import random
 import re
 from typing import Final, Literal
@@ -115,6 +116,19 @@ def strong_beats(bar_beats: float) -> tuple[float, ...]:
     if bar_beats >= 4 and bar_beats == int(bar_beats) and int(bar_beats) % 2 == 0:
         return (0.0, bar_beats / 2)
     return (0.0,)
+
+
+#: Styles whose eighth notes swing (their drums play on a triplet grid).
+SWUNG_STYLES: Final = frozenset({"jazz", "blues"})
+
+
+def swung(offset: float) -> float:
+    """A straight time in beats moved to the swing grid: the off-beat eighth (x.5)
+    falls on the last triplet of its beat (x + 2/3); other times stay."""
+    beat = math.floor(offset + 1e-9)
+    if abs(offset - beat - 0.5) < 1e-6:
+        return beat + 2 / 3
+    return offset
 
 
 def humanize(rng: random.Random, velocity: float, spread: int = 6) -> int:

@@ -18,6 +18,7 @@ from typing import Final, get_args
 
 from .base import (
     KINDS,
+    SWUNG_STYLES,
     ChordEvent,
     Feel,
     Generated,
@@ -41,14 +42,17 @@ from .lines import (
 )
 from .lines import melody as melody_line
 from .theory import (
+    DOMINANT_MODES,
     Key,
     normalize_style,
     parse_key,
     parse_numeral,
     parse_progression,
+    progression_chords,
     progressions_for,
     roman,
     style_in,
+    tonic_chord,
 )
 
 DEFAULT_KEY: Final = "C major"
@@ -62,6 +66,16 @@ DENOMINATORS: Final = (1, 2, 4, 8, 16)
 
 _NUMERALS_RE: Final = re.compile(
     r"(?<![A-Za-z])((?:[iIvV]{1,3}(?:maj7|7)?)(?:\s*[-\u2013]\s*[iIvV]{1,3}(?:maj7|7)?)+)(?![A-Za-z])"
+)
+
+
+_OPEN_ENDING: Final = re.compile(
+    r"\b(open[ -]end(ed|ing)?|unresolved|half cadence|ends? open|"
+    r"without resolving|no resolution)\b",
+    re.IGNORECASE,
+)
+_UNSTABLE_ASKED: Final = re.compile(
+    r"\b(diminished|augmented|dim|aug|dim7|half[ -]diminished)\b", re.IGNORECASE
 )
 
 
@@ -170,12 +184,16 @@ def generate(
         groove = GROOVES[the_style].feel
         return result(notes, None, None, f"A {where} {the_style} drum groove {at}: {groove}.")
 
+    closed = not _OPEN_ENDING.search(prompt or "")
     if chords:
         spans = _given_spans(chords, total)
         progression = None
     else:
-        progression = _progression(the_key, the_style, prompt, bars, rng("progression"))
-        spans = timeline(the_key, progression, bars, bar_beats)
+        progression, asked = _progression(the_key, the_style, prompt, bars, rng("progression"))
+        keep = asked or bool(_UNSTABLE_ASKED.search(prompt or ""))
+        spans = timeline(the_key, progression, bars, bar_beats, style=None if keep else the_style)
+        if closed and not asked:
+            spans = _cadence(spans, the_key, None if keep else the_style)
     symbols = _symbols(spans)
     context = events(spans)
     tune: list[Note] | None = None
@@ -186,10 +204,13 @@ def generate(
         text = f"A {where} {the_style} progression in {the_key.name} {at}: {symbols}{numerals}."
     elif kind == "bassline":
         pattern = bass_pattern_for(the_style, feel, prompt)
-        notes = bassline(spans, the_key, pattern, rng("bass"), total)
+        swing = the_style in SWUNG_STYLES
+        notes = bassline(spans, the_key, pattern, rng("bass"), total, swing=swing)
         text = f"A {where} {pattern} bassline in {the_key.name} {at}, on the roots of {symbols}."
     elif kind == "melody":
-        notes = melody_line(spans, the_key, bars, bar_beats, feel, the_style, rng("melody"))
+        notes = melody_line(
+            spans, context, the_key, bars, bar_beats, feel, the_style, rng("melody"), closed=closed
+        )
         text = (
             f"A {where} melody in {the_key.name} {at} over {symbols}, "
             f"landing on chord tones on the strong beats."
@@ -198,7 +219,17 @@ def generate(
         if melody is not None:
             tune = [_checked(n, total) for n in melody]
         else:
-            tune = melody_line(spans, the_key, bars, bar_beats, feel, the_style, rng("melody"))
+            tune = melody_line(
+                spans,
+                context,
+                the_key,
+                bars,
+                bar_beats,
+                feel,
+                the_style,
+                rng("melody"),
+                closed=closed,
+            )
         interval = harmony_interval_for(prompt)
         notes = harmony(tune, spans, the_key, bar_beats, interval, total)
         what = (
@@ -210,9 +241,11 @@ def generate(
     return result(notes, context, tune, text)
 
 
-def _progression(key: Key, style: str, prompt: str | None, bars: int, rng: random.Random) -> str:
-    """A progression named in the prompt (``"ii-V-I"``: a chord a bar), else one of the
-    style's for the key, preferring those that fit in ``bars``."""
+def _progression(
+    key: Key, style: str, prompt: str | None, bars: int, rng: random.Random
+) -> tuple[str, bool]:
+    """A progression named in the prompt (``"ii-V-I"``: a chord a bar; True: asked
+    for), else one of the style's for the key, preferring those that fit in ``bars``."""
     match = _NUMERALS_RE.search(prompt or "")
     if match:
         numerals = re.split(r"\s*[-\u2013]\s*", match.group(1))
@@ -222,10 +255,34 @@ def _progression(key: Key, style: str, prompt: str | None, bars: int, rng: rando
         except ValueError:
             pass
         else:
-            return " | ".join(numerals)
+            return " | ".join(numerals), True
     options = progressions_for(style, key)
     fitting = [p for p in options if len(parse_progression(key, p)) <= bars]
-    return rng.choice(fitting or list(options))
+    return rng.choice(fitting or list(options)), False
+
+
+def _cadence(spans: list[Span], key: Key, style: str | None) -> list[Span]:
+    """The spans ending on the tonic chord, so that the phrase closes. A last chord of
+    four beats or more on another root gives the second half of its time to I, or i (a
+    seventh chord after one), and in a minor key the first half to the dominant V
+    (V7), whose leading tone pulls home; a shorter last chord gives all its time to
+    the tonic."""
+    last = spans[-1]
+    if last.chord.root == key.tonic:
+        return spans
+    seventh = len(last.chord.tones) == 4
+    home = tonic_chord(key, seventh=seventh, style=style)
+    if last.duration < 4 - 1e-9:
+        return [*spans[:-1], Span(home, last.start, last.duration)]
+    before = last.chord
+    if key.mode in DOMINANT_MODES:
+        before = progression_chords(key, ["V7" if seventh else "V"], style=style)[0]
+    half = round(last.duration / 2, 6)
+    return [
+        *spans[:-1],
+        Span(before, last.start, half),
+        Span(home, round(last.start + half, 6), round(last.duration - half, 6)),
+    ]
 
 
 def _given_spans(chords: Sequence[ChordEvent], total: float) -> list[Span]:

@@ -4,20 +4,35 @@ melodies and harmonies.
 Guarantees, relied on by the tests: every note ends by ``total`` beats; chord voicings
 hold exactly their chord's tones; a bassline plays its chord's root at the start of
 every chord; a melody note starting on a strong beat is a tone of the chord sounding
-there; every other note is in the key's scale unless it is marked ``chromatic`` (a
-passing tone between two scale tones a whole step apart, on a weak part of the beat).
+there; every other note is in the key's scale, or a tone of the chord sounding (the
+raised leading tone of a dominant in minor, a borrowed chord's tone), or marked
+``chromatic`` (a passing tone between two scale tones a whole step apart, on a weak
+part of the beat). A melody sits above the top voice of the chord sounding; a bassline
+never moves more than an octave between two notes.
 """
 
 from __future__ import annotations
 
+import bisect
 import random
 from collections.abc import Sequence
+from functools import lru_cache
 from typing import Final
 
 import msgspec
 
-from .base import ChordEvent, Feel, Note, clip_note, humanize, strong_beats
-from .theory import Chord, Key, nearest_pitch, parse_chord, parse_progression, voice_lead
+from .base import (
+    SWUNG_STYLES,
+    ChordEvent,
+    Feel,
+    Note,
+    clip_note,
+    humanize,
+    strong_beats,
+    swung,
+)
+from .theory import Chord, Key, chord_scale, nearest_pitch, parse_chord, parse_progression
+from .voicing import voice
 
 
 class Span(msgspec.Struct, frozen=True):
@@ -32,10 +47,12 @@ class Span(msgspec.Struct, frozen=True):
         return self.start + self.duration
 
 
-def timeline(key: Key, progression: str, bars: int, bar_beats: float) -> list[Span]:
-    """The progression (see :func:`~.theory.parse_progression`) repeated or cut to
-    ``bars`` bars."""
-    per_bar = parse_progression(key, progression)
+def timeline(
+    key: Key, progression: str, bars: int, bar_beats: float, *, style: str | None = None
+) -> list[Span]:
+    """The progression (see :func:`~.theory.parse_progression`, with the ``style``'s
+    chord qualities) repeated or cut to ``bars`` bars."""
+    per_bar = parse_progression(key, progression, style=style)
     spans = []
     for bar in range(bars):
         chords = per_bar[bar % len(per_bar)]
@@ -51,25 +68,22 @@ def spans_of(events: Sequence[ChordEvent]) -> list[Span]:
 
 
 def chord_at(spans: Sequence[Span], beat: float) -> Span:
-    """The span sounding at ``beat`` (the last one that started by then)."""
-    current = spans[0]
-    for span in spans:
-        if span.start <= beat + 1e-9:
-            current = span
-    return current
+    """The span sounding at ``beat`` (the last one that started by then; the first
+    when none has). ``spans`` are sorted by start."""
+    at = bisect.bisect_right([span.start for span in spans], beat + 1e-9)
+    return spans[max(0, at - 1)]
 
 
 def voicings(spans: Sequence[Span]) -> list[tuple[int, ...]]:
-    """Each span's voicing: the root in the bass (E2-Eb3), then the upper voices
-    (G3-G5) voice-led from the previous chord."""
-    result = []
-    previous: tuple[int, ...] | None = None
-    for span in spans:
-        upper = voice_lead(previous, span.chord)
-        bass = nearest_pitch(span.chord.root, 45.5, 40, 51)
-        result.append((bass, *upper))
-        previous = upper
-    return result
+    """Each span's voicing, the root in the bass then three upper voices, voice-led
+    across the whole sequence (see :mod:`.voicing`)."""
+    return list(_voiced(tuple(span.chord for span in spans)))
+
+
+@lru_cache(maxsize=128)
+def _voiced(chords: tuple[Chord, ...]) -> tuple[tuple[int, ...], ...]:
+    # The parts of one seed (chords, bass, melody) voice the same progression.
+    return tuple(voice(chords))
 
 
 def events(spans: Sequence[Span]) -> list[ChordEvent]:
@@ -166,16 +180,37 @@ def bass_pattern_for(style: str, feel: Feel, prompt: str | None) -> str:
 
 
 def bassline(
-    spans: Sequence[Span], key: Key, pattern: str, rng: random.Random, total: float
+    spans: Sequence[Span],
+    key: Key,
+    pattern: str,
+    rng: random.Random,
+    total: float,
+    *,
+    swing: bool = False,
 ) -> list[Note]:
-    """A bassline in ``pattern`` (one of :data:`BASS_PATTERNS`) over the spans."""
+    """A bassline in ``pattern`` (one of :data:`BASS_PATTERNS`) over the spans.
+
+    It moves smoothly: each root is the one nearest the previous root, fifths are taken
+    below the root when that is nearer, and the note before a new chord steps into it;
+    no leap inside a pattern is wider than an octave. ``swing`` moves off-beat eighths
+    onto the triplet grid."""
     notes: list[Note] = []
     previous = 40.0
     for index, span in enumerate(spans):
         root = nearest_pitch(span.chord.root, previous, 31, 47)
-        fifth = root + (span.chord.fifth - span.chord.root) % 12
         length = span.duration
-        nxt = spans[(index + 1) % len(spans)].chord.root
+        nxt = spans[(index + 1) % len(spans)].chord
+        next_root = nearest_pitch(nxt.root, root, 31, 47)
+        # The fifth above or the fifth below (a fourth down): mostly the one on the way
+        # to the next root, as a bassist leads into the next chord.
+        above = root + (span.chord.fifth - span.chord.root) % 12
+        fifths = sorted(
+            (p for p in (above, above - 12) if _BASS_LOW <= p <= _BASS_HIGH),
+            key=lambda p: (abs(p - next_root), p),
+        )
+        fifth = fifths[0] if len(fifths) < 2 or rng.random() < 0.8 else fifths[1]
+        scale = chord_scale(key, span.chord)
+        approach = _approach(next_root, fifth, scale)
         hits: list[tuple[float, float, int, bool]]  # offset, length, pitch, chromatic
         if pattern == "root":
             half = length / 2 if length >= 4 else length
@@ -191,15 +226,14 @@ def bassline(
                     (2, length - 2, fifth, False),
                 ]
                 if length >= 4:
-                    pickup = rng.choice((root, root, root + 12, fifth))
+                    pickup = rng.choice((root, fifth, approach, approach))
                     hits = [*hits[:2], (2, 1.5, fifth, False), (3.5, length - 3.5, pickup, False)]
             else:
                 hits = [(0, length, root, False)]
         elif pattern == "eighths":
             hits = [(i / 2, 0.5, root, False) for i in range(int(length * 2))]
             if len(hits) >= 4 and rng.random() < 0.5:
-                octave = root + 12 if root + 12 <= _BASS_HIGH else fifth
-                hits[-1] = (hits[-1][0], 0.5, rng.choice((octave, fifth)), False)
+                hits[-1] = (hits[-1][0], 0.5, rng.choice((fifth, approach)), False)
         elif pattern == "octave":
             high = root + 12
             hits = [
@@ -212,10 +246,12 @@ def bassline(
             hits = [(0, 0.75, root, False)]
             for offset in (0.75, 1.5, 2.5, 3.0, 3.5):
                 if offset < length and rng.random() < 0.55:
-                    pitch = rng.choice((root, root, fifth, root + 12))
+                    pitch = rng.choice((root, root, fifth, approach if offset == 3.5 else root))
                     hits.append((offset, 0.5 if offset != 0.75 else 0.25, pitch, False))
         else:
-            hits = _walk(root, nxt, span.chord, key, length, rng)
+            hits = _walk(root, next_root, span.chord, scale, key, length, rng)
+        if swing and pattern != "walking":
+            hits = [(swung(o), swung(o + d) - swung(o), p, c) for o, d, p, c in hits]
         for offset, dur, pitch, chromatic in hits:
             if dur <= 0 or offset >= length - 1e-9:
                 continue
@@ -225,16 +261,50 @@ def bassline(
             if note is not None:
                 notes.append(note)
         previous = root
-    return notes
+    return _within_an_octave(notes)
+
+
+def _within_an_octave(notes: list[Note]) -> list[Note]:
+    """The notes with any one more than an octave from the note before it moved an
+    octave towards it (its pitch class kept), so the line never leaps over an octave."""
+    smooth: list[Note] = []
+    for note in notes:
+        pitch = note.pitch
+        if smooth:
+            before = smooth[-1].pitch
+            while pitch - before > 12 and pitch - 12 >= _BASS_LOW:
+                pitch -= 12
+            while before - pitch > 12 and pitch + 12 <= _BASS_HIGH + 12:
+                pitch += 12
+        smooth.append(msgspec.structs.replace(note, pitch=pitch) if pitch != note.pitch else note)
+    return smooth
+
+
+def _approach(target: int, current: int, scale: Sequence[int]) -> int:
+    """The scale tone a step from ``target`` on the side ``current`` comes from (the
+    target itself when it is the same pitch class), so the line steps into it."""
+    if target == current:
+        return target
+    side = 1 if current > target else -1
+    for distance in (1, 2):
+        pitch = target + side * distance
+        if pitch % 12 in scale and _BASS_LOW <= pitch <= _BASS_HIGH:
+            return pitch
+    return target
 
 
 def _walk(
-    root: int, next_root: int, chord: Chord, key: Key, length: float, rng: random.Random
+    root: int,
+    target: int,
+    chord: Chord,
+    scale: Sequence[int],
+    key: Key,
+    length: float,
+    rng: random.Random,
 ) -> list[tuple[float, float, int, bool]]:
-    """A walking bar: the root, chord and scale tones, then a step into the next root
-    (now and then a chromatic half step, marked)."""
+    """A walking bar: the root, chord and scale tones heading for the next root
+    (``target``), then a step into it (now and then a chromatic half step, marked)."""
     beats = max(1, int(length))
-    target = nearest_pitch(next_root, root, _BASS_LOW, _BASS_HIGH)
     hits = [(0.0, 1.0, root, False)]
     current = root
     for beat in range(1, beats):
@@ -243,10 +313,11 @@ def _walk(
             above = target + 1 if target + 1 <= _BASS_HIGH else target - 1
             below = target - 1 if target - 1 >= _BASS_LOW else target + 1
             half = rng.choice((above, below))
-            if not key.contains(half) and rng.random() < 0.15:
+            outside = not key.contains(half) and half % 12 not in scale
+            if outside and abs(half - current) <= 7 and rng.random() < 0.15:
                 hits.append((float(beat), length - beat, half, True))
                 continue
-            options = [p for p in _scale_neighbours(target, key) if p != current]
+            options = [p for p in _scale_neighbours(target, scale) if p != current]
             pitch = min(options, key=lambda p: (abs(p - current), p)) if options else target
             hits.append((float(beat), length - beat, pitch, False))
             current = pitch
@@ -254,11 +325,12 @@ def _walk(
         candidates = [
             p
             for p in range(current - 5, current + 6)
-            if _BASS_LOW <= p <= _BASS_HIGH and p != current and key.contains(p)
+            if _BASS_LOW <= p <= _BASS_HIGH and p != current and p % 12 in scale
         ]
         weights = [
             (3 if p % 12 in chord.tones else 1)
             * (2 if (p - current) * (target - current) > 0 else 1)
+            * (2 if abs(p - current) <= 2 else 1)
             for p in candidates
         ]
         current = rng.choices(candidates, weights)[0]
@@ -266,55 +338,120 @@ def _walk(
     return hits
 
 
-def _scale_neighbours(pitch: int, key: Key) -> list[int]:
+def _scale_neighbours(pitch: int, scale: Sequence[int]) -> list[int]:
     """The scale tones just above and just below ``pitch`` within the bass range."""
-    up = next((p for p in range(pitch + 1, pitch + 3) if key.contains(p)), None)
-    down = next((p for p in range(pitch - 1, pitch - 3, -1) if key.contains(p)), None)
+    up = next((p for p in range(pitch + 1, pitch + 3) if p % 12 in scale), None)
+    down = next((p for p in range(pitch - 1, pitch - 3, -1) if p % 12 in scale), None)
     return [p for p in (up, down) if p is not None and _BASS_LOW <= p <= _BASS_HIGH]
 
 
-# Melody rhythm figures: (length in beats, onsets as (offset, duration)), by density.
-_FIGURES: Final[dict[int, tuple[tuple[float, tuple[tuple[float, float], ...]], ...]]] = {
-    -1: (
-        (4, ((0, 4),)),
-        (2, ((0, 2),)),
-        (2, ((0, 1.5), (1.5, 0.5))),
-        (1, ((0, 1),)),
-        (1, ()),
-    ),
-    0: (
+Figure = tuple[float, tuple[tuple[float, float], ...]]
+"""A rhythm figure: its length in beats and its onsets as (offset, duration)."""
+
+_T: Final = 1 / 3
+
+# Melody rhythm figures per rhythmic family at medium density. Sparse melodies play
+# them at half speed, busy ones add the family's quick figures. Straight families
+# syncopate (anticipations, off-beat starts); the swung family sits on the triplet
+# grid, long-short eighths and triplets, like its drums.
+_FIGURES: Final[dict[str, tuple[Figure, ...]]] = {
+    "pop": (
         (1, ((0, 1),)),
         (1, ((0, 0.5), (0.5, 0.5))),
         (2, ((0, 1.5), (1.5, 0.5))),
+        (2, ((0, 0.5), (0.5, 1), (1.5, 0.5))),
+        (2, ((0.5, 1), (1.5, 0.5))),
+        (2, ((0, 1), (1, 0.5), (1.5, 0.5))),
+    ),
+    "rock": (
+        (1, ((0, 1),)),
+        (1, ((0, 0.5), (0.5, 0.5))),
         (2, ((0, 2),)),
+        (2, ((0, 1.5), (1.5, 0.5))),
+        (2, ((0, 1), (1, 1))),
+    ),
+    "house": (
         (1, ((0, 0.75), (0.75, 0.25))),
-        (1, ((0, 0.5),)),
-    ),
-    1: (
+        (1, ((0.5, 0.5),)),
+        (2, ((0, 0.75), (0.75, 0.75), (1.5, 0.5))),
         (1, ((0, 0.5), (0.5, 0.5))),
+        (2, ((0.25, 0.5), (0.75, 1.25))),
+    ),
+    "hip-hop": (
+        (1, ((0, 0.75), (0.75, 0.25))),
+        (2, ((0, 0.5), (0.5, 1.5))),
+        (1, ((0, 1),)),
+        (2, ((0, 1.25), (1.25, 0.75))),
+        (2, ((0, 2),)),
+    ),
+    "swung": (
+        (1, ((0, 2 * _T), (2 * _T, _T))),
+        (1, ((0, 1),)),
+        (1, ((0, _T), (_T, _T), (2 * _T, _T))),
+        (2, ((0, 1), (1, 2 * _T), (1 + 2 * _T, _T))),
+        (2, ((0, 2 * _T), (2 * _T, 1 + _T))),
+        (2, ((0, 1.5 + _T / 2),)),
+    ),
+    "bossa": (
+        (2, ((0, 0.5), (0.5, 1), (1.5, 0.5))),
+        (1, ((0, 0.5), (0.5, 0.5))),
+        (2, ((0, 1.5), (1.5, 0.5))),
+        (1, ((0, 1),)),
+        (2, ((0, 1), (1.5, 0.5))),
+    ),
+}
+_BUSY_FIGURES: Final[dict[str, tuple[Figure, ...]]] = {
+    "straight": (
         (1, ((0, 0.25), (0.25, 0.25), (0.5, 0.5))),
         (1, ((0, 0.5), (0.5, 0.25), (0.75, 0.25))),
         (1, ((0, 0.25), (0.25, 0.25), (0.5, 0.25), (0.75, 0.25))),
-        (1, ((0, 1),)),
+    ),
+    "swung": (
+        (1, ((0, _T), (_T, _T), (2 * _T, _T))),
+        (1, ((0, 2 * _T), (2 * _T, _T))),
     ),
 }
-_SYNCOPATED_FIGURES: Final = (
-    (1, ((0.5, 0.5),)),
-    (2, ((0, 0.5), (0.5, 1), (1.5, 0.5))),
-    (1, ((0, 0.75), (0.75, 0.75))),
-)
+_SYNCOPATED_FIGURES: Final[dict[str, tuple[Figure, ...]]] = {
+    "straight": (
+        (1, ((0.5, 0.5),)),
+        (2, ((0, 0.5), (0.5, 1), (1.5, 0.5))),
+        (1, ((0, 0.75), (0.75, 0.75))),
+    ),
+    "swung": (
+        (1, ((2 * _T, _T),)),
+        (2, ((0, 2 * _T), (2 * _T, 1))),
+    ),
+}
 
 MELODY_LOW: Final = 60  # C4
-MELODY_HIGH: Final = 84  # C6
+MELODY_HIGH: Final = 88  # E6
+_MELODY_SPAN: Final = 16  # a melody's range above the accompaniment
+_HOME: Final = 71  # B4: where a melody starts looking for its first note
+
+
+def _family(style: str) -> str:
+    return "swung" if style in SWUNG_STYLES else style if style in _FIGURES else "pop"
+
+
+def _figures(style: str, feel: Feel) -> list[Figure]:
+    family = _family(style)
+    grid = "swung" if family == "swung" else "straight"
+    figures = list(_FIGURES[family])
+    if feel.density < 0:
+        figures = [
+            (length * 2, tuple((o * 2, d * 2) for o, d in onsets)) for length, onsets in figures
+        ]
+    elif feel.density > 0:
+        figures += _BUSY_FIGURES[grid] * 2
+    if feel.syncopated:
+        figures += _SYNCOPATED_FIGURES[grid]
+    return figures
 
 
 def _bar_rhythm(
-    bar_beats: float, feel: Feel, rng: random.Random, *, final: bool
+    bar_beats: float, figures: Sequence[Figure], rng: random.Random, *, final: bool
 ) -> list[tuple[float, float]]:
     """Onsets of one bar; a final bar ends on a long note from its last strong beat."""
-    figures = list(_FIGURES[feel.density])
-    if feel.syncopated:
-        figures += _SYNCOPATED_FIGURES
     end = strong_beats(bar_beats)[-1] if final else bar_beats
     onsets: list[tuple[float, float]] = []
     at = 0.0
@@ -331,29 +468,48 @@ def _bar_rhythm(
     return onsets
 
 
+def _varied(
+    motif: list[tuple[float, float]],
+    bar_beats: float,
+    figures: Sequence[Figure],
+    rng: random.Random,
+) -> list[tuple[float, float]]:
+    """The motif with its second half redrawn: the answer to a phrase's question."""
+    half = bar_beats / 2
+    kept = [(o, d) for o, d in motif if o + d <= half + 1e-9]
+    if len(kept) == len(motif) or not kept or half != int(half):
+        return _bar_rhythm(bar_beats, figures, rng, final=False)
+    tail = _bar_rhythm(half, figures, rng, final=False)
+    return kept + [(half + o, d) for o, d in tail]
+
+
 def melody(
     spans: Sequence[Span],
+    voiced: Sequence[ChordEvent],
     key: Key,
     bars: int,
     bar_beats: float,
     feel: Feel,
     style: str,
     rng: random.Random,
+    *,
+    closed: bool = True,
 ) -> list[Note]:
-    """A melody in the key's scale, on chord tones at the strong beats, in phrases of
-    two-bar rhythmic motifs; it ends on a long chord tone (the tonic when it fits)."""
+    """A melody over the chords: in the scale as it sounds over each chord, on chord
+    tones at the strong beats, above the top voice of the chord sounding (``voiced``),
+    in the style's rhythm (swung in swung styles) as motifs that repeat and vary (a
+    bar A, a bar B, A again, a new answer), ending on a long tonic (``closed``) or a
+    long chord tone other than the tonic."""
     total = bars * bar_beats
-    motifs = [_bar_rhythm(bar_beats, feel, rng, final=False) for _ in range(2)]
-    scale_pitches = [p for p in range(MELODY_LOW, MELODY_HIGH + 1) if key.contains(p)]
+    figures = _figures(style, feel)
+    motifs = [_bar_rhythm(bar_beats, figures, rng, final=False) for _ in range(2)]
     strong = strong_beats(bar_beats)
-    current = nearest_pitch(spans[0].chord.root, 67, MELODY_LOW, MELODY_HIGH)
     onsets: list[tuple[float, float, bool]] = []
     for bar in range(bars):
-        final = bar == bars - 1
-        if final:
-            rhythm = _bar_rhythm(bar_beats, feel, rng, final=True)
+        if bar == bars - 1:
+            rhythm = _bar_rhythm(bar_beats, figures, rng, final=True)
         elif bar % 4 == 3:
-            rhythm = _bar_rhythm(bar_beats, feel, rng, final=False)
+            rhythm = _varied(motifs[1], bar_beats, figures, rng)
         else:
             rhythm = motifs[bar % 2]
         for offset, duration in rhythm:
@@ -361,35 +517,68 @@ def melody(
             onsets.append((bar * bar_beats + offset, duration, is_strong))
 
     notes: list[Note] = []
+    starts = [event.start for event in voiced]
+    places: dict[int, tuple[list[int], list[int]]] = {}  # by chord: its pitches, its tones
+    home = {key.scale[0], key.scale[2], key.scale[4]}
+    first_floor = max(max(voiced[0].pitches) + 1, MELODY_LOW)
+    current = nearest_pitch(spans[0].chord.root, max(_HOME, first_floor + 2), first_floor)
     for n, (start, duration, is_strong) in enumerate(onsets):
-        span = chord_at(spans, start)
+        here = current
+        at = max(0, bisect.bisect_right(starts, start + 1e-9) - 1)
+        if at not in places:
+            places[at] = _place(spans[at].chord, voiced[at], key)
+        pitches, chord_pitches = places[at]
         last = n == len(onsets) - 1
-        if is_strong or last:
-            tones = [p for p in scale_pitches if p % 12 in span.chord.tones] or scale_pitches
-            if last and key.tonic in span.chord.tones:
-                tones = [p for p in tones if p % 12 == key.tonic]
-            ranked = sorted(tones, key=lambda p: (abs(p - current), p))
-            current = ranked[0] if len(ranked) < 2 or rng.random() < 0.7 else ranked[1]
+        before_last = n == len(onsets) - 2 and not is_strong
+        if last or is_strong:
+            tones = chord_pitches
+            if last:
+                ending = [p for p in tones if (p % 12 == key.tonic) == closed]
+                tones = ending or tones
+            # Tones of the tonic triad come first when they are near: they say the key.
+            ranked = sorted(tones, key=lambda p: (abs(p - here) + 2 * (p % 12 not in home), p))
+            pick = 0 if last or len(ranked) < 2 or rng.random() < 0.7 else 1
+            current = ranked[pick]
+        elif before_last and closed:
+            # Step into the final tonic: from the second degree or the leading tone.
+            final_span = chord_at(spans, onsets[-1][0])
+            targets = [p for p in pitches if p % 12 == key.tonic]
+            if key.tonic in final_span.chord.tones and targets:
+                target = min(targets, key=lambda p: (abs(p - here), p))
+                steps = [p for p in pitches if 0 < abs(p - target) <= 2]
+                current = min(steps, key=lambda p: (abs(p - here), p)) if steps else target
         else:
-            index = scale_pitches.index(current) if current in scale_pitches else 0
+            if current not in pitches:
+                current = min(pitches, key=lambda p: (abs(p - here), p))
+            index = pitches.index(current)
             moves = (-2, -1, 0, 1, 2, -3, 3, -4, 4)
             weights = (
-                [2, 5, 1, 5, 2, 1, 1, 0.5, 0.5]
+                [2, 6, 1, 6, 2, 1, 1, 0.3, 0.3]
                 if feel.density <= 0
                 else [1, 6, 1, 6, 1, 0.3, 0.3, 0, 0]
             )
-            middle = len(scale_pitches) // 2
-            pull = (middle - index) / len(scale_pitches)  # lean back towards the middle
+            pull = (len(pitches) / 2 - index) / len(pitches)  # lean back towards the middle
             weights = [
                 w * (1.5 if m * pull > 0 else 1) for m, w in zip(moves, weights, strict=True)
             ]
             move = rng.choices(moves, weights)[0]
-            current = scale_pitches[max(0, min(len(scale_pitches) - 1, index + move))]
+            current = pitches[max(0, min(len(pitches) - 1, index + move))]
         velocity = humanize(rng, 96 if is_strong else 84)
         note = clip_note(current, start, duration, velocity, total)
         if note is not None:
             notes.append(note)
     return _passing_tones(notes, key, bar_beats, style, rng)
+
+
+def _place(chord: Chord, voiced: ChordEvent, key: Key) -> tuple[list[int], list[int]]:
+    """The pitches a melody may use over a chord (its scale, above the voicing's top
+    and within the melody's span) and those of them that are chord tones."""
+    floor = max(max(voiced.pitches) + 1, MELODY_LOW)
+    local = {*chord_scale(key, chord), *chord.tones}
+    top = min(MELODY_HIGH, floor + _MELODY_SPAN)
+    pitches = [p for p in range(floor, top + 1) if p % 12 in local]
+    tones = set(chord.tones)
+    return pitches, [p for p in pitches if p % 12 in tones]
 
 
 def _passing_tones(

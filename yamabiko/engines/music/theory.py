@@ -1,20 +1,22 @@
-"""Music theory: keys and modes, scales, diatonic chords, progressions, voice leading.
+"""Music theory: keys and modes, scales, diatonic chords, progressions.
 
 Pitches are MIDI note numbers (60 is middle C); a pitch class (``pc``) is a pitch modulo
 12 (0 is C). Everything here is pure and deterministic; randomness lives in the
 generators (:mod:`.generate`).
 
-Chords are always built from the key's own scale (stacked thirds on a degree), so a
-progression in a key never leaves its scale: the blues, for instance, uses its 12-bar
-form with the key's chords (a dominant V7 in major) rather than three dominant
-sevenths.
+Chords are built from the key's own scale (stacked thirds on a degree), with two
+exceptions that make them idiomatic (docs/agent.md): a fifth degree written upper case
+is a dominant in minor keys (:data:`DOMINANT_MODES`, the raised leading tone of
+harmonic minor), and the loop styles (:data:`LOOP_STYLES`) borrow a stable chord where
+the mode would give a diminished or augmented one (:func:`idiomatic`). The blues uses
+its 12-bar form with the key's chords rather than three dominant sevenths.
 """
 
 from __future__ import annotations
 
-import itertools
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
+from functools import lru_cache
 from typing import Final
 
 import msgspec
@@ -23,6 +25,7 @@ NOTE_NAMES_SHARP: Final = ("C", "C#", "D", "D#", "E", "F", "F#", "G", "G#", "A",
 NOTE_NAMES_FLAT: Final = ("C", "Db", "D", "Eb", "E", "F", "Gb", "G", "Ab", "A", "Bb", "B")
 
 _LETTERS: Final = {"C": 0, "D": 2, "E": 4, "F": 5, "G": 7, "A": 9, "B": 11}
+_LETTER_ORDER: Final = "CDEFGAB"
 
 #: Scale intervals (semitones above the tonic) of each mode.
 MODES: Final[dict[str, tuple[int, ...]]] = {
@@ -142,7 +145,7 @@ class Key(msgspec.Struct, frozen=True):
     @property
     def scale(self) -> tuple[int, ...]:
         """The seven pitch classes of the scale, from the tonic up."""
-        return tuple((self.tonic + i) % 12 for i in MODES[self.mode])
+        return _scale(self.tonic, self.mode)
 
     def contains(self, pitch: int) -> bool:
         """Whether ``pitch`` (a MIDI note or a pitch class) is in the scale."""
@@ -156,6 +159,11 @@ class Key(msgspec.Struct, frozen=True):
         """The 0-based scale degree of ``pitch``, or None when it is not in the scale."""
         pc = pitch % 12
         return self.scale.index(pc) if pc in self.scale else None
+
+
+@lru_cache(maxsize=256)
+def _scale(tonic: int, mode: str) -> tuple[int, ...]:
+    return tuple((tonic + i) % 12 for i in MODES[mode])
 
 
 _KEY_RE: Final = re.compile(r"^\s*([A-Ga-g])([#b♯♭]*)\s*(.*?)\s*$")
@@ -269,8 +277,9 @@ _NUMERAL_RE: Final = re.compile(r"^(i{1,3}|iv|vi{0,2})(maj7|m7b5|ø7?|°7?|dim7?
 def parse_numeral(numeral: str) -> tuple[int, bool]:
     """``"vi"`` → (6, False), ``"V7"`` → (5, True), ``"Imaj7"`` → (1, True).
 
-    The case and any quality mark are informative only: the chord's quality always
-    comes from the key (``"V"`` in A minor is ``Em``, in A harmonic minor ``E``)."""
+    Any quality mark is informative only: the chord's quality comes from the key
+    (``"ii"`` in A minor is ``Bdim``); the case matters only on the fifth degree (see
+    :func:`numeral_chord`)."""
     text = numeral.strip()
     match = _NUMERAL_RE.match(text.lower())
     if match is None:
@@ -279,12 +288,61 @@ def parse_numeral(numeral: str) -> tuple[int, bool]:
     return _ROMAN[match.group(1)], "7" in suffix or suffix.startswith("ø")
 
 
-def progression_chords(key: Key, numerals: Iterable[str]) -> list[Chord]:
-    """The key's chords for roman numerals (see :func:`parse_numeral`)."""
+#: Modes whose chord on the fifth degree becomes a dominant (major third: the raised
+#: leading tone of harmonic minor) where a progression writes it upper case (``V``,
+#: ``V7``), so that cadences pull home.
+DOMINANT_MODES: Final = frozenset({"minor", "dorian", "harmonic minor", "melodic minor"})
+
+#: Styles built on short repeated loops, where a diminished or augmented chord sounds
+#: like a mistake: one that the mode would give is replaced (see :func:`idiomatic`).
+LOOP_STYLES: Final = frozenset({"pop", "rock", "hip-hop", "house"})
+
+_UNSTABLE: Final = frozenset(
+    {"diminished", "augmented", "half-diminished7", "diminished7", "augmented-major7"}
+)
+
+
+def numeral_chord(key: Key, numeral: str) -> Chord:
+    """The key's chord for a roman numeral (see :func:`parse_numeral`), with the
+    dominant rule of :data:`DOMINANT_MODES`: ``"V7"`` in A minor is ``E7``, ``"v7"``
+    ``Em7``."""
+    degree, seventh = parse_numeral(numeral)
+    chord = diatonic_chord(key, degree, seventh=seventh)
+    upper = numeral.strip()[:1] == "V"
+    if degree == 5 and upper and key.mode in DOMINANT_MODES:
+        chord = make_chord(chord.root, "dominant7" if seventh else "major", flats=key.flats)
+    return chord
+
+
+def idiomatic(key: Key, chord: Chord, degree: int) -> Chord:
+    """``chord`` (on ``degree``), or where it is diminished or augmented the chord a
+    loop-based song would use there: the same degree of the parallel major or natural
+    minor (C lydian's F#dim becomes F, A harmonic minor's Caug becomes C); where that
+    is unstable too, a borrowed bVII in major and a minor ii in minor."""
+    if chord.quality not in _UNSTABLE:
+        return chord
+    seventh = len(chord.intervals) == 4
+    parallel = Key(key.tonic, "minor" if key.is_minor else "major", key.flats)
+    borrowed = diatonic_chord(parallel, degree, seventh=seventh)
+    if borrowed.quality not in _UNSTABLE:
+        return borrowed
+    if key.is_minor:
+        return make_chord(borrowed.root, "minor7" if seventh else "minor", flats=key.flats)
+    root = (key.tonic + 10) % 12  # spelled with a flat: it is the lowered seventh
+    return make_chord(root, "dominant7" if seventh else "major", flats=True)
+
+
+def progression_chords(
+    key: Key, numerals: Iterable[str], *, style: str | None = None
+) -> list[Chord]:
+    """The key's chords for roman numerals (see :func:`numeral_chord`); in a loop
+    style (:data:`LOOP_STYLES`) each unstable chord replaced by :func:`idiomatic`."""
     chords = []
     for numeral in numerals:
-        degree, seventh = parse_numeral(numeral)
-        chords.append(diatonic_chord(key, degree, seventh=seventh))
+        chord = numeral_chord(key, numeral)
+        if style in LOOP_STYLES:
+            chord = idiomatic(key, chord, parse_numeral(numeral)[0])
+        chords.append(chord)
     return chords
 
 
@@ -293,19 +351,19 @@ def progression_chords(key: Key, numerals: Iterable[str]) -> list[Chord]:
 PROGRESSIONS: Final[dict[str, dict[str, tuple[str, ...]]]] = {
     "pop": {
         "major": ("I | V | vi | IV", "vi | IV | I | V", "I | vi | IV | V", "I | IV | vi | V"),
-        "minor": ("i | VI | III | VII", "i | VII | VI | VII", "i | iv | VI | VII"),
+        "minor": ("i | VI | III | VII", "i | VII | VI | V", "i | iv | VI | V"),
     },
     "rock": {
         "major": ("I | IV | V | IV", "I | V | IV | IV", "vi | IV | I | V", "I | IV | I | V"),
-        "minor": ("i | VII | VI | VII", "i | VI | VII | i", "i | iv | VII | i"),
+        "minor": ("i | VII | VI | V", "i | VI | VII | i", "i | iv | VII | i"),
     },
     "hip-hop": {
         "major": ("ii7 | V7 | Imaj7 | vi7", "Imaj7 | IVmaj7 | iii7 | vi7", "vi7 | ii7 | V7 | I"),
-        "minor": ("i7 | VImaj7 | i7 | VImaj7", "i7 | iv7 | VI | v7", "i | VII | VI | VII"),
+        "minor": ("i7 | VImaj7 | i7 | VImaj7", "i7 | iv7 | VI | V7", "i | VII | VI | V"),
     },
     "house": {
         "major": ("vi7 | IVmaj7 | Imaj7 | V", "ii7 | iii7 | IVmaj7 | V", "I | vi | ii7 | V"),
-        "minor": ("i7 | VImaj7 | IIImaj7 | VII", "i7 | iv7 | v7 | i7", "i | VI | III | VII"),
+        "minor": ("i7 | VImaj7 | IIImaj7 | V7", "i7 | iv7 | V7 | i7", "i | VI | III | VII"),
     },
     "jazz": {
         "major": (
@@ -317,7 +375,7 @@ PROGRESSIONS: Final[dict[str, dict[str, tuple[str, ...]]]] = {
     },
     "blues": {
         "major": ("I | I | I | I | IV | IV | I | I | V7 | IV | I | V7", "I | IV | I | V7"),
-        "minor": ("i7 | i7 | i7 | i7 | iv7 | iv7 | i7 | i7 | v7 | iv7 | i7 | v7",),
+        "minor": ("i7 | i7 | i7 | i7 | iv7 | iv7 | i7 | i7 | V7 | iv7 | i7 | V7",),
     },
     "bossa": {
         "major": (
@@ -325,7 +383,7 @@ PROGRESSIONS: Final[dict[str, dict[str, tuple[str, ...]]]] = {
             "Imaj7 | vi7 | ii7 | V7",
             "ii7 | V7 | Imaj7 | IVmaj7",
         ),
-        "minor": ("i7 | iv7 | ii7 | V7", "i7 | i7 | iv7 | v7", "i7 | VImaj7 | ii7 | V7"),
+        "minor": ("i7 | iv7 | ii7 | V7", "i7 | i7 | iv7 | V7", "i7 | VImaj7 | ii7 | V7"),
     },
 }
 
@@ -377,62 +435,61 @@ def style_in(prompt: str) -> str | None:
     return min(found)[1] if found else None
 
 
+#: Loops that show off a mode's colour (dorian's major IV, lydian's major II,
+#: mixolydian's bVII, phrygian's bII), used by the loop styles in those modes.
+MODAL_PROGRESSIONS: Final[dict[str, tuple[str, ...]]] = {
+    "dorian": ("i | IV | i | IV", "i | III | IV | i", "i | VII | IV | i", "i | ii | III | IV"),
+    "phrygian": ("i | II | i | II", "i | II | III | II", "i | VII | VI | II", "i | iv | II | i"),
+    "lydian": ("I | II | I | II", "I | II | vii | I", "I | II | V | I", "I | II | iii | II"),
+    "mixolydian": ("I | VII | IV | I", "I | VII | I | IV", "I | v | IV | I", "I | IV | VII | IV"),
+    "harmonic minor": ("i | iv | V | i", "i | VI | iv | V", "i | iv | VI | V"),
+    "melodic minor": ("i | IV | V | i", "i | ii | IV | V", "i | IV | i | V"),
+}
+
+
 def progressions_for(style: str, key: Key) -> tuple[str, ...]:
-    """The style's progressions fitting the key (by the quality of its third)."""
-    return PROGRESSIONS[normalize_style(style)]["minor" if key.is_minor else "major"]
+    """The style's progressions fitting the key: for a loop style in a mode with its
+    own loops (:data:`MODAL_PROGRESSIONS`) those, else by the quality of its third."""
+    name = normalize_style(style)
+    if name in LOOP_STYLES and key.mode in MODAL_PROGRESSIONS:
+        return MODAL_PROGRESSIONS[key.mode]
+    return PROGRESSIONS[name]["minor" if key.is_minor else "major"]
 
 
-def parse_progression(key: Key, text: str) -> list[list[Chord]]:
-    """``"ii7 V7 | Imaj7"`` → one list of chords per bar (see :data:`PROGRESSIONS`)."""
+def parse_progression(key: Key, text: str, *, style: str | None = None) -> list[list[Chord]]:
+    """``"ii7 V7 | Imaj7"`` → one list of chords per bar (see :data:`PROGRESSIONS` and
+    :func:`progression_chords`)."""
     bars = [bar.split() for bar in text.split("|")]
     if any(not bar for bar in bars):
         raise ValueError(f"empty bar in progression {text!r}")
-    return [progression_chords(key, bar) for bar in bars]
+    return [progression_chords(key, bar, style=style) for bar in bars]
 
 
-def voicing_candidates(chord: Chord, low: int, high: int) -> list[tuple[int, ...]]:
-    """Every close voicing (span at most an octave, each chord tone once) of the chord
-    with all pitches in [low, high], sorted from the bottom."""
-    options = [[p for p in range(low, high + 1) if p % 12 == pc] for pc in chord.tones]
-    voicings = set()
-    for combo in itertools.product(*options):
-        pitches = tuple(sorted(combo))
-        if pitches[-1] - pitches[0] <= 12:
-            voicings.add(pitches)
-    return sorted(voicings)
+def tonic_chord(key: Key, *, seventh: bool, style: str | None = None) -> Chord:
+    """The chord a closed phrase ends on: I (or i), a seventh chord when ``seventh``."""
+    numeral = ("i" if key.is_minor else "I") + (
+        "7" if seventh and key.is_minor else "maj7" if seventh else ""
+    )
+    return progression_chords(key, [numeral], style=style)[0]
 
 
-def movement(previous: Sequence[int], voicing: Sequence[int]) -> int:
-    """Total semitones the voices move from ``previous`` to ``voicing`` (both sorted).
-
-    Equal voice counts pair voices in order (the optimal assignment on a line); when the
-    counts differ each voice is paired with its nearest voice in the other chord."""
-    if len(previous) == len(voicing):
-        return sum(abs(a - b) for a, b in zip(previous, voicing, strict=True))
-    there = sum(min(abs(p - v) for v in voicing) for p in previous)
-    back = sum(min(abs(v - p) for p in previous) for v in voicing)
-    return there + back
-
-
-def voice_lead(
-    previous: Sequence[int] | None, chord: Chord, *, low: int = 55, high: int = 79
-) -> tuple[int, ...]:
-    """The close voicing of ``chord`` within [low, high] that moves least from the
-    ``previous`` voicing (ties: the one nearest the middle of the range); with no
-    previous voicing, root position nearest the middle of the range."""
-    candidates = voicing_candidates(chord, low, high)
-    if not candidates:
-        raise ValueError(f"no voicing of {chord.symbol} fits in {low}-{high}")
-    middle = (low + high) / 2
-
-    def centre(v: Sequence[int]) -> float:
-        return abs(sum(v) / len(v) - middle)
-
-    if previous is None:
-        root_position = [v for v in candidates if v[0] % 12 == chord.root]
-        return min(root_position or candidates, key=lambda v: (centre(v), v))
-    prev = sorted(previous)
-    return min(candidates, key=lambda v: (movement(prev, v), centre(v), v))
+@lru_cache(maxsize=1024)
+def chord_scale(key: Key, chord: Chord) -> tuple[int, ...]:
+    """The key's scale as it sounds over ``chord``: each chord tone takes the place of
+    the scale degree its letter names (over E7 in A minor, G gives way to the leading
+    tone G#; over a borrowed F in C lydian, F# gives way to F). The key's own scale
+    when the chord's spelling does not line up with the key's."""
+    scale = list(key.scale)
+    root_degree = (
+        _LETTER_ORDER.index(chord.symbol[0].upper())
+        - _LETTER_ORDER.index(key.note_name(key.tonic)[0])
+    ) % 7
+    for index, tone in enumerate(chord.tones):
+        degree = (root_degree + 2 * index) % 7
+        if tone in key.scale and scale[degree] != tone:
+            return key.scale
+        scale[degree] = tone
+    return tuple(scale)
 
 
 def nearest_pitch(pc: int, target: float, low: int = 0, high: int = 127) -> int:
