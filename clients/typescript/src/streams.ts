@@ -29,6 +29,9 @@ export abstract class LiveStream {
   streamNo: number | null = null;
   finished = false;
   resubscribes = 0;
+  /** A subscribe is on its way: until its result names the stream's number, items
+   * wait (binary frames cannot be matched before, and must not fall behind JSON ones). */
+  awaitingNo = false;
 
   constructor(
     readonly streamId: string,
@@ -81,10 +84,16 @@ export class StreamRegistry {
 
   private bindNo(stream: LiveStream, streamNo: number): void {
     stream.streamNo = streamNo;
+    stream.awaitingNo = false;
     this.byNo.set(streamNo, stream);
-    const waiting = this.orphans.filter((o) => o.streamNo === streamNo);
-    this.orphans = this.orphans.filter((o) => o.streamNo !== streamNo);
-    for (const o of waiting) this.frame(o.frame!);
+    // In arrival order, binary and JSON items alike.
+    const mine = (o: (typeof this.orphans)[number]) => o.streamNo === streamNo || o.streamId === stream.streamId;
+    const waiting = this.orphans.filter(mine);
+    this.orphans = this.orphans.filter((o) => !mine(o));
+    for (const o of waiting) {
+      if (o.frame) this.frame(o.frame);
+      else this.item(o.method, o.params!);
+    }
   }
 
   /** Routes a notification to its stream: "duplicate" when that stream delivered its
@@ -95,7 +104,7 @@ export class StreamRegistry {
     const seq = params["seq"];
     if (!/^(stream|audio)\//.test(method) || typeof streamId !== "string" || typeof seq !== "number") return "new";
     const stream = this.byId.get(streamId);
-    if (!stream) {
+    if (!stream || stream.awaitingNo) {
       this.orphan({ streamId, method, params });
       return "new";
     }
@@ -142,9 +151,11 @@ export class StreamRegistry {
   async resume(stream: LiveStream): Promise<Error | null> {
     const afterSeq = stream.lastSeq;
     let result: SubscribeResult;
+    stream.awaitingNo = true;
     try {
       result = (await this.host.request("stream/subscribe", { streamId: stream.streamId, afterSeq })) as SubscribeResult;
     } catch (error) {
+      stream.awaitingNo = false;
       if (error instanceof RpcError && error.code === CONFLICT) return null; // still subscribed
       const failure =
         error instanceof RpcError && (error.code === NOT_FOUND || error.code === INVALID_PARAMS)

@@ -53,7 +53,8 @@ export async function startServer(scripts: Record<string, string> = {}, env: Rec
   mkdirSync(scriptsDir);
   for (const [name, text] of Object.entries(scripts)) writeFileSync(join(scriptsDir, name), text);
   const proc = spawn(YAMABIKO, ["serve", "--port", "0", "--data-dir", dataDir], {
-    env: cleanEnv({ YAMABIKO_SCRIPTS_DIR: scriptsDir, YAMABIKO_LOG_LEVEL: "WARNING", ...env }),
+    // MCP's HTTP face on a free port too: tests run beside other servers.
+    env: cleanEnv({ YAMABIKO_SCRIPTS_DIR: scriptsDir, YAMABIKO_LOG_LEVEL: "WARNING", YAMABIKO_MCP_PORT: "0", ...env }),
     stdio: ["ignore", "pipe", "inherit"],
   });
   const url = await firstLine(proc);
