@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint typecheck bench eval openrpc clean
+.PHONY: run test lint typecheck bench eval openrpc clean test-ts
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -26,6 +26,7 @@ typecheck: $(STAMP)
 
 test: $(STAMP) lint typecheck
 	$(BIN)/python -m pytest
+	$(MAKE) test-ts
 
 bench: $(STAMP)
 	$(BIN)/python -m bench
@@ -38,3 +39,7 @@ openrpc: $(STAMP)
 
 clean:
 	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache build *.egg-info
+
+# The TypeScript client's tests run against `yamabiko serve` from the venv.
+test-ts: $(STAMP)
+	cd clients/typescript && npm ci --no-audit --no-fund && npm test
