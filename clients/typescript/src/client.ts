@@ -111,7 +111,6 @@ type ParamsArg<P> = Record<string, never> extends Omit<P, "_meta"> ? [params?: P
 interface Pending {
   resolve: (value: unknown) => void;
   reject: (error: unknown) => void;
-  cleanup: () => void;
 }
 
 interface Message {
@@ -138,7 +137,10 @@ export class Client {
   private token: string | undefined;
   private nextId = 1;
   private pending = new Map<number, Pending>();
-  private notificationListeners = new Emitter<Record<string, unknown>>();
+  private readonly notificationListeners: Emitter<Record<string, unknown>>;
+  /** A socket is open and its session initialized, but streams and documents are still
+   * being resumed: the client's own requests go out, the app's too. */
+  private settingUp = false;
   private handlers = new Map<string, (params: never) => unknown>();
   private ready: Promise<void>;
   private readyResolve!: () => void;
@@ -265,7 +267,6 @@ export class Client {
         this.pending.set(id, {
           resolve: (v) => settle(() => resolve(v)),
           reject: (e) => settle(() => reject(e)),
-          cleanup: () => {},
         });
         this.write({ jsonrpc: "2.0", id, method, params });
       };
@@ -278,11 +279,8 @@ export class Client {
 
   // -- sessions -------------------------------------------------------------------
 
-  private settingUp = false;
-
   private newReady(): Promise<void> {
-    const p = new Promise<void>((resolve) => (this.readyResolve = resolve));
-    return p;
+    return new Promise<void>((resolve) => (this.readyResolve = resolve));
   }
 
   private setState(state: State): void {
