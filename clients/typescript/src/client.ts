@@ -23,6 +23,8 @@ import {
   RpcError,
   TimeoutError,
   WS_1000_NORMAL,
+  WS_1006_ABNORMAL,
+  WS_4000_RECONNECTING,
   WS_4001_TOKEN_EXPIRED,
 } from "./errors.js";
 import { parseFrame } from "./frames.js";
@@ -78,6 +80,11 @@ export interface ConnectOptions {
   requestTimeoutMs?: number;
   /** Bound on opening a socket and initializing it (default 10 s). */
   connectTimeoutMs?: number;
+  /** How often to check the connection with a `ping` (default: the server's
+   * `limits.pingIntervalMs`; 0: never). A ping unanswered within the same time means a
+   * dead path (a half-open TCP connection sends no close): the socket is dropped and
+   * the client reconnects. */
+  keepaliveMs?: number;
   /** A browser-compatible WebSocket class to use instead of the platform's. */
   WebSocket?: new (url: string, protocols?: string | string[]) => SocketLike;
 }
@@ -141,6 +148,7 @@ export class Client {
   /** A socket is open and its session initialized, but streams and documents are still
    * being resumed: the client's own requests go out, the app's too. */
   private settingUp = false;
+  private keepaliveTimer: ReturnType<typeof setTimeout> | null = null;
   private handlers = new Map<string, (params: never) => unknown>();
   private ready: Promise<void>;
   private readyResolve!: () => void;
@@ -348,6 +356,7 @@ export class Client {
         settled = true;
         clearTimeout(timer);
         socket.onclose = (ev) => this.dropped(socket, ev.code, ev.reason);
+        this.keepalive(socket);
         resolve();
       };
     });
@@ -363,9 +372,48 @@ export class Client {
     }
   }
 
+  /** Pings on `socket` while it is the current one; an unanswered ping abandons it. */
+  private keepalive(socket: SocketLike): void {
+    const every = this.options.keepaliveMs ?? this.initializeResult.limits.pingIntervalMs;
+    if (!every) return;
+    const tick = async () => {
+      this.keepaliveTimer = null;
+      if (this.socket !== socket) return;
+      try {
+        await this.request("ping", {}, { timeoutMs: every });
+      } catch (error) {
+        if (error instanceof TimeoutError) return this.abandon(socket, "no answer to ping");
+      }
+      if (this.socket === socket) this.keepaliveTimer = setTimeout(tick, every);
+    };
+    this.keepaliveTimer = setTimeout(tick, every);
+  }
+
+  private stopKeepalive(): void {
+    if (this.keepaliveTimer !== null) clearTimeout(this.keepaliveTimer);
+    this.keepaliveTimer = null;
+  }
+
+  /** Drops the current socket and reconnects at once, as after a network drop (call it
+   * when the platform says the network changed, e.g. the browser's `online` event). */
+  reconnectNow(): void {
+    if (this.socket && this.state_ === "open") this.abandon(this.socket, "reconnect requested");
+  }
+
+  private abandon(socket: SocketLike, reason: string): void {
+    socket.onclose = socket.onmessage = null;
+    try {
+      socket.close(WS_4000_RECONNECTING, reason);
+    } catch {
+      // already closing
+    }
+    this.dropped(socket, WS_1006_ABNORMAL, reason);
+  }
+
   private dropped(socket: SocketLike, code: number, reason: string): void {
     if (this.socket !== socket) return;
     this.socket = null;
+    this.stopKeepalive();
     this.streams.sessionEnded();
     this.rejectPending(new ConnectionLostError(`connection lost (${code})`));
     this.events.emit("disconnected", { code, reason });
@@ -425,6 +473,7 @@ export class Client {
   private finish(error: Error, byApp: boolean): void {
     if (this.state_ === "closed") return;
     this.setState("closed");
+    this.stopKeepalive();
     const socket = this.socket;
     this.socket = null;
     if (socket) {

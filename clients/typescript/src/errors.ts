@@ -71,5 +71,8 @@ export const INTERNAL_ERROR = -32603;
 
 /** Close codes (docs/protocol.md, "Close codes"). */
 export const WS_1000_NORMAL = 1000;
+export const WS_1006_ABNORMAL = 1006;
 export const WS_1009_TOO_BIG = 1009;
+/** Sent by the client when it gives a socket up to reconnect (an application code). */
+export const WS_4000_RECONNECTING = 4000;
 export const WS_4001_TOKEN_EXPIRED = 4001;

@@ -107,12 +107,11 @@ test("aborting a request cancels it on the server: no further step is asked for"
       { signal: controller.signal },
     );
     await assert.rejects(within(run, "the rejection"), { name: "AbortError" });
-    // The cancel went out before our answer to step 1: the run stopped there.
-    assert.deepEqual(await client.call("ping"), {});
-    assert.deepEqual(steps, [1]);
-    // The session can run another request at once.
+    // The cancel went out before our answer to step 1, so the run stopped there: a
+    // whole other run later, still no step 2 has been asked for.
     const again = await client.call("agent/run", { prompt: "set the tempo to 120", context: emptyProject() });
     assert.equal(again.actions[0]?.type, "setTempo");
+    assert.deepEqual(steps, [1]);
   } finally {
     client.close();
   }

@@ -116,17 +116,21 @@ export function mintToken(secret: string, claims: TokenClaims = {}): string {
 }
 
 /** A TCP relay to `port`: `url` goes through it, `cut()` destroys every connection
- * at once (the client sees 1006, as on a network drop). */
+ * at once (the client sees 1006, as on a network drop); `stall()` stops forwarding on
+ * them without closing anything (a half-open path: nothing arrives, no close either).
+ * New connections are relayed normally after either. */
 export interface Relay {
   url: string;
   cuts: number;
   connections: number;
   cut(): void;
+  stall(): void;
   close(): Promise<void>;
 }
 
 export async function startRelay(target: Server): Promise<Relay> {
   const live = new Set<Socket>();
+  const pairs = new Set<[Socket, Socket]>();
   const relay: Relay = {
     url: "",
     cuts: 0,
@@ -135,6 +139,16 @@ export async function startRelay(target: Server): Promise<Relay> {
       relay.cuts++;
       for (const s of live) s.destroy();
       live.clear();
+      pairs.clear();
+    },
+    stall() {
+      for (const [a, b] of pairs) {
+        a.unpipe(b);
+        b.unpipe(a);
+        a.pause();
+        b.pause();
+      }
+      pairs.clear();
     },
     close: () => new Promise<void>((resolve) => {
       relay.cut();
@@ -146,6 +160,7 @@ export async function startRelay(target: Server): Promise<Relay> {
     const outbound = tcpConnect(target.port, "127.0.0.1");
     live.add(inbound);
     live.add(outbound);
+    pairs.add([inbound, outbound]);
     inbound.pipe(outbound).pipe(inbound);
     const drop = () => {
       inbound.destroy();
