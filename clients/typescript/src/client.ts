@@ -366,7 +366,15 @@ export class Client {
   private async resumeSession(): Promise<void> {
     try {
       await this.streams.resumeAll();
-      for (const hook of this.sessionHooks) await hook();
+      for (const hook of this.sessionHooks) {
+        try {
+          await hook();
+        } catch (error) {
+          // One document that cannot be reopened (or a socket lost meanwhile, which
+          // starts the next reconnect) must not stop the others.
+          this.events.emit("error", error as Error);
+        }
+      }
     } finally {
       this.settingUp = false;
     }
@@ -464,9 +472,11 @@ export class Client {
 
   private async sessionUp(attempt: number): Promise<void> {
     if (this.state_ === "closed") return;
+    const socket = this.socket;
     this.events.emit("reconnected", { attempt });
     await this.resumeSession();
-    this.setState("open");
+    // Dropped again while resuming: the next reconnect is already under way.
+    if (socket && this.socket === socket && !this.isClosed()) this.setState("open");
   }
 
   /** Stops the client for good: fails what waits, reports `error` unless the app asked. */

@@ -222,7 +222,9 @@ export class Ghost {
     });
     client.on("ghost/resync", (p) => this.docs.get(p.docId)?.resync(p.reason));
     client.onSession(async () => {
-      await Promise.all([...this.docs.values()].map((d) => d.reopen()));
+      const results = await Promise.allSettled([...this.docs.values()].map((d) => d.reopen()));
+      const failed = results.find((r) => r.status === "rejected");
+      if (failed) throw failed.reason;
     });
   }
 

@@ -143,12 +143,14 @@ export class StreamRegistry {
 
   /** On a new session: every live stream subscribed again after its last seq. */
   async resumeAll(): Promise<void> {
-    await Promise.all([...this.byId.values()].map((s) => this.resume(s)));
+    await Promise.all([...this.byId.values()].map((s) => this.resume(s, true)));
   }
 
   /** Subscribes `stream` after its last seq; a stream whose history is gone fails with
-   * `StreamExpiredError`. */
-  async resume(stream: LiveStream): Promise<Error | null> {
+   * `StreamExpiredError`, one the server refuses with its `RpcError`. With
+   * `keepOnDisconnect`, a subscribe lost with its socket leaves the stream followed, for
+   * the next session to resume. */
+  async resume(stream: LiveStream, keepOnDisconnect = false): Promise<Error | null> {
     const afterSeq = stream.lastSeq;
     let result: SubscribeResult;
     stream.awaitingNo = true;
@@ -157,6 +159,7 @@ export class StreamRegistry {
     } catch (error) {
       stream.awaitingNo = false;
       if (error instanceof RpcError && error.code === CONFLICT) return null; // still subscribed
+      if (keepOnDisconnect && !(error instanceof RpcError)) return error as Error;
       const failure =
         error instanceof RpcError && (error.code === NOT_FOUND || error.code === INVALID_PARAMS)
           ? new StreamExpiredError(stream.streamId, error)

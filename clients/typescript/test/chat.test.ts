@@ -78,6 +78,30 @@ test("a socket killed mid-stream: the stream resumes after its last seq, each de
   }
 });
 
+test("a second drop while the streams are being resumed: still each delta once", async () => {
+  const client = await connect(relay.url, { token: server.token(), reconnect: { baseDelayMs: 50, maxDelayMs: 200 } });
+  let reconnects = 0;
+  client.events.on("reconnected", () => {
+    if (++reconnects === 1) relay.cut(); // the stream/subscribe is on its way, or about to be
+  });
+  try {
+    const stream = await client.chat.send({ message: "slow once more", model: MODEL });
+    let deltas = 0;
+    await within(
+      (async () => {
+        for await (const _ of stream) if (++deltas === 3) relay.cut();
+      })(),
+      "the stream to end",
+    );
+    assert.equal((await stream.end).finishReason, "stop");
+    assert.equal(stream.text, SLOW.text);
+    assert.ok(reconnects >= 2, `${reconnects} reconnects`);
+    assert.equal(client.state, "open");
+  } finally {
+    client.close();
+  }
+});
+
 test("stream.cancel() ends the reply early with finishReason cancelled", async () => {
   const client = await connect(server.url, { token: server.token() });
   try {
