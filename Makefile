@@ -36,6 +36,7 @@ eval: $(STAMP)
 
 openrpc: $(STAMP)
 	$(BIN)/python -m yamabiko.schema.openrpc --write
+	node clients/typescript/scripts/generate.mjs
 
 clean:
 	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache build *.egg-info
