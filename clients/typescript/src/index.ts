@@ -35,6 +35,7 @@ export { Audio, AudioStream, Pcm16Decoder, type AudioFrame } from "./audio.js";
 export { AudioPlayer, resample, type PlaybackReport } from "./player.js";
 export { parseFrame, HEADER_BYTES, type BinaryFrame } from "./frames.js";
 export { backoffDelay } from "./backoff.js";
+export { tokenExpiry } from "./token.js";
 export * from "./errors.js";
 export type * from "./generated/types.js";
 export { ERROR_MEANINGS, SCHEMA_VERSION } from "./generated/types.js";

@@ -3,7 +3,7 @@
 import assert from "node:assert/strict";
 import { after, before, test } from "node:test";
 
-import { connect, type ApplyActionsParams, type DawContext, type Track } from "../src/index.js";
+import { connect, type ApplyActionsParams, type DawContext, type Track } from "yamabiko-client";
 import { startServer, within, type Server } from "./support.js";
 
 let server: Server;

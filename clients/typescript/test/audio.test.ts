@@ -3,7 +3,7 @@ import assert from "node:assert/strict";
 import { createHash } from "node:crypto";
 import { after, before, test } from "node:test";
 
-import { connect, StreamExpiredError, type AudioFrame, type AudioStream, type SynthesizeParams } from "../src/index.js";
+import { connect, StreamExpiredError, type AudioFrame, type AudioStream, type SynthesizeParams } from "yamabiko-client";
 import { startRelay, startServer, within, type Relay, type Server } from "./support.js";
 
 let server: Server;

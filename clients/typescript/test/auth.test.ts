@@ -3,7 +3,7 @@ import assert from "node:assert/strict";
 import { randomUUID } from "node:crypto";
 import { after, before, test } from "node:test";
 
-import { AuthError, connect } from "../src/index.js";
+import { AuthError, connect } from "yamabiko-client";
 import { startRelay, startServer, until, within, type Relay, type Server } from "./support.js";
 
 let server: Server;

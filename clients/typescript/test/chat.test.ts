@@ -2,7 +2,7 @@
 import assert from "node:assert/strict";
 import { after, before, test } from "node:test";
 
-import { connect, RpcError } from "../src/index.js";
+import { connect, RpcError } from "yamabiko-client";
 import { slowScript, startRelay, startServer, within, type Relay, type Server } from "./support.js";
 
 const SLOW = slowScript(40, 40);

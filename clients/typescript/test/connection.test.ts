@@ -3,7 +3,7 @@
 import assert from "node:assert/strict";
 import { after, before, test } from "node:test";
 
-import { backoffDelay, connect, ConnectionLostError } from "../src/index.js";
+import { backoffDelay, connect, ConnectionLostError } from "yamabiko-client";
 import { startRelay, startServer, until, within, type Relay, type Server } from "./support.js";
 
 let server: Server;

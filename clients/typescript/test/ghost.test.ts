@@ -3,7 +3,7 @@
 import assert from "node:assert/strict";
 import { after, before, test } from "node:test";
 
-import { codePoints, connect, type GhostDocument, type Suggestion, type YamabikoClient } from "../src/index.js";
+import { codePoints, connect, type GhostDocument, type Suggestion, type YamabikoClient } from "yamabiko-client";
 import { startRelay, startServer, until, type Relay, type Server } from "./support.js";
 
 let server: Server;

@@ -2,8 +2,7 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
 
-import { parseFrame, Pcm16Decoder, resample } from "../src/index.js";
-import { tokenExpiry } from "../src/token.js";
+import { parseFrame, Pcm16Decoder, resample, tokenExpiry } from "yamabiko-client";
 
 test("a binary frame's 12-byte header is read; anything else is not a frame", () => {
   const bytes = new Uint8Array([0x59, 0x41, 1, 1, 0, 0, 0, 7, 0, 0, 1, 2, 0xaa, 0xbb]);
