@@ -1,8 +1,11 @@
 /**
  * Plays an `AudioStream` in a browser while it streams: samples go to an
  * AudioWorklet that starts after a small jitter buffer (default 60 ms) and, on an
- * underrun, plays silence and buffers again rather than crackle. Browser only: Node
- * apps read `stream.samples()` themselves.
+ * underrun, plays silence and buffers again rather than crackle. Where the worklet
+ * cannot load (its module is a `blob:` URL, which a Content-Security-Policy without
+ * `blob:` in `script-src` refuses), chunks are scheduled back to back as
+ * AudioBufferSourceNodes after the same jitter delay instead. Browser only: Node apps
+ * read `stream.samples()` themselves.
  */
 import { Pcm16Decoder, type AudioStream } from "./audio.js";
 
@@ -54,12 +57,15 @@ export interface PlaybackReport {
   underruns: number;
   /** Frames the stream delivered. */
   frames: number;
+  /** How it played: "worklet", or "buffers" where the worklet could not load. */
+  mode: "worklet" | "buffers";
 }
 
 const loaded = new WeakSet<BaseAudioContext>();
 
 export class AudioPlayer {
   private node: AudioWorkletNode | null = null;
+  private stopped = false;
 
   constructor(
     readonly context: AudioContext,
@@ -73,39 +79,85 @@ export class AudioPlayer {
       const url = URL.createObjectURL(new Blob([WORKLET_SOURCE], { type: "text/javascript" }));
       try {
         await ctx.audioWorklet.addModule(url);
+        loaded.add(ctx);
+      } catch {
+        return this.playBuffers(stream);
       } finally {
         URL.revokeObjectURL(url);
       }
-      loaded.add(ctx);
     }
     const node = new AudioWorkletNode(ctx, PROCESSOR, {
       numberOfOutputs: 1,
       outputChannelCount: [1],
-      processorOptions: { jitter: Math.round(((this.options.jitterMs ?? 60) / 1000) * ctx.sampleRate) },
+      processorOptions: { jitter: Math.round(this.jitterSeconds() * ctx.sampleRate) },
     });
     node.connect(ctx.destination);
     this.node = node;
     const done = new Promise<{ played: number; underruns: number }>((resolve) => {
       node.port.onmessage = (e: MessageEvent<{ played: number; underruns: number }>) => resolve(e.data);
     });
-    const rate = stream.info?.sampleRate ?? ctx.sampleRate;
-    const decoder = new Pcm16Decoder(stream.info?.format === "wav");
     try {
-      for await (const frame of stream) {
-        const samples = resample(decoder.push(frame.data), rate, ctx.sampleRate);
-        if (samples.length > 0) node.port.postMessage(samples, [samples.buffer]);
-      }
+      for await (const samples of this.chunks(stream)) node.port.postMessage(samples, [samples.buffer]);
     } finally {
       node.port.postMessage("end");
     }
     const report = await done;
     node.disconnect();
     if (this.node === node) this.node = null;
-    return { ...report, frames: stream.frames };
+    return { ...report, frames: stream.frames, mode: "worklet" };
+  }
+
+  /** The fallback: each chunk an AudioBuffer, scheduled right after the one before. */
+  private async playBuffers(stream: AudioStream): Promise<PlaybackReport> {
+    const ctx = this.context;
+    let at = 0;
+    let played = 0;
+    let underruns = 0;
+    const endings: Promise<void>[] = [];
+    this.stopped = false;
+    for await (const samples of this.chunks(stream)) {
+      if (this.stopped) break;
+      const buffer = ctx.createBuffer(1, samples.length, ctx.sampleRate);
+      buffer.getChannelData(0).set(samples);
+      const source = ctx.createBufferSource();
+      source.buffer = buffer;
+      source.connect(ctx.destination);
+      if (at < ctx.currentTime) {
+        if (at > 0) underruns++;
+        at = ctx.currentTime + this.jitterSeconds();
+      }
+      source.start(at);
+      at += buffer.duration;
+      endings.push(
+        new Promise<void>((resolve) => {
+          source.onended = () => {
+            played += samples.length;
+            resolve();
+          };
+        }),
+      );
+    }
+    await Promise.all(endings);
+    return { played, underruns, frames: stream.frames, mode: "buffers" };
+  }
+
+  private jitterSeconds(): number {
+    return (this.options.jitterMs ?? 60) / 1000;
+  }
+
+  /** The stream's samples at the context's rate. */
+  private async *chunks(stream: AudioStream): AsyncGenerator<Float32Array> {
+    const rate = stream.info?.sampleRate ?? this.context.sampleRate;
+    const decoder = new Pcm16Decoder(stream.info?.format === "wav");
+    for await (const frame of stream) {
+      const samples = resample(decoder.push(frame.data), rate, this.context.sampleRate);
+      if (samples.length > 0) yield samples;
+    }
   }
 
   /** Stops what plays now (the stream itself goes on: cancel it too if it should). */
   stop(): void {
+    this.stopped = true;
     this.node?.port.postMessage("stop");
   }
 }
