@@ -159,7 +159,9 @@ export class Client {
     private readonly url: string,
     private readonly options: ConnectOptions,
   ) {
-    this.events = new Emitter<ClientEvents>((e) => this.events.emit("error", e as Error));
+    // A lifecycle listener that throws is rethrown outside (re-emitting it as `error`
+    // could recurse); a notification listener's error is reported as `error`.
+    this.events = new Emitter<ClientEvents>();
     this.notificationListeners = new Emitter((e) => this.events.emit("error", e as Error));
     this.token = options.token;
     this.ready = this.newReady();
@@ -424,8 +426,15 @@ export class Client {
     this.stopKeepalive();
     this.streams.sessionEnded();
     this.rejectPending(new ConnectionLostError(`connection lost (${code})`));
-    this.events.emit("disconnected", { code, reason });
     if (this.state_ === "closed") return;
+    const retry = code === WS_4001_TOKEN_EXPIRED || (this.options.reconnect !== false && code !== WS_1000_NORMAL);
+    if (retry) {
+      // Before any listener runs: a request made from one must wait for the next session.
+      this.ready = this.newReady();
+      this.setState("reconnecting");
+    }
+    this.events.emit("disconnected", { code, reason });
+    if (this.isClosed()) return; // a listener closed the client
     if (code === WS_4001_TOKEN_EXPIRED) {
       void this.reconnect(true);
     } else if (this.options.reconnect === false || code === WS_1000_NORMAL) {
@@ -438,8 +447,6 @@ export class Client {
   /** Reconnects with backoff. `afterAuthClose`: the socket closed with 4001, so one
    * fresh token is fetched and one socket tried; its failure stops the client. */
   private async reconnect(afterAuthClose: boolean): Promise<void> {
-    this.ready = this.newReady();
-    this.setState("reconnecting");
     const { baseDelayMs = 250, maxDelayMs = 10_000, maxAttempts = Infinity } = this.options.reconnect || {};
     if (afterAuthClose) {
       if (!this.options.getToken) {

@@ -84,3 +84,16 @@ test("reconnectNow() replaces the socket; the client is usable at once", async (
     client.close();
   }
 });
+
+test("a request made from a disconnected listener waits for the next session", async () => {
+  const client = await connect(relay.url, { token: server.token(), reconnect: { baseDelayMs: 50 } });
+  try {
+    const answer = new Promise<unknown>((resolve, reject) => {
+      client.events.on("disconnected", () => client.call("ping").then(resolve, reject));
+    });
+    relay.cut();
+    assert.deepEqual(await within(answer, "the ping"), {});
+  } finally {
+    client.close();
+  }
+});
