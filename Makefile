@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint typecheck bench eval openrpc clean test-ts
+.PHONY: run test lint typecheck bench eval openrpc clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -42,5 +42,6 @@ clean:
 	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache build *.egg-info
 
 # The TypeScript client's tests run against `yamabiko serve` from the venv.
+.PHONY: test-ts
 test-ts: $(STAMP)
 	cd clients/typescript && npm ci --no-audit --no-fund && npm test
