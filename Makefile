@@ -28,6 +28,7 @@ typecheck: $(STAMP)
 
 test: $(STAMP) lint typecheck
 	$(BIN)/python -m pytest
+	$(MAKE) test-ts
 
 # Long checks (soaks, storms, conformance suites, browsers): `.ci/run` runs them too.
 test-slow: $(STAMP)
@@ -42,6 +43,12 @@ eval: $(STAMP)
 openrpc: $(STAMP)
 	$(BIN)/python -m yamabiko.schema.openrpc --write
 	$(BIN)/python -m yamabiko.schema.reference --write
+	node clients/typescript/scripts/generate.mjs
 
 clean:
 	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache build *.egg-info
+
+# The TypeScript client's tests run against `yamabiko serve` from the venv.
+.PHONY: test-ts
+test-ts: $(STAMP)
+	cd clients/typescript && npm ci --no-audit --no-fund && npm test

@@ -6,6 +6,7 @@ Needs Debian's ``chromium``: fails when it is missing and CI=true, skips otherwi
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextlib
 import json
 import os
@@ -149,8 +150,19 @@ async def _bounded(coro: Callable[[], Awaitable[None]], seconds: float) -> None:
         await coro()
 
 
-@pytest.mark.timeout(90)
-async def test_playground_chat_ghost_and_audio_in_chromium(tmp_path: Path) -> None:
+async def _screenshot(page: Page, folder: Path, name: str) -> None:
+    """A PNG of the page, kept as a test artifact."""
+    shot = await page.send("Page.captureScreenshot", format="png", captureBeyondViewport=True)
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / f"{name}.png").write_bytes(base64.b64decode(shot["data"]))
+
+
+TRACKS = "[...document.querySelectorAll('.track')]"
+
+
+@pytest.mark.timeout(120)
+async def test_playground_daw_agent_ghost_audio_and_chat_in_chromium(tmp_path: Path) -> None:
+    shots = Path(os.environ.get("YAMABIKO_TEST_ARTIFACTS", tmp_path)) / "playground"
     async with running_server(tmp_path) as server, chromium(tmp_path) as page:
         http = f"http://127.0.0.1:{server.app.port}"
 
@@ -160,35 +172,42 @@ async def test_playground_chat_ghost_and_audio_in_chromium(tmp_path: Path) -> No
             # the token left the address bar
             assert await page.eval("location.search") == ""
 
-            # chat: the reply streams into the page and ends
-            await page.eval("document.getElementById('send').click()")
-            await page.wait_for("document.getElementById('reply').textContent.length > 0")
-            finish = await page.wait_for(
-                "document.getElementById('reply').dataset.state === 'ended'"
-                " && document.getElementById('reply').dataset.finish"
-            )
-            assert finish == "stop"
-            assert len(await page.eval("document.getElementById('reply').textContent")) > 5
-
-            # ghost text: typing shows a grey suggestion after the caret
+            # The agent adds a drum track and a bassline: the page applies each step to
+            # its own project (client/applyActions) and draws the notes.
             await page.eval(
-                "(() => { const d = document.getElementById('draft');"
-                " d.value = 'Add some compression to the vo'; d.focus();"
-                " d.selectionStart = d.selectionEnd = d.value.length;"
-                " d.dispatchEvent(new Event('input')); })()"
+                "(() => { const p = document.getElementById('prompt');"
+                " p.value = 'add drums, then add a bassline'; p.dispatchEvent(new Event('input'));"
+                " document.getElementById('ask').click(); })()"
             )
+            await page.wait_for(
+                f"{TRACKS}.length >= 2 && +document.getElementById('agent').dataset.steps >= 2"
+            )
+            tracks = await page.eval(
+                f"{TRACKS}.map(t => ({{type: t.dataset.type, name: t.querySelector('.name').value,"
+                " notes: +t.querySelector('canvas').dataset.notes}))"
+            )
+            drums = [t for t in tracks if t["type"] == "drum"]
+            bass = [t for t in tracks if "bass" in t["name"].lower()]
+            assert drums, tracks
+            assert drums[0]["notes"] > 0, tracks
+            assert bass, tracks
+            assert bass[0]["notes"] > 0, tracks
+            await _screenshot(page, shots, "1-agent")
+
+            # Ghost text in the prompt box: typed for real, the grey suggestion, Tab.
+            await page.eval(
+                "(() => { const p = document.getElementById('prompt'); p.value = '';"
+                " p.dispatchEvent(new Event('input')); p.focus(); })()"
+            )
+            typed = "Add some compression to the vo"
+            await page.send("Input.insertText", text=typed)
             suggestion = await page.wait_for(
                 "document.getElementById('ghost-suggestion')?.textContent"
             )
             assert suggestion.strip()
-            assert (
-                await page.eval(
-                    "getComputedStyle(document.getElementById('ghost-suggestion')).color"
-                )
-                == "rgb(153, 153, 153)"
-            )
-
-            # Tab accepts it (and sends ghost/feedback)
+            color = "getComputedStyle(document.getElementById('ghost-suggestion')).color"
+            assert await page.eval(color) == "rgb(153, 153, 153)"
+            await _screenshot(page, shots, "2-ghost")
             await page.send(
                 "Input.dispatchKeyEvent",
                 type="keyDown",
@@ -196,26 +215,48 @@ async def test_playground_chat_ghost_and_audio_in_chromium(tmp_path: Path) -> No
                 code="Tab",
                 windowsVirtualKeyCode=9,
             )
-            value = await page.eval("document.getElementById('draft').value")
-            assert value == "Add some compression to the vo" + suggestion
+            assert await page.eval("document.getElementById('prompt').value") == typed + suggestion
 
-            # music: a piano roll
-            await page.eval("document.getElementById('generate').click()")
-            assert int(await page.wait_for("+document.getElementById('roll').dataset.notes")) > 0
+            # Generate fills a new track.
+            await page.eval(
+                "document.getElementById('add-track').click();"
+                f" {TRACKS}.at(-1).querySelector('.generate').click()"
+            )
+            await page.wait_for(f"+{TRACKS}.at(-1).querySelector('canvas').dataset.notes > 0")
 
-            # audio: every frame is received, scheduled and played through Web Audio
+            # Sing: frames stream into the client's player, played to the end: through
+            # its AudioWorklet where the page's CSP admits the worklet's blob: module,
+            # else as scheduled buffers.
+            csp = await page.eval("fetch('/').then(r => r.headers.get('Content-Security-Policy'))")
+            script_src = next(d for d in csp.split(";") if d.strip().startswith("script-src"))
+            expected_player = "worklet" if "blob:" in script_src else "buffers"
             await page.eval("document.getElementById('sing').click()")
-            total = int(await page.wait_for("document.getElementById('audio').dataset.total"))
-            assert total > 1
-            frames = f"+document.getElementById('audio').dataset.frames === {total}"
-            await page.wait_for(frames)
-            played = f"+document.getElementById('audio').dataset.played === {total}"
-            await page.wait_for(played, timeout=20)
+            await page.wait_for(
+                "document.getElementById('audio').dataset.state === 'ended'", timeout=40
+            )
+            audio = await page.eval("({...document.getElementById('audio').dataset})")
+            assert audio["player"] == expected_player, audio
+            assert int(audio["frames"]) == int(audio["total"]) > 1, audio
+            assert int(audio["durationMs"]) > 0
+            # What the worklet played lasts what was sung (whole render quanta: 128 samples).
+            assert abs(int(audio["playedMs"]) - int(audio["durationMs"])) <= 20, audio
+            await _screenshot(page, shots, "3-sing")
 
-            await asyncio.sleep(0.2)
-            assert page.errors == []
+            # Chat streams and ends.
+            await page.eval("document.getElementById('send').click()")
+            finish = await page.wait_for(
+                "document.getElementById('reply').dataset.state === 'ended'"
+                " && document.getElementById('reply').dataset.finish"
+            )
+            assert finish == "stop"
+            assert len(await page.eval("document.getElementById('reply').textContent")) > 5
+            await _screenshot(page, shots, "4-chat")
 
-        await _bounded(scenario, 75)
+            # The refused worklet module is logged by Chromium; nothing else may be.
+            refused = "blob:" if expected_player == "buffers" else "\0"
+            assert [e for e in page.errors if refused not in e] == []
+
+        await _bounded(scenario, 110)
 
 
 async def test_playground_headers(tmp_path: Path) -> None:
