@@ -260,6 +260,7 @@ export interface ConfigureParams {
   maxChars?: number;
   engine?: string;
   learnFromText?: boolean;
+  threshold?: number | null;
   _meta?: RequestMeta | null;
 }
 
@@ -269,6 +270,7 @@ export interface ConfigureResult {
   maxChars: number;
   engine: string;
   learnFromText: boolean;
+  threshold: number | null;
 }
 
 export interface Conversation {
@@ -376,6 +378,7 @@ export interface ErrorParams {
   seq: number;
   code: number;
   message: string;
+  data?: { [key: string]: unknown } | null;
   _meta?: RequestMeta | null;
 }
 
@@ -459,7 +462,7 @@ export interface InitializeResult {
 
 /**
  * What the session enforces, announced so a client never learns a limit by being
- * cut off (DESIGN.md section 12).
+ * cut off (docs/protocol.md, Lifecycle).
  */
 export interface Limits {
   maxMessageBytes: number;
@@ -685,6 +688,7 @@ export interface OpenParams {
   language?: string | null;
   kind?: "chat" | "lyrics" | "notes" | "prompt";
   cursor?: number | null;
+  threshold?: number | null;
   _meta?: RequestMeta | null;
 }
 
@@ -889,7 +893,7 @@ export interface RunResult {
   actions: (AddTrack | DeleteTrack | AddNotes | UpdateNotes | DeleteNotes | SetTempo | SetKey | SetTrackParams | AddEffect)[];
   summary: string;
   nextSteps: string[];
-  agentId?: string | null;
+  agentId: string | null;
   steps: number;
   model: string;
 }
@@ -1134,7 +1138,7 @@ export interface AudioEndParams {
   frames: number;
   durationMs: number;
   sha256: string;
-  cancelled?: boolean;
+  cancelled: boolean;
   _meta?: RequestMeta | null;
 }
 
@@ -1156,272 +1160,538 @@ export interface StreamEndParams {
 export interface ClientRequests {
   /** Refuse a token id from now on; sessions using it close with 4001. */
   "admin/revokeToken": {
-    params: RevokeTokenParams;
+    params: {
+      _meta?: RequestMeta | null;
+      jti: string;
+      expiresAt: string;
+    };
     result: Revoked;
   };
   /** Plan (and with apply: client, drive) edits of a DAW project from a prompt. */
   "agent/run": {
-    params: RunParams;
+    params: {
+      prompt: string;
+      context: DawContext;
+      agentId?: string | null;
+      conversationId?: string | null;
+      model?: string | null;
+      apply?: "client" | "return";
+      maxSteps?: number;
+      _meta?: RequestMeta | null;
+    };
     result: RunResult;
   };
   /** Create an agent owned by the caller, optionally from a preset. */
   "agents/create": {
-    params: AgentCreateParams;
+    params: {
+      name: string;
+      preset?: ("lyricist" | "mixing-engineer" | "music-producer" | "secretary") | null;
+      personality?: string;
+      systemPrompt?: string;
+      model?: string | null;
+      temperature?: number | null;
+      skills?: string[];
+      mcpServerIds?: string[];
+      fallbackModels?: string[];
+      _meta?: RequestMeta | null;
+    };
     result: Agent;
   };
   /** Delete an agent and its secrets. */
   "agents/delete": {
-    params: AgentRef;
+    params: {
+      agentId: string;
+      _meta?: RequestMeta | null;
+    };
     result: Deleted;
   };
   /** One agent by id. */
   "agents/get": {
-    params: AgentRef;
+    params: {
+      agentId: string;
+      _meta?: RequestMeta | null;
+    };
     result: Agent;
   };
   /** The caller's agents, oldest first (a tenant admin: all of the tenant's). */
   "agents/list": {
-    params: PageParams;
+    params: {
+      cursor?: string | null;
+      limit?: number;
+      _meta?: RequestMeta | null;
+    };
     result: Page_Agent_;
   };
   /** Ready-made agents for a DAW to start from. */
   "agents/presets": {
-    params: Empty;
+    params: {
+      _meta?: RequestMeta | null;
+    };
     result: PresetList;
   };
   /** Delete a secret of an agent. */
   "agents/secrets/delete": {
-    params: SecretRef;
+    params: {
+      agentId: string;
+      name: string;
+      _meta?: RequestMeta | null;
+    };
     result: Deleted;
   };
   /** An agent's secrets: names and dates only. */
   "agents/secrets/list": {
-    params: AgentRef;
+    params: {
+      agentId: string;
+      _meta?: RequestMeta | null;
+    };
     result: SecretList;
   };
   /** Store a secret of an agent (encrypted; the value is never returned). */
   "agents/secrets/set": {
-    params: SecretSetParams;
+    params: {
+      agentId: string;
+      name: string;
+      value: string;
+      _meta?: RequestMeta | null;
+    };
     result: SecretInfo;
   };
   /** Change some fields of an agent. */
   "agents/update": {
-    params: AgentUpdateParams;
+    params: {
+      agentId: string;
+      name?: string;
+      personality?: string;
+      systemPrompt?: string;
+      model?: string | null;
+      temperature?: number | null;
+      skills?: string[];
+      mcpServerIds?: string[];
+      fallbackModels?: string[];
+      _meta?: RequestMeta | null;
+    };
     result: Agent;
   };
   /** Stop a synthesis: no frame follows the next; audio/end says what was sent. */
   "audio/cancel": {
-    params: CancelParams;
+    params: {
+      streamId: string;
+      _meta?: RequestMeta | null;
+    };
     result: AudioCancelResult;
   };
   /** Sing notes or speak text; frames stream at once, then audio/end. */
   "audio/synthesize": {
-    params: SynthesizeParams;
+    params: {
+      text?: string | null;
+      lyrics?: string | null;
+      notes?: NoteParam[] | null;
+      tempo?: number;
+      voice?: string | null;
+      engine?: string;
+      format?: "flac" | "ogg" | "pcm16" | "wav";
+      sampleRate?: number;
+      frameMs?: number;
+      pace?: "fast" | "realtime";
+      _meta?: RequestMeta | null;
+    };
     result: SynthesizeResult;
   };
   /** The tenant's security events, newest first. */
   "audit/list": {
-    params: AuditListParams;
+    params: {
+      cursor?: string | null;
+      limit?: number;
+      _meta?: RequestMeta | null;
+      action?: string | null;
+    };
     result: Page_AuditEvent_;
   };
   /** Send a message; the reply streams as stream/delta, then stream/end. */
   "chat/send": {
-    params: ChatSendParams;
+    params: {
+      message: string;
+      conversationId?: string | null;
+      agentId?: string | null;
+      model?: string | null;
+      temperature?: number | null;
+      maxTokens?: number | null;
+      _meta?: RequestMeta | null;
+    };
     result: ChatSendResult;
   };
   /** Archive (hide from lists) or restore a conversation. */
   "conversations/archive": {
-    params: ArchiveParams;
+    params: {
+      conversationId: string;
+      archived?: boolean;
+      _meta?: RequestMeta | null;
+    };
     result: Conversation;
   };
   /** Start a conversation, optionally with an agent. */
   "conversations/create": {
-    params: ConversationCreateParams;
+    params: {
+      title?: string;
+      agentId?: string | null;
+      _meta?: RequestMeta | null;
+    };
     result: Conversation;
   };
   /** Delete a conversation and its messages. */
   "conversations/delete": {
-    params: ConversationRef;
+    params: {
+      conversationId: string;
+      _meta?: RequestMeta | null;
+    };
     result: Deleted;
   };
   /** One conversation by id. */
   "conversations/get": {
-    params: ConversationRef;
+    params: {
+      conversationId: string;
+      _meta?: RequestMeta | null;
+    };
     result: Conversation;
   };
   /** The caller's conversations, newest first (a tenant admin: all). */
   "conversations/list": {
-    params: ConversationListParams;
+    params: {
+      cursor?: string | null;
+      limit?: number;
+      includeArchived?: boolean;
+      _meta?: RequestMeta | null;
+    };
     result: Page_Conversation_;
   };
   /** A conversation's messages, oldest first. */
   "conversations/messages": {
-    params: MessagesParams;
+    params: {
+      cursor?: string | null;
+      limit?: number;
+      _meta?: RequestMeta | null;
+      conversationId: string;
+    };
     result: Page_Message_;
   };
   /** Close a document. */
   "ghost/close": {
-    params: DocRef;
+    params: {
+      docId: string;
+      _meta?: RequestMeta | null;
+    };
     result: CloseResult;
   };
   /** Suggestions for the document now (-32801 if it changes meanwhile). */
   "ghost/complete": {
-    params: CompleteParams;
+    params: {
+      docId: string;
+      version?: number | null;
+      _meta?: RequestMeta | null;
+    };
     result: CompleteResult;
   };
   /** Set the session's debounce, item and length limits, engine. */
   "ghost/configure": {
-    params: ConfigureParams;
+    params: {
+      debounceMs?: number;
+      maxItems?: number;
+      maxChars?: number;
+      engine?: string;
+      learnFromText?: boolean;
+      threshold?: number | null;
+      _meta?: RequestMeta | null;
+    };
     result: ConfigureResult;
   };
   /** Open a document for ghost text (version 0). */
   "ghost/open": {
-    params: OpenParams;
+    params: {
+      text?: string;
+      docId?: string | null;
+      language?: string | null;
+      kind?: "chat" | "lyrics" | "notes" | "prompt";
+      cursor?: number | null;
+      threshold?: number | null;
+      _meta?: RequestMeta | null;
+    };
     result: OpenResult;
   };
   /** Open the session: negotiate the protocol version and capabilities; learn the limits. */
   "initialize": {
-    params: InitializeParams;
+    params: {
+      protocolVersion: string;
+      clientInfo?: Implementation | null;
+      capabilities?: ClientCapabilities;
+      _meta?: RequestMeta | null;
+    };
     result: InitializeResult;
   };
   /** Add an MCP server (stdio from the allowlist, or Streamable HTTP) for agents. */
   "mcp/servers/add": {
-    params: McpServerAddParams;
+    params: {
+      _meta?: RequestMeta | null;
+      name: string;
+      transport: "http" | "stdio";
+      command?: string | null;
+      args?: string[];
+      url?: string | null;
+      headers?: { [key: string]: string };
+    };
     result: McpServer;
   };
   /** The tenant's MCP servers, oldest first (header values redacted). */
   "mcp/servers/list": {
-    params: PageParams;
+    params: {
+      cursor?: string | null;
+      limit?: number;
+      _meta?: RequestMeta | null;
+    };
     result: Page_McpServer_;
   };
   /** Remove an MCP server. */
   "mcp/servers/remove": {
-    params: McpServerRef;
+    params: {
+      _meta?: RequestMeta | null;
+      serverId: string;
+    };
     result: Done;
   };
   /** Connect to an MCP server and list its tools, with the latency. */
   "mcp/servers/test": {
-    params: McpServerTestParams;
+    params: {
+      _meta?: RequestMeta | null;
+      serverId: string;
+      agentId?: string | null;
+    };
     result: McpServerTestResult;
   };
   /** Remove one of the tenant's own entries. */
   "models/delete": {
-    params: ModelRef;
+    params: {
+      _meta?: RequestMeta | null;
+      modelId: string;
+    };
     result: Done;
   };
   /** The tenant's catalogue: its own entries and the global ones. */
   "models/list": {
-    params: PageParams;
+    params: {
+      cursor?: string | null;
+      limit?: number;
+      _meta?: RequestMeta | null;
+    };
     result: Page_ModelEntry_;
   };
   /** Add a model to the tenant's catalogue (prices per 1M tokens). */
   "models/register": {
-    params: ModelRegisterParams;
+    params: {
+      _meta?: RequestMeta | null;
+      modelId: string;
+      provider: string;
+      providerModel: string;
+      aliases?: string[];
+      inputPricePerMtok: number;
+      outputPricePerMtok: number;
+      contextWindow: number;
+    };
     result: ModelEntry;
   };
   /** Change one of the tenant's own catalogue entries. */
   "models/update": {
-    params: ModelUpdateParams;
+    params: {
+      _meta?: RequestMeta | null;
+      modelId: string;
+      provider?: string;
+      providerModel?: string;
+      aliases?: string[];
+      inputPricePerMtok?: number;
+      outputPricePerMtok?: number;
+      contextWindow?: number;
+    };
     result: ModelEntry;
   };
   /** A drum pattern, bassline, chord progression, melody or harmony, in key and bars. */
   "music/generate": {
-    params: GenerateParams;
+    params: {
+      kind: "bassline" | "chord_progression" | "drum_pattern" | "harmony" | "melody";
+      prompt?: string | null;
+      key?: string | null;
+      tempo?: number | null;
+      bars?: number;
+      timeSignature?: string | null;
+      style?: string | null;
+      seed?: number | null;
+      model?: string | null;
+      _meta?: RequestMeta | null;
+    };
     result: GenerateResult;
   };
   /** Liveness check; served before initialize too. */
   "ping": {
-    params: Empty;
+    params: {
+      _meta?: RequestMeta | null;
+    };
     result: EmptyResult;
   };
   /** MCP: one preset's prompt. */
   "prompts/get": {
-    params: GetPromptParams;
+    params: {
+      name: string;
+      arguments?: { [key: string]: string };
+      _meta?: RequestMeta | null;
+    };
     result: GetPromptResult;
   };
   /** MCP: the agent presets as prompts. */
   "prompts/list": {
-    params: ListParams;
+    params: {
+      cursor?: string | null;
+      _meta?: RequestMeta | null;
+    };
     result: ListPromptsResult;
   };
   /** MCP: the caller's conversations as yamabiko://conversations/{id}. */
   "resources/list": {
-    params: ListParams;
+    params: {
+      cursor?: string | null;
+      _meta?: RequestMeta | null;
+    };
     result: ListResourcesResult;
   };
   /** MCP: a conversation and its messages, as JSON. */
   "resources/read": {
-    params: ReadResourceParams;
+    params: {
+      uri: string;
+      _meta?: RequestMeta | null;
+    };
     result: ReadResourceResult;
   };
   /** MCP: be told (notifications/resources/updated) when the conversation changes. */
   "resources/subscribe": {
-    params: ReadResourceParams;
+    params: {
+      uri: string;
+      _meta?: RequestMeta | null;
+    };
     result: EmptyResult;
   };
   /** MCP: stop being told. */
   "resources/unsubscribe": {
-    params: ReadResourceParams;
+    params: {
+      uri: string;
+      _meta?: RequestMeta | null;
+    };
     result: EmptyResult;
   };
   /** Swap the session's token for a fresh one of the same user and tenant. */
   "session/refresh": {
-    params: RefreshParams;
+    params: {
+      token: string;
+      _meta?: RequestMeta | null;
+    };
     result: RefreshResult;
   };
   /** Stop the generation upstream; the stream ends with finishReason cancelled. */
   "stream/cancel": {
-    params: StreamRef;
+    params: {
+      streamId: string;
+      _meta?: RequestMeta | null;
+    };
     result: StreamCancelResult;
   };
   /** Read a stream from afterSeq on: history first, then live, exactly once. */
   "stream/subscribe": {
-    params: SubscribeParams;
+    params: {
+      streamId: string;
+      afterSeq?: number;
+      _meta?: RequestMeta | null;
+    };
     result: SubscribeResult;
   };
   /** Stop receiving a stream's items (the generation goes on). */
   "stream/unsubscribe": {
-    params: StreamRef;
+    params: {
+      streamId: string;
+      _meta?: RequestMeta | null;
+    };
     result: UnsubscribeResult;
   };
   /** Create the caller's tenant row (settings, budget, rate limits). */
   "tenants/create": {
-    params: TenantCreateParams;
+    params: {
+      _meta?: RequestMeta | null;
+      tenantId?: string | null;
+      name: string;
+      systemPrompt?: string | null;
+      defaultModel?: string | null;
+      monthlyBudgetUsd?: number | null;
+      rateLimits?: RateLimits | null;
+    };
     result: Tenant;
   };
   /** Delete the caller's tenant and its data (usage and audit stay). */
   "tenants/delete": {
-    params: TenantRef;
+    params: {
+      _meta?: RequestMeta | null;
+      tenantId: string;
+    };
     result: Done;
   };
   /** The caller's tenant. */
   "tenants/get": {
-    params: TenantRef;
+    params: {
+      _meta?: RequestMeta | null;
+      tenantId: string;
+    };
     result: Tenant;
   };
   /** The tenants the caller administers. */
   "tenants/list": {
-    params: PageParams;
+    params: {
+      cursor?: string | null;
+      limit?: number;
+      _meta?: RequestMeta | null;
+    };
     result: Page_Tenant_;
   };
   /** Change the caller's tenant: system prompt, default model, budget, limits. */
   "tenants/update": {
-    params: TenantUpdateParams;
+    params: {
+      _meta?: RequestMeta | null;
+      tenantId: string;
+      name?: string;
+      systemPrompt?: string | null;
+      defaultModel?: string | null;
+      monthlyBudgetUsd?: number | null;
+      rateLimits?: RateLimits | null;
+    };
     result: Tenant;
   };
   /** MCP: call a tool (failures are isError). */
   "tools/call": {
-    params: CallToolParams;
+    params: {
+      name: string;
+      arguments?: { [key: string]: unknown };
+      _meta?: RequestMeta | null;
+    };
     result: CallToolResult;
   };
   /** MCP: the tools this caller may use. */
   "tools/list": {
-    params: ListToolsParams;
+    params: {
+      cursor?: string | null;
+      _meta?: RequestMeta | null;
+    };
     result: ListToolsResult;
   };
   /** Tokens and cost over [from, to), grouped by day, model or user. */
   "usage/report": {
-    params: UsageReportParams;
+    params: {
+      _meta?: RequestMeta | null;
+      from: string;
+      to: string;
+      groupBy?: "day" | "model" | "user";
+    };
     result: UsageReport;
   };
 }
@@ -1429,22 +1699,52 @@ export interface ClientRequests {
 /** Notifications the client sends: method name to params. */
 export interface ClientNotifications {
   /** A keystroke: incremental changes (next version) or the full text. */
-  "ghost/change": ChangeParams;
+  "ghost/change": {
+      docId: string;
+      version: number;
+      changes?: Change[] | null;
+      text?: string | null;
+      cursor?: number | null;
+      _meta?: RequestMeta | null;
+    };
   /** A suggestion was accepted, partly accepted or rejected: adapts your model. */
-  "ghost/feedback": FeedbackParams;
+  "ghost/feedback": {
+      docId: string;
+      suggestionId: string;
+      action: "accepted" | "partial" | "rejected";
+      acceptedText?: string | null;
+      _meta?: RequestMeta | null;
+    };
   /** Cancel a running request of the sender; its response becomes -32800. */
-  "notifications/cancelled": CancelledParams;
+  "notifications/cancelled": {
+      requestId: number | string;
+      reason?: string | null;
+      _meta?: RequestMeta | null;
+    };
   /** The client has processed the initialize result. */
-  "notifications/initialized": Empty;
+  "notifications/initialized": {
+      _meta?: RequestMeta | null;
+    };
   /** Progress of a request whose params carried _meta.progressToken. */
-  "notifications/progress": ProgressParams;
+  "notifications/progress": {
+      progressToken: number | string;
+      progress: number;
+      total?: number | null;
+      message?: string | null;
+      _meta?: RequestMeta | null;
+    };
 }
 
 /** Requests the server sends (answer them with `client.handle`). */
 export interface ServerRequests {
   /** Asks the client to apply one step's actions and return the new context. */
   "client/applyActions": {
-    params: ApplyActionsParams;
+    params: {
+      runId: string;
+      step: number;
+      actions: (AddTrack | DeleteTrack | AddNotes | UpdateNotes | DeleteNotes | SetTempo | SetKey | SetTrackParams | AddEffect)[];
+      _meta?: RequestMeta | null;
+    };
     result: ApplyActionsResult;
   };
 }
@@ -1452,27 +1752,87 @@ export interface ServerRequests {
 /** Notifications the server sends: method name to params. */
 export interface ServerNotifications {
   /** The last item of an audio stream: frames, duration and sha256 of the payload. */
-  "audio/end": AudioEndParams;
+  "audio/end": {
+      streamId: string;
+      seq: number;
+      frames: number;
+      durationMs: number;
+      sha256: string;
+      cancelled: boolean;
+      _meta?: RequestMeta | null;
+    };
   /** One frame (base64) for a client without audio.binary. */
-  "audio/frame": FrameParams;
+  "audio/frame": {
+      streamId: string;
+      seq: number;
+      data: string;
+      last: boolean;
+      _meta?: RequestMeta | null;
+    };
   /** The server cannot apply a change: send the full text (ghost/change with text). */
-  "ghost/resync": ResyncParams;
+  "ghost/resync": {
+      docId: string;
+      reason: string;
+      _meta?: RequestMeta | null;
+    };
   /** Suggestions for a document's newest version (at most maxItems). */
-  "ghost/suggestions": SuggestionsParams;
+  "ghost/suggestions": {
+      docId: string;
+      version: number;
+      items: Suggestion[];
+      _meta?: RequestMeta | null;
+    };
   /** Cancel a running request of the sender; its response becomes -32800. */
-  "notifications/cancelled": CancelledParams;
+  "notifications/cancelled": {
+      requestId: number | string;
+      reason?: string | null;
+      _meta?: RequestMeta | null;
+    };
   /** Progress of a request whose params carried _meta.progressToken. */
-  "notifications/progress": ProgressParams;
+  "notifications/progress": {
+      progressToken: number | string;
+      progress: number;
+      total?: number | null;
+      message?: string | null;
+      _meta?: RequestMeta | null;
+    };
   /** MCP: a subscribed conversation has a new or finished message. */
-  "notifications/resources/updated": UpdatedParams;
+  "notifications/resources/updated": {
+      uri: string;
+      _meta?: RequestMeta | null;
+    };
   /** Sent 60 s before the token expires; refresh or be closed with 4001 at expiry. */
-  "session/expiring": ExpiringParams;
+  "session/expiring": {
+      expiresAt: string;
+      _meta?: RequestMeta | null;
+    };
   /** The next text of a stream (fromSeq..seq when merged for a slow reader). */
-  "stream/delta": DeltaParams;
+  "stream/delta": {
+      streamId: string;
+      seq: number;
+      text: string;
+      fromSeq?: number | null;
+      _meta?: RequestMeta | null;
+    };
   /** The last item of a stream: why it ended, the stored message, usage and cost. */
-  "stream/end": StreamEndParams;
+  "stream/end": {
+      streamId: string;
+      seq: number;
+      finishReason: "cancelled" | "error" | "length" | "stop";
+      messageId: string;
+      usage: Usage;
+      model?: string | null;
+      _meta?: RequestMeta | null;
+    };
   /** The generation failed (or this subscription did); stream/end follows a failure. */
-  "stream/error": ErrorParams;
+  "stream/error": {
+      streamId: string;
+      seq: number;
+      code: number;
+      message: string;
+      data?: { [key: string]: unknown } | null;
+      _meta?: RequestMeta | null;
+    };
 }
 
 /** What each error code the server answers with means (docs/protocol.md). */
