@@ -110,7 +110,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     ] = 2000
     scripts_dir: Annotated[
         str | None,
-        Meta(description="Directory `scripted/<file>` models read from; unset: the cwd."),
+        Meta(description="Directory `scripted/<file>` models read from; unset: none exist."),
     ] = None
     ghost_onnx_model_dir: Annotated[
         str | None,
@@ -154,7 +154,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
 
     @property
     def scripts_path(self) -> Path | None:
-        """The scripts dir (``~`` expanded), or None for the working directory."""
+        """The scripts dir (``~`` expanded), or None: scripted models are off."""
         return Path(self.scripts_dir).expanduser() if self.scripts_dir else None
 
     @property
