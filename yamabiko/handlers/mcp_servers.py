@@ -4,9 +4,11 @@
 session checks them from the schema). Everything acts within the caller's tenant;
 another tenant's server ids are -32004. ``add`` and ``remove`` are audit events
 (``mcp_server.add``, ``mcp_server.remove``), and so is an ``add`` refused because its
-stdio command is not on the allowlist (outcome ``refused``). Header values never reach
-a result, an error or an audit event: results show ``${secret:NAME}`` references as
-written and other values as ``***``.
+stdio command is not on the allowlist or its URL is refused by the egress policy
+(outcome ``refused``; ``docs/mcp.md``, "Egress policy": a literal private address or a
+loopback name is refused here, a name that resolves to one when connecting). Header
+values never reach a result, an error or an audit event: results show
+``${secret:NAME}`` references as written and other values as ``***``.
 
 Sessions to the servers are the node's :class:`~yamabiko.engines.tools.mcp.McpClients`
 pool (``services(ctx).mcp``); removing a server closes its sessions on this node (other
@@ -19,6 +21,7 @@ from typing import Any
 
 import msgspec
 
+from yamabiko.engines.tools.egress import EgressRefused
 from yamabiko.engines.tools.mcp import (
     SECRET_REF,
     McpClients,
@@ -114,6 +117,15 @@ async def add(ctx: Context, params: McpServerAddParams) -> McpServer:
             f"command not allowed: {command!r} is not on the server's stdio allowlist"
             " - at $.command"
         )
+    if params.url is not None:
+        try:
+            _pool(ctx).egress.check_url(params.url)
+        except EgressRefused as exc:
+            await audit(
+                ctx, "mcp_server.add", outcome="refused",
+                detail={"name": params.name, "reason": "url refused by the egress policy"},
+            )  # fmt: skip
+            raise errors.InvalidParams(f"url not allowed: {exc.message} - at $.url") from None
     server = await services(ctx).store.mcp_servers.add(
         tenant(ctx),
         name=params.name,

@@ -146,6 +146,10 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     dev: Annotated[
         bool | None, Meta(description="Dev conveniences; unset: on when no JWT key is configured.")
     ] = None
+    mcp_egress_allow: Annotated[
+        tuple[str, ...],
+        Meta(description="Private hosts/networks[:port] HTTP MCP servers may be at (comma list)."),
+    ] = ()
 
     @property
     def data_path(self) -> Path:
