@@ -30,7 +30,7 @@ from yamabiko.engines.tools.mcp import (
     secret_names,
     spec_from_server,
 )
-from yamabiko.handlers.common import audit, found, owner_filter, tenant
+from yamabiko.handlers.common import audit, found, owner_filter, tenant, user
 from yamabiko.handlers.services import services
 from yamabiko.protocol import errors
 from yamabiko.schema import mcp_servers as schema
@@ -44,7 +44,7 @@ from yamabiko.schema.mcp_servers import (
     McpServerTestResult,
     McpToolSummary,
 )
-from yamabiko.schema.objects import AgentId, McpServer, McpServerId, Page
+from yamabiko.schema.objects import Agent, AgentId, McpServer, McpServerId, Page
 from yamabiko.sessions.methods import Router
 from yamabiko.sessions.session import Context
 
@@ -134,6 +134,7 @@ async def add(ctx: Context, params: McpServerAddParams) -> McpServer:
         args=params.args,
         url=params.url,
         headers=params.headers,
+        created_by=user(ctx),
     )
     detail: dict[str, Any] = {"name": server.name, "transport": server.transport}
     await audit(ctx, "mcp_server.add", target=server.id, detail=detail)
@@ -166,12 +167,17 @@ async def test(ctx: Context, params: McpServerTestParams) -> McpServerTestResult
         "MCP server",
         params.server_id,
     )
-    agent_id = AgentId(params.agent_id) if params.agent_id is not None else None
-    if agent_id is not None:
-        agent = await services(ctx).store.agents.get(tenant(ctx), agent_id, owner=owner_filter(ctx))
-        found(agent, "agent", agent_id)
+    agent: Agent | None = None
+    if params.agent_id is not None:
+        agent = found(
+            await services(ctx).store.agents.get(
+                tenant(ctx), AgentId(params.agent_id), owner=owner_filter(ctx)
+            ),
+            "agent",
+            params.agent_id,
+        )
     try:
-        spec = await server_spec(ctx, server, agent_id)
+        spec = await server_spec(ctx, server, agent)
     except McpConfigError as exc:
         return McpServerTestResult(ok=False, tools=[], latency_ms=0.0, error=exc.message)
     probe = await _pool(ctx).test(spec)
@@ -183,23 +189,36 @@ async def test(ctx: Context, params: McpServerTestParams) -> McpServerTestResult
     )
 
 
-async def server_spec(ctx: Context, server: McpServer, agent_id: AgentId | None) -> McpServerSpec:
+def may_receive_secrets(server: McpServer, agent: Agent) -> bool:
+    """Whether ``agent``'s secrets may be sent to ``server``: its owner attached the
+    server to it (only the owner can: see :mod:`yamabiko.handlers.agents`), or its
+    owner added the server. Naming someone else's agent never suffices."""
+    return server.id in agent.mcp_server_ids or server.created_by == agent.owner
+
+
+async def server_spec(ctx: Context, server: McpServer, agent: Agent | None) -> McpServerSpec:
     """The spec to connect to ``server`` with, its header references resolved from the
-    secrets of ``agent_id`` (which the caller has checked the user may use). Raises
-    McpConfigError naming a referenced secret that is not set (or no agent). For agent
-    runs as well as ``test``."""
+    secrets of ``agent`` (which the caller has checked the user may see). Raises
+    McpConfigError naming a referenced secret that is not set, or when there is no
+    agent or the agent's secrets may not go to this server (:func:`may_receive_secrets`),
+    before anything is sent. For agent runs as well as ``test``."""
     secrets: dict[str, str] = {}
     names = secret_names(server.headers)
-    if names and agent_id is not None:
-        store = services(ctx).store
-        for name in sorted(names):
-            value = await store.secrets.get_value(tenant(ctx), agent_id, name)
-            if value is not None:
-                secrets[name] = value
-    if names and agent_id is None:
+    if names and agent is None:
         missing = sorted(names)[0]
         raise McpConfigError(
             f"MCP server {server.id}: headers reference the agent secret {missing!r}: "
             "give agentId to test with an agent's secrets"
         )
+    if names and agent is not None:
+        if not may_receive_secrets(server, agent):
+            raise McpConfigError(
+                f"MCP server {server.id}: the secrets of agent {agent.id} go only to MCP"
+                " servers its owner attached to it or added"
+            )
+        store = services(ctx).store
+        for name in sorted(names):
+            value = await store.secrets.get_value(tenant(ctx), agent.id, name)
+            if value is not None:
+                secrets[name] = value
     return spec_from_server(server, secrets=secrets)
