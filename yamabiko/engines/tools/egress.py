@@ -33,6 +33,7 @@ from __future__ import annotations
 import asyncio
 import ipaddress
 import socket
+import ssl
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Final
@@ -247,9 +248,12 @@ class EgressTransport(httpx2.AsyncBaseTransport):
     connection is made. Proxies from the environment are ignored: a proxy would make
     the connection on our behalf, out of the policy's sight."""
 
-    def __init__(self, policy: EgressPolicy) -> None:
+    def __init__(self, policy: EgressPolicy, ssl_context: ssl.SSLContext | None = None) -> None:
         self.policy = policy
-        self._inner = httpx2.AsyncHTTPTransport(trust_env=False)
+        # Give a shared context: building one loads the CA bundle (100-300 ms, blocking).
+        self._inner = httpx2.AsyncHTTPTransport(
+            verify=ssl_context if ssl_context is not None else True, trust_env=False
+        )
 
     async def handle_async_request(self, request: httpx2.Request) -> httpx2.Response:
         address = await self.policy.resolve(request.url)

@@ -52,6 +52,7 @@ import json
 import logging
 import os
 import re
+import ssl
 import time
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
@@ -381,6 +382,7 @@ class McpClients:
         self.allowlist: frozenset[str] = frozenset(entries)
         self.timeouts = timeouts or McpTimeouts()
         self.egress = egress or EgressPolicy()
+        self._ssl: asyncio.Future[ssl.SSLContext] | None = None
         self.max_sessions = max_sessions
         self._errlog = errlog
         self._devnull: TextIO | None = None
@@ -705,11 +707,18 @@ class McpClients:
             httpx2.AsyncClient(
                 headers=dict(spec.headers),
                 timeout=httpx2.Timeout(self.timeouts.connect, read=300.0),
-                transport=EgressTransport(self.egress),
+                transport=EgressTransport(self.egress, await self._ssl_context()),
                 trust_env=False,
             )
         )
         return await stack.enter_async_context(streamable_http_client(spec.url, http_client=http))
+
+    async def _ssl_context(self) -> ssl.SSLContext:
+        """One TLS context for every http session, built once off the loop (loading the
+        CA bundle blocks for 100-300 ms; per session it stalled every other client)."""
+        if self._ssl is None:
+            self._ssl = asyncio.ensure_future(asyncio.to_thread(httpx2.create_ssl_context))
+        return await asyncio.shield(self._ssl)
 
     def _stderr(self) -> TextIO:
         if self._errlog is not None:
