@@ -75,6 +75,10 @@ async def test_an_admin_cannot_send_another_users_secret_to_their_own_server(
             f"MCP server {evil}: the secrets of agent {agent_id} go only to MCP servers its"
             " owner attached to it or added"
         )
+        audit = await mallory.call("audit/list", {"action": "mcp_server.test"})
+        assert [(e["outcome"], e["subject"], e["target"]) for e in audit["items"]] == [
+            ("refused", "mallory", evil)
+        ]
         # Nor by attaching the server to her agent for her to run it.
         with pytest.raises(RemoteError) as attach:
             await mallory.call("agents/update", {"agentId": agent_id, "mcpServerIds": [evil]})

@@ -4,7 +4,8 @@
 session checks them from the schema). Everything acts within the caller's tenant;
 another tenant's server ids are -32004. ``add`` and ``remove`` are audit events
 (``mcp_server.add``, ``mcp_server.remove``), and so is an ``add`` refused because its
-stdio command is not on the allowlist or its URL is refused by the egress policy
+stdio command is not on the allowlist or its URL is refused by the egress policy, and a
+``test`` refused because the agent's secrets may not go to the server (``mcp_server.test``)
 (outcome ``refused``; ``docs/mcp.md``, "Egress policy": a literal private address or a
 loopback name is refused here, a name that resolves to one when connecting). Header
 values never reach a result, an error or an audit event: results show
@@ -176,6 +177,16 @@ async def test(ctx: Context, params: McpServerTestParams) -> McpServerTestResult
             "agent",
             params.agent_id,
         )
+    if (
+        agent is not None
+        and secret_names(server.headers)
+        and not may_receive_secrets(server, agent)
+    ):
+        # Someone asking for another user's secrets to go to a server: worth a record.
+        await audit(
+            ctx, "mcp_server.test", target=server.id, outcome="refused",
+            detail={"agentId": agent.id, "reason": "the agent's secrets may not go to this server"},
+        )  # fmt: skip
     try:
         spec = await server_spec(ctx, server, agent)
     except McpConfigError as exc:

@@ -57,7 +57,10 @@ MAX_ADDRESSES: Final = 32
 """Resolved addresses judged at most (a longer answer is refused, not truncated)."""
 
 _NAT64: Final = ipaddress.IPv6Network("64:ff9b::/96")
-_LOOPBACK_NAMES: Final = ("localhost", "localhost.localdomain", "ip6-localhost", "ip6-loopback")
+_LOOPBACK_NAMES: Final = (
+    "localhost", "localhost.localdomain", "localhost6", "localhost6.localdomain6",
+    "ip6-localhost", "ip6-loopback",
+)  # fmt: skip
 
 
 class EgressRefused(Exception):
