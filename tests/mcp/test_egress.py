@@ -91,3 +91,28 @@ async def test_the_transport_connects_to_the_judged_address_and_keeps_the_host()
             with pytest.raises(EgressRefused):
                 await client.get(f"http://127.0.0.1:{listener.port}/mcp")
         assert listener.connections == 1
+
+
+async def test_the_connection_goes_to_the_address_judged_not_to_a_second_lookup() -> None:
+    """``rebind.test`` exists only in this resolver: that the request arrives proves the
+    connection used the judged address (no second lookup to be rebound), with the name
+    kept in Host. A resolver that slips a loopback address among public ones is refused."""
+    calls: list[str] = []
+
+    async with Recorder("404") as listener:
+
+        async def resolver(host: str, port: int) -> list[str]:
+            calls.append(host)
+            if host == "rebind.test":
+                return ["127.0.0.1"]
+            return ["93.184.216.34", "127.0.0.1"]
+
+        policy = EgressPolicy([f"127.0.0.1:{listener.port}"], resolver=resolver)
+        async with httpx2.AsyncClient(transport=EgressTransport(policy), trust_env=False) as client:
+            response = await client.get(f"http://rebind.test:{listener.port}/mcp")
+            assert response.status_code == 404
+            with pytest.raises(EgressRefused, match="private or reserved"):
+                await client.get("http://mixed.test/mcp")
+        assert calls == ["rebind.test", "mixed.test"]
+        assert f"host: rebind.test:{listener.port}".encode() in listener.seen().lower()
+        assert listener.connections == 1

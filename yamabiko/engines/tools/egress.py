@@ -34,7 +34,7 @@ import asyncio
 import ipaddress
 import socket
 import ssl
-from collections.abc import Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from typing import Final
 
@@ -171,12 +171,26 @@ def _port(text: str, entry: str) -> int:
     return int(text)
 
 
+Resolver = Callable[[str, int], Awaitable[list[str]]]
+"""Host and port to the addresses (as text) a connection may use."""
+
+
+async def system_resolver(host: str, port: int) -> list[str]:
+    """The system's resolver (``getaddrinfo`` in the loop's thread pool)."""
+    infos = await asyncio.get_running_loop().getaddrinfo(
+        host, port, type=socket.SOCK_STREAM, proto=socket.IPPROTO_TCP
+    )
+    return [str(info[4][0]) for info in infos]
+
+
 class EgressPolicy:
     """Judges MCP servers' destinations (see the module docstring). ``allow``: the
-    operator's exceptions; a malformed entry raises ValueError naming it."""
+    operator's exceptions; a malformed entry raises ValueError naming it. ``resolver``:
+    how names become addresses (default: the system's)."""
 
-    def __init__(self, allow: Iterable[str] = ()) -> None:
+    def __init__(self, allow: Iterable[str] = (), *, resolver: Resolver | None = None) -> None:
         self._entries = tuple(_parse_entry(e) for e in allow if e.strip())
+        self._resolver = resolver or system_resolver
 
     def __repr__(self) -> str:
         return f"EgressPolicy(entries={len(self._entries)})"
@@ -216,14 +230,15 @@ class EgressPolicy:
         if address is not None:
             return address
         try:
-            infos = await asyncio.get_running_loop().getaddrinfo(
-                host, port, type=socket.SOCK_STREAM, proto=socket.IPPROTO_TCP
-            )
+            answers = await self._resolver(host, port)
         except (OSError, UnicodeError):
             raise EgressRefused(f"{host} does not resolve") from None
         addresses: list[IPAddress] = []
-        for info in infos:
-            resolved = ipaddress.ip_address(str(info[4][0]).split("%", 1)[0])
+        for answer in answers[: MAX_ADDRESSES + 1]:
+            try:
+                resolved = ipaddress.ip_address(answer.split("%", 1)[0])
+            except ValueError:
+                raise EgressRefused(f"{host} does not resolve to a usable address") from None
             if resolved not in addresses:
                 addresses.append(resolved)
         if not addresses or len(addresses) > MAX_ADDRESSES:
