@@ -19,6 +19,7 @@ import pytest
 from tests.mcp.listeners import Recorder, closed_port, mcp_http_server
 from tests.support import Running, running_server
 from yamabiko.client import Client, RemoteError
+from yamabiko.engines.tools.egress import is_public, literal_address
 
 ADMIN = ["agent", "admin", "chat"]
 CANNOT_CONNECT = "could not connect to the MCP server"
@@ -150,9 +151,13 @@ async def test_a_name_that_resolves_to_a_private_address_is_refused_when_connect
     # This machine's own name resolves to loopback or to a private address (a
     # container's), never to a public one: a name the literal check cannot catch.
     name = socket.gethostname()
-    infos = socket.getaddrinfo(name, 80, type=socket.SOCK_STREAM)
-    if not infos:
+    try:
+        infos = socket.getaddrinfo(name, 80, type=socket.SOCK_STREAM)
+    except OSError:
         pytest.skip("the host name does not resolve here")
+    addresses = [literal_address(str(info[4][0])) for info in infos]
+    if not addresses or any(a is None or is_public(a) for a in addresses):
+        pytest.skip("the host name resolves to a public address here")
     async with (
         Recorder("404") as target,
         running_server(tmp_path) as server,
