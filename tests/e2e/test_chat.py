@@ -401,10 +401,43 @@ async def test_a_scripted_model_gives_testers_a_deterministic_session(tmp_path: 
         _, outside = await chat(client, {"message": "x", "model": "scripted/../escape"})
         assert outside.deltas == []
         assert [e["message"] for e in outside.errors] == [
-            "scripted file '../escape' is outside the scripts directory"
+            "scripted model '../escape' cannot be loaded"
         ]
         assert outside.end is not None
         assert outside.end["finishReason"] == "error"
+
+
+async def test_scripted_models_are_off_unless_a_scripts_directory_is_set(tmp_path: Path) -> None:
+    # The working directory holds the data dir (keys, database): it must not be a root.
+    (tmp_path / "here.jsonl").write_text('{"reply": "from the cwd"}\n')
+    async with running_server(tmp_path) as server, await server.client() as client:
+        for name in ("scripted/here.jsonl", "scripted/data/yamabiko.db"):
+            with pytest.raises(RemoteError) as off:
+                await client.call("chat/send", {"message": "hi", "model": name})
+            assert off.value.wire_code == -32010
+            assert "scripted models are off" in off.value.message
+
+
+async def test_a_script_that_cannot_be_loaded_reveals_nothing_about_the_file(
+    tmp_path: Path,
+) -> None:
+    scripts = tmp_path / "scripts"
+    scripts.mkdir()
+    (scripts / "log.jsonl").write_text('{"level": "info", "apiKeyHint": "sk-123"}\n')
+    (scripts / "binary.jsonl").write_bytes(b"\x00\xff\xfe")
+    async with (
+        running_server(tmp_path, scripts_dir=str(scripts)) as server,
+        await server.client() as client,
+    ):
+        messages = []
+        for name in ("log.jsonl", "binary.jsonl", "missing.jsonl", "../data", "."):
+            _, read = await chat(client, {"message": "x", "model": f"scripted/{name}"})
+            assert read.deltas == []
+            messages.append([e["message"] for e in read.errors])
+        assert messages == [
+            [f"scripted model {name!r} cannot be loaded"]
+            for name in ("log.jsonl", "binary.jsonl", "missing.jsonl", "../data", ".")
+        ]
 
 
 async def test_a_model_registered_by_an_admin_prices_the_next_reply(tmp_path: Path) -> None:

@@ -15,9 +15,10 @@ from yamabiko.engines.llm import (
     EngineRegistry,
     ScriptError,
     TextDelta,
+    UnknownModel,
     collect,
 )
-from yamabiko.engines.llm.scripted import split_words
+from yamabiko.engines.llm.scripted import Script, ScriptSyntaxError, split_words
 
 RULES = [
     {"pattern": "(?i)\\bhello\\b", "reply": "Hi! What are you working on?"},
@@ -124,32 +125,49 @@ async def test_a_rule_without_a_pattern_matches_anything(
 
 
 @pytest.mark.parametrize(
-    ("line", "error"),
-    [
-        ("{not json", "line 1"),
-        ('{"pattern": "("}', "line 1"),
-        ('{"reply": 3}', "line 1"),
-        ('{"reply": "x", "typo": 1}', "line 1"),
-    ],
+    "line",
+    ["{not json", '{"pattern": "("}', '{"reply": 3}', '{"reply": "x", "typo": 1}'],
 )
-async def test_an_invalid_file_says_which_line(
-    tmp_path: Path, registry: EngineRegistry, line: str, error: str
+async def test_an_invalid_file_is_the_one_load_error_quoting_nothing(
+    tmp_path: Path, registry: EngineRegistry, line: str
 ) -> None:
     (tmp_path / "bad.jsonl").write_text(line + "\n")
-    with pytest.raises(ScriptError, match=error):
+    with pytest.raises(ScriptError) as caught:
         await ask(registry, "hello", "scripted/bad.jsonl")
+    assert caught.value.message == "scripted model 'bad.jsonl' cannot be loaded"
 
 
-async def test_files_outside_the_scripts_directory_are_refused(
+def test_the_parser_says_which_line_for_the_tester() -> None:
+    with pytest.raises(ScriptSyntaxError, match="line 2") as caught:
+        Script.parse('{"reply": "ok"}\n{"typo": 1}\n', "demo")
+    assert (caught.value.line, caught.value.kind) == (2, "ValidationError")
+
+
+async def test_every_load_failure_is_the_same_error(
     tmp_path: Path, registry: EngineRegistry
 ) -> None:
     outside = tmp_path.parent / "outside.jsonl"
     outside.write_text('{"reply": "leak"}\n')
-    for name in ("scripted/../outside.jsonl", f"scripted/{outside}"):
-        with pytest.raises(ScriptError, match="outside"):
-            await ask(registry, "hello", name)
-    with pytest.raises(ScriptError, match="not found"):
-        await ask(registry, "hello", "scripted/missing.jsonl")
+    unreadable = tmp_path / "locked.jsonl"
+    unreadable.write_bytes(b"\xff\xfe not utf-8")
+    (tmp_path / "big.jsonl").write_text('{"reply": "x"}\n' * 100_000)
+    names = [
+        "../outside.jsonl", str(outside), "missing.jsonl", "locked.jsonl", "big.jsonl", ".",
+    ]  # fmt: skip
+    for name in names:
+        with pytest.raises(ScriptError) as caught:
+            await ask(registry, "hello", f"scripted/{name}")
+        assert caught.value.message == f"scripted model {name!r} cannot be loaded"
+
+
+async def test_without_a_scripts_directory_there_are_no_scripted_models(tmp_path: Path) -> None:
+    (tmp_path / "here.jsonl").write_text('{"reply": "x"}\n')
+    registry = EngineRegistry({}, retry=FAST_RETRY)
+    try:
+        with pytest.raises(UnknownModel, match="scripted models are off"):
+            registry.resolve("scripted/here.jsonl")
+    finally:
+        await registry.aclose()
 
 
 async def test_an_edited_file_is_read_again(tmp_path: Path, registry: EngineRegistry) -> None:

@@ -17,6 +17,7 @@ import pytest
 import uvicorn
 
 from tests.mcp.tool_server import build
+from yamabiko.engines.tools.egress import EgressPolicy
 from yamabiko.engines.tools.mcp import (
     McpClientError,
     McpClients,
@@ -36,6 +37,8 @@ HERE = Path(__file__).parent
 TOOL_SERVER = str(HERE / "tool_server.py")
 HANGING_SERVER = str(HERE / "hanging_server.py")
 TIMEOUTS = McpTimeouts(connect=15.0, list=10.0, call=10.0, close=10.0)
+LOOPBACK = EgressPolicy(["127.0.0.1"])
+"""The test's own HTTP servers listen on 127.0.0.1, which the default policy refuses."""
 
 
 def stdio(server_id: str = "tools", script: str = TOOL_SERVER) -> McpServerSpec:
@@ -44,7 +47,7 @@ def stdio(server_id: str = "tools", script: str = TOOL_SERVER) -> McpServerSpec:
 
 @pytest.fixture
 async def pool() -> AsyncIterator[McpClients]:
-    clients = McpClients([sys.executable], timeouts=TIMEOUTS)
+    clients = McpClients([sys.executable], timeouts=TIMEOUTS, egress=LOOPBACK)
     yield clients
     await clients.aclose()
 

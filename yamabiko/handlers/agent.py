@@ -311,7 +311,7 @@ class AgentTools:
             if server is None:
                 continue
             try:
-                spec = await server_spec(ctx, server, agent.id)
+                spec = await server_spec(ctx, server, agent)
                 listed = await svc.mcp.tools(spec)
             except McpClientError as exc:
                 log.info("an agent's MCP server offers no tools", extra={"reason": exc.message})

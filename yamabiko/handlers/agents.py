@@ -4,6 +4,11 @@ A user reaches their own agents; a tenant admin reaches all of the tenant's
 (:func:`~yamabiko.handlers.common.owner_filter`). Any other id is "not found" (-32004),
 never "forbidden". Secret values go from the params straight to the store: they are
 never returned, logged or put in an audit event.
+
+Only an agent's owner attaches MCP servers to it (``mcpServerIds``): the agent's secrets
+may be sent to the servers attached to it (``docs/mcp.md``, "Secret substitution"), so a
+tenant admin changing another user's list would choose where that user's keys go. An
+admin's update that changes the list of someone else's agent is -32003.
 """
 
 from __future__ import annotations
@@ -16,6 +21,7 @@ from msgspec import UNSET
 from yamabiko.handlers.common import audit, found, owner_filter, tenant, user
 from yamabiko.handlers.presets import BY_ID, PRESETS
 from yamabiko.handlers.services import services
+from yamabiko.protocol import errors
 from yamabiko.schema import agents as schema
 from yamabiko.schema.agents import (
     AgentCreateParams,
@@ -91,8 +97,12 @@ async def update(ctx: Context, params: AgentUpdateParams) -> Agent:
     if "mcp_server_ids" in changes:
         # Only for an agent the caller can see, so that an unknown agent is "agent not
         # found" whatever the ids: the lookup below costs one query.
-        await get(ctx, AgentRef(agent_id=params.agent_id))
+        current = await get(ctx, AgentRef(agent_id=params.agent_id))
         changes["mcp_server_ids"] = await _mcp_server_ids(ctx, changes["mcp_server_ids"])
+        if current.owner != user(ctx) and changes["mcp_server_ids"] != current.mcp_server_ids:
+            raise errors.Forbidden(
+                "forbidden: only the agent's owner attaches MCP servers to it - at $.mcpServerIds"
+            )
     agent = await services(ctx).store.agents.update(
         tenant(ctx), AgentId(params.agent_id), owner=owner_filter(ctx), **changes
     )

@@ -4,9 +4,12 @@
 session checks them from the schema). Everything acts within the caller's tenant;
 another tenant's server ids are -32004. ``add`` and ``remove`` are audit events
 (``mcp_server.add``, ``mcp_server.remove``), and so is an ``add`` refused because its
-stdio command is not on the allowlist (outcome ``refused``). Header values never reach
-a result, an error or an audit event: results show ``${secret:NAME}`` references as
-written and other values as ``***``.
+stdio command is not on the allowlist or its URL is refused by the egress policy, and a
+``test`` refused because the agent's secrets may not go to the server (``mcp_server.test``)
+(outcome ``refused``; ``docs/mcp.md``, "Egress policy": a literal private address or a
+loopback name is refused here, a name that resolves to one when connecting). Header
+values never reach a result, an error or an audit event: results show
+``${secret:NAME}`` references as written and other values as ``***``.
 
 Sessions to the servers are the node's :class:`~yamabiko.engines.tools.mcp.McpClients`
 pool (``services(ctx).mcp``); removing a server closes its sessions on this node (other
@@ -19,6 +22,7 @@ from typing import Any
 
 import msgspec
 
+from yamabiko.engines.tools.egress import EgressRefused
 from yamabiko.engines.tools.mcp import (
     SECRET_REF,
     McpClients,
@@ -27,7 +31,7 @@ from yamabiko.engines.tools.mcp import (
     secret_names,
     spec_from_server,
 )
-from yamabiko.handlers.common import audit, found, owner_filter, tenant
+from yamabiko.handlers.common import audit, found, owner_filter, tenant, user
 from yamabiko.handlers.services import services
 from yamabiko.protocol import errors
 from yamabiko.schema import mcp_servers as schema
@@ -41,7 +45,7 @@ from yamabiko.schema.mcp_servers import (
     McpServerTestResult,
     McpToolSummary,
 )
-from yamabiko.schema.objects import AgentId, McpServer, McpServerId, Page
+from yamabiko.schema.objects import Agent, AgentId, McpServer, McpServerId, Page
 from yamabiko.sessions.methods import Router
 from yamabiko.sessions.session import Context
 
@@ -114,6 +118,15 @@ async def add(ctx: Context, params: McpServerAddParams) -> McpServer:
             f"command not allowed: {command!r} is not on the server's stdio allowlist"
             " - at $.command"
         )
+    if params.url is not None:
+        try:
+            _pool(ctx).egress.check_url(params.url)
+        except EgressRefused as exc:
+            await audit(
+                ctx, "mcp_server.add", outcome="refused",
+                detail={"name": params.name, "reason": "url refused by the egress policy"},
+            )  # fmt: skip
+            raise errors.InvalidParams(f"url not allowed: {exc.message} - at $.url") from None
     server = await services(ctx).store.mcp_servers.add(
         tenant(ctx),
         name=params.name,
@@ -122,6 +135,7 @@ async def add(ctx: Context, params: McpServerAddParams) -> McpServer:
         args=params.args,
         url=params.url,
         headers=params.headers,
+        created_by=user(ctx),
     )
     detail: dict[str, Any] = {"name": server.name, "transport": server.transport}
     await audit(ctx, "mcp_server.add", target=server.id, detail=detail)
@@ -154,12 +168,27 @@ async def test(ctx: Context, params: McpServerTestParams) -> McpServerTestResult
         "MCP server",
         params.server_id,
     )
-    agent_id = AgentId(params.agent_id) if params.agent_id is not None else None
-    if agent_id is not None:
-        agent = await services(ctx).store.agents.get(tenant(ctx), agent_id, owner=owner_filter(ctx))
-        found(agent, "agent", agent_id)
+    agent: Agent | None = None
+    if params.agent_id is not None:
+        agent = found(
+            await services(ctx).store.agents.get(
+                tenant(ctx), AgentId(params.agent_id), owner=owner_filter(ctx)
+            ),
+            "agent",
+            params.agent_id,
+        )
+    if (
+        agent is not None
+        and secret_names(server.headers)
+        and not may_receive_secrets(server, agent)
+    ):
+        # Someone asking for another user's secrets to go to a server: worth a record.
+        await audit(
+            ctx, "mcp_server.test", target=server.id, outcome="refused",
+            detail={"agentId": agent.id, "reason": "the agent's secrets may not go to this server"},
+        )  # fmt: skip
     try:
-        spec = await server_spec(ctx, server, agent_id)
+        spec = await server_spec(ctx, server, agent)
     except McpConfigError as exc:
         return McpServerTestResult(ok=False, tools=[], latency_ms=0.0, error=exc.message)
     probe = await _pool(ctx).test(spec)
@@ -171,23 +200,36 @@ async def test(ctx: Context, params: McpServerTestParams) -> McpServerTestResult
     )
 
 
-async def server_spec(ctx: Context, server: McpServer, agent_id: AgentId | None) -> McpServerSpec:
+def may_receive_secrets(server: McpServer, agent: Agent) -> bool:
+    """Whether ``agent``'s secrets may be sent to ``server``: its owner attached the
+    server to it (only the owner can: see :mod:`yamabiko.handlers.agents`), or its
+    owner added the server. Naming someone else's agent never suffices."""
+    return server.id in agent.mcp_server_ids or server.created_by == agent.owner
+
+
+async def server_spec(ctx: Context, server: McpServer, agent: Agent | None) -> McpServerSpec:
     """The spec to connect to ``server`` with, its header references resolved from the
-    secrets of ``agent_id`` (which the caller has checked the user may use). Raises
-    McpConfigError naming a referenced secret that is not set (or no agent). For agent
-    runs as well as ``test``."""
+    secrets of ``agent`` (which the caller has checked the user may see). Raises
+    McpConfigError naming a referenced secret that is not set, or when there is no
+    agent or the agent's secrets may not go to this server (:func:`may_receive_secrets`),
+    before anything is sent. For agent runs as well as ``test``."""
     secrets: dict[str, str] = {}
     names = secret_names(server.headers)
-    if names and agent_id is not None:
-        store = services(ctx).store
-        for name in sorted(names):
-            value = await store.secrets.get_value(tenant(ctx), agent_id, name)
-            if value is not None:
-                secrets[name] = value
-    if names and agent_id is None:
+    if names and agent is None:
         missing = sorted(names)[0]
         raise McpConfigError(
             f"MCP server {server.id}: headers reference the agent secret {missing!r}: "
             "give agentId to test with an agent's secrets"
         )
+    if names and agent is not None:
+        if not may_receive_secrets(server, agent):
+            raise McpConfigError(
+                f"MCP server {server.id}: the secrets of agent {agent.id} go only to MCP"
+                " servers its owner attached to it or added"
+            )
+        store = services(ctx).store
+        for name in sorted(names):
+            value = await store.secrets.get_value(tenant(ctx), agent.id, name)
+            if value is not None:
+                secrets[name] = value
     return spec_from_server(server, secrets=secrets)

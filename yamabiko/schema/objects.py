@@ -181,6 +181,9 @@ class McpServer(_Object, frozen=True):
     headers: dict[str, str]
     created_at: datetime
     updated_at: datetime
+    created_by: UserId | None = None
+    """The user who added it (None: added before this was recorded). Secrets of that
+    user's agents may be sent to it (``docs/mcp.md``, "Secret substitution")."""
 
 
 class AuditEvent(_Object, frozen=True):

@@ -360,6 +360,7 @@ async def _rotate_keys(settings: Any) -> int:
     try:
         try:
             count = await store.secrets.reencrypt_all()
+            servers = await store.mcp_servers.reencrypt_all()
         except SecretDecryptError as exc:
             await store.audit.record(
                 None,
@@ -375,11 +376,13 @@ async def _rotate_keys(settings: Any) -> int:
             subject="operator",
             action="keys.rotate",
             outcome="ok",
-            detail={"secrets": count, "keys": len(keys)},
+            detail={"secrets": count, "mcpServers": servers, "keys": len(keys)},
         )
     finally:
         await store.close()
-    print(f"re-encrypted {count} secrets with the first key")
+    print(
+        f"re-encrypted {count} secrets and the headers of {servers} MCP servers with the first key"
+    )
     return 0
 
 

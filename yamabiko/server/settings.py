@@ -114,7 +114,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     ] = 2000
     scripts_dir: Annotated[
         str | None,
-        Meta(description="Directory `scripted/<file>` models read from; unset: the cwd."),
+        Meta(description="Directory `scripted/<file>` models read from; unset: none exist."),
     ] = None
     ghost_onnx_model_dir: Annotated[
         str | None,
@@ -179,6 +179,10 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
         float,
         Meta(ge=0.5, le=60, description="A producing node's lease on its live streams."),
     ] = 5.0
+    mcp_egress_allow: Annotated[
+        tuple[str, ...],
+        Meta(description="Private hosts/networks[:port] HTTP MCP servers may be at (comma list)."),
+    ] = ()
 
     @property
     def data_path(self) -> Path:
@@ -187,7 +191,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
 
     @property
     def scripts_path(self) -> Path | None:
-        """The scripts dir (``~`` expanded), or None for the working directory."""
+        """The scripts dir (``~`` expanded), or None: scripted models are off."""
         return Path(self.scripts_dir).expanduser() if self.scripts_dir else None
 
     @property

@@ -17,6 +17,7 @@ from yamabiko import __version__
 from yamabiko.engines.audio.base import AudioEngine
 from yamabiko.engines.ghost.base import GhostEngine
 from yamabiko.engines.llm import EngineRegistry
+from yamabiko.engines.tools.egress import EgressPolicy
 from yamabiko.engines.tools.mcp import McpClients
 from yamabiko.handlers import routers as handler_routers
 from yamabiko.handlers.generation import Generations
@@ -339,7 +340,9 @@ async def build_app(
             sweeper.cancel()
             await asyncio.wait({sweeper})
 
-    mcp = McpClients(allowlist=settings.mcp_stdio_allowlist)
+    mcp = McpClients(
+        allowlist=settings.mcp_stdio_allowlist, egress=EgressPolicy(settings.mcp_egress_allow)
+    )
     audio = audio_engines(settings, providers)
 
     async def close_generations() -> None:

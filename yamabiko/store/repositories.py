@@ -439,9 +439,11 @@ class McpServerRepository(Protocol):
         args: Sequence[str] = (),
         url: str | None = None,
         headers: Mapping[str, str] | None = None,
+        created_by: UserId | None = None,
     ) -> McpServer:
         """Adds a server: ``stdio`` needs ``command``, ``http`` needs ``url`` (else
-        InvalidParams). Raises AlreadyExists if the tenant has one by that name."""
+        InvalidParams). Raises AlreadyExists if the tenant has one by that name. Header
+        values are stored encrypted and come back decrypted (from every method)."""
         ...
 
     async def get(self, tenant_id: TenantId, server_id: McpServerId) -> McpServer | None: ...
@@ -451,6 +453,16 @@ class McpServerRepository(Protocol):
     ) -> Page[McpServer]: ...
 
     async def remove(self, tenant_id: TenantId, server_id: McpServerId) -> bool: ...
+
+    async def seal_plaintext_headers(self) -> int:
+        """Encrypts header values stored in plaintext (older rows); the rows sealed."""
+        ...
+
+    async def reencrypt_all(self) -> int:
+        """Re-encrypts every header value with the first key (``yamabiko rotate-keys``),
+        in one transaction; the number of servers. Raises SecretDecryptError, changing
+        nothing, if a value opens with no configured key."""
+        ...
 
 
 class AuditRepository(Protocol):

@@ -128,8 +128,9 @@ class EngineRegistry:
     A provider with a key or a base URL in ``env`` is built at once (``preload``: its
     SDK's import, about a second, happens at start-up); any other engine on first use.
     ``scripted_root``: the directory scripted models are read from, and that they cannot
-    leave (default: the working directory); ``local_token_delay``: seconds before each
-    token of the local engine; ``timeout``: seconds an HTTP read may wait on a provider.
+    leave (None: there are no scripted models, every ``scripted/...`` name is unknown);
+    ``local_token_delay``: seconds before each token of the local engine; ``timeout``:
+    seconds an HTTP read may wait on a provider.
     """
 
     def __init__(
@@ -172,6 +173,11 @@ class EngineRegistry:
         that provider, if it has one. Raises :class:`UnknownModel` for a name no engine
         serves, :class:`MissingApiKey` when no key is available."""
         engine_name, provider_model = parse_model(name)
+        if engine_name == "scripted" and self._scripted_root is None:
+            raise UnknownModel(
+                f"unknown model {name!r}: scripted models are off on this server"
+                " (YAMABIKO_SCRIPTS_DIR is not set)"
+            )
         if engine_name == "local" and provider_model not in LOCAL_MODELS:
             known = ", ".join(f"local/{m}" for m in LOCAL_MODELS)
             raise UnknownModel(f"no local model {provider_model!r}: known are {known}")
@@ -197,6 +203,8 @@ class EngineRegistry:
         if engine_name == "local":
             return LocalEngine(token_delay=self._local_token_delay)
         if engine_name == "scripted":
+            if self._scripted_root is None:
+                raise UnknownModel("scripted models are off (YAMABIKO_SCRIPTS_DIR is not set)")
             return ScriptedEngine(self._scripted_root)
         provider = PROVIDERS.get(engine_name)
         if provider is None:

@@ -1,6 +1,8 @@
 """A scripted engine: replies read from a file, for testers who need deterministic
 sessions. The model name is ``scripted/<path>``, the path relative to the scripts
-directory the server allows (its working directory unless configured otherwise).
+directory the server names (``YAMABIKO_SCRIPTS_DIR``); with none named, scripted models
+do not exist (the registry answers "unknown model"), so that a production server never
+reads files on a user's say-so. The format is documented in ``docs/streams.md``.
 
 The file is JSON Lines, one rule an object; blank lines and lines starting with ``#``
 are skipped. The first rule whose ``pattern`` (a Python regular expression, searched in
@@ -21,11 +23,17 @@ is raised before the first (and retried if ``retryable``), later it ends the str
 ``finishReason: error``, as a provider failing mid-way would. Usage: the prompt estimated
 at four characters a token, and one token a delta. The file is re-read when it changes.
 No rule matching is an error, so that a gap in a script shows.
+
+Every failure to load a script (no such file, unreadable, outside the directory, too
+big, not valid) is the same :data:`LOAD_FAILED` error naming only what the user asked
+for: a user must not learn which files exist or what they hold. The reason goes to the
+log at DEBUG, without the file's contents.
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
 import re
 from collections.abc import AsyncGenerator
 from pathlib import Path
@@ -45,6 +53,25 @@ from yamabiko.engines.llm.base import (
 from yamabiko.engines.llm.errors import EngineError, ScriptError
 
 NAME: Final = "scripted"
+MAX_SCRIPT_BYTES: Final = 1_000_000
+"""A bigger file is not loaded (a script is a tester's handful of rules)."""
+
+_log = logging.getLogger(__name__)
+
+
+def load_failed(name: str) -> ScriptError:
+    """The one error for every script that cannot be loaded, whatever the reason."""
+    return ScriptError(f"scripted model {name!r} cannot be loaded")
+
+
+class ScriptSyntaxError(ScriptError):
+    """A line of a script is not a valid rule: ``line`` (from 1) and ``kind`` (the
+    decoder's or the regular expression's error class). The message quotes the error."""
+
+    def __init__(self, message: str, line: int, kind: str) -> None:
+        super().__init__(message)
+        self.line = line
+        self.kind = kind
 
 
 class ScriptedFailure(msgspec.Struct, rename="camel", forbid_unknown_fields=True, frozen=True):
@@ -85,7 +112,11 @@ class Script:
                 rule = decoder.decode(stripped)
                 pattern = re.compile(rule.pattern) if rule.pattern is not None else None
             except (msgspec.DecodeError, re.error) as exc:
-                raise ScriptError(f"{source}, line {number}: {exc}") from None
+                # The message may quote the line: it stays here (tests, the tester's own
+                # tools); the engine logs only the line number and the kind.
+                raise ScriptSyntaxError(
+                    f"{source}, line {number}: {exc}", number, type(exc).__name__
+                ) from None
             rules.append((pattern, rule))
         return cls(rules)
 
@@ -102,8 +133,8 @@ class ScriptedEngine:
 
     name = NAME
 
-    def __init__(self, root: Path | None = None) -> None:
-        self.root = (root or Path.cwd()).resolve()
+    def __init__(self, root: Path) -> None:
+        self.root = root.resolve()
         self._cache: dict[Path, tuple[tuple[int, int], Script]] = {}
 
     def stream(self, request: LLMRequest) -> AsyncGenerator[LLMEvent, None]:
@@ -111,23 +142,36 @@ class ScriptedEngine:
 
     def load(self, name: str) -> Script:
         """The script named ``name`` (relative to the root), parsed, from a cache that
-        follows the file's changes."""
+        follows the file's changes. Raises :func:`load_failed`'s error for any failure."""
+        try:
+            return self._load(name)
+        except _Unloadable as exc:
+            # The reason, never the contents: a parse error may quote the file.
+            _log.debug("scripted model %r not loaded: %s", name, exc.reason)
+            raise load_failed(name) from None
+
+    def _load(self, name: str) -> Script:
         path = (self.root / name).resolve()
         if not path.is_relative_to(self.root):
-            raise ScriptError(f"scripted file {name!r} is outside the scripts directory")
+            raise _Unloadable("outside the scripts directory")
         try:
             stat = path.stat()
-        except OSError:
-            raise ScriptError(f"scripted file {name!r} not found") from None
+        except OSError as exc:
+            raise _Unloadable(f"stat failed: {type(exc).__name__}") from None
+        if stat.st_size > MAX_SCRIPT_BYTES:
+            raise _Unloadable(f"bigger than {MAX_SCRIPT_BYTES} bytes")
         version = (stat.st_mtime_ns, stat.st_size)
         cached = self._cache.get(path)
         if cached is not None and cached[0] == version:
             return cached[1]
         try:
             text = path.read_text("utf-8")
-        except (OSError, UnicodeDecodeError):
-            raise ScriptError(f"scripted file {name!r} cannot be read") from None
-        script = Script.parse(text, repr(name))
+        except (OSError, UnicodeDecodeError) as exc:
+            raise _Unloadable(f"read failed: {type(exc).__name__}") from None
+        try:
+            script = Script.parse(text, repr(name))
+        except ScriptSyntaxError as exc:
+            raise _Unloadable(f"invalid at line {exc.line}: {exc.kind}") from None
         self._cache[path] = (version, script)
         return script
 
@@ -151,6 +195,14 @@ class ScriptedEngine:
 
     async def aclose(self) -> None:
         return None
+
+
+class _Unloadable(Exception):
+    """Why a script was not loaded: for the log only."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
 
 
 def split_words(text: str) -> list[str]:

@@ -23,6 +23,12 @@ Guarantees:
   SDK's minimal environment (``HOME``, ``PATH``, ...) plus the spec's ``env``, never the
   server's own variables (provider keys), and its stderr goes to ``errlog`` (default:
   discarded).
+- http URLs go through the egress policy (:mod:`yamabiko.engines.tools.egress`): a
+  destination it refuses is :class:`McpEgressRefused`, decided before connecting, and
+  every request connects to the address the policy judged. Any other failure to reach
+  an http server before its session is ready (refused, unreachable, reset, timed out,
+  not an MCP server, refused our headers) is the one message :data:`CANNOT_CONNECT`, so
+  that the error cannot be used to scan ports; the cause is logged at DEBUG.
 - Failures are data or one exception family, never a crash: a tool's own error and an
   MCP error answer to ``tools/call`` are a :class:`ToolResult` with ``is_error``; not
   allowed, cannot connect, timed out, connection lost, and an MCP error answer to
@@ -46,6 +52,7 @@ import json
 import logging
 import os
 import re
+import ssl
 import time
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
@@ -64,9 +71,11 @@ from mcp.shared.exceptions import MCPError
 from mcp.shared.message import SessionMessage
 from mcp_types import CONNECTION_CLOSED, REQUEST_TIMEOUT
 
+from yamabiko.engines.tools.egress import EgressPolicy, EgressRefused, EgressTransport
 from yamabiko.schema.objects import McpServer
 
 __all__ = [
+    "CANNOT_CONNECT",
     "DEFAULT_MAX_SESSIONS",
     "SECRET_REF",
     "McpClientError",
@@ -74,6 +83,7 @@ __all__ = [
     "McpConfigError",
     "McpConnectError",
     "McpConnectionLost",
+    "McpEgressRefused",
     "McpNotAllowed",
     "McpProbe",
     "McpProtocolError",
@@ -98,6 +108,8 @@ MAX_RESULT_CHARS: Final = 100_000
 """A tool result's text is cut to this many characters (a marker says so)."""
 SECRET_REF: Final = re.compile(r"\$\{secret:([A-Za-z_][A-Za-z0-9_]{0,63})\}")
 """``${secret:NAME}`` in a header value: the agent's secret ``NAME``."""
+CANNOT_CONNECT: Final = "could not connect to the MCP server"
+"""Every failure to reach an http server before its session is ready, whatever it was."""
 
 
 # errors
@@ -114,6 +126,10 @@ class McpClientError(Exception):
 
 class McpNotAllowed(McpClientError):
     """A stdio command that is not on the allowlist."""
+
+
+class McpEgressRefused(McpNotAllowed):
+    """An http URL whose destination the egress policy refuses (before any connection)."""
 
 
 class McpConfigError(McpClientError):
@@ -341,7 +357,8 @@ class McpClients:
 
     ``allowlist``: the stdio commands that may be started (exact names or absolute
     paths; anything else raises ValueError here). ``errlog``: where stdio servers'
-    stderr goes (None: discarded).
+    stderr goes (None: discarded). ``egress``: where http servers may be (None: the
+    default policy, public addresses only).
     """
 
     def __init__(
@@ -352,6 +369,7 @@ class McpClients:
         max_sessions: int = DEFAULT_MAX_SESSIONS,
         errlog: TextIO | None = None,
         client_name: str = "yamabiko",
+        egress: EgressPolicy | None = None,
     ) -> None:
         if max_sessions < 1:
             raise ValueError("max_sessions must be at least 1")
@@ -363,6 +381,8 @@ class McpClients:
                 )
         self.allowlist: frozenset[str] = frozenset(entries)
         self.timeouts = timeouts or McpTimeouts()
+        self.egress = egress or EgressPolicy()
+        self._ssl: asyncio.Future[ssl.SSLContext] | None = None
         self.max_sessions = max_sessions
         self._errlog = errlog
         self._devnull: TextIO | None = None
@@ -393,6 +413,10 @@ class McpClients:
         elif spec.transport == "http":
             if not spec.url or not spec.url.startswith(("http://", "https://")):
                 raise McpConfigError(f"MCP server {spec.id}: http needs an http(s) URL")
+            try:
+                self.egress.check_url(spec.url)
+            except EgressRefused as exc:
+                raise McpEgressRefused(f"MCP server {spec.id}: {exc.message}") from None
         else:
             raise McpConfigError(f"MCP server {spec.id}: unknown transport {spec.transport!r}")
 
@@ -586,6 +610,9 @@ class McpClients:
             await asyncio.wait_for(asyncio.shield(entry.ready), self.timeouts.connect)
         except TimeoutError:
             await self._close(entry)
+            if spec.transport == "http":
+                _log.debug("MCP server %s: no session within the connect timeout", spec.id)
+                raise McpConnectError(f"MCP server {spec.id}: {CANNOT_CONNECT}") from None
             raise McpTimeout(
                 f"MCP server {spec.id}: no answer to initialize within {self.timeouts.connect:g}s",
                 "connect",
@@ -673,13 +700,25 @@ class McpClients:
             )
             return await stack.enter_async_context(stdio_client(params, errlog=self._stderr()))
         assert spec.url is not None
+        # Judged here first so that a refusal is reported as such (inside the SDK it
+        # would become a failed request); the transport judges every request again.
+        await self.egress.resolve(httpx2.URL(spec.url))
         http = await stack.enter_async_context(
             httpx2.AsyncClient(
                 headers=dict(spec.headers),
                 timeout=httpx2.Timeout(self.timeouts.connect, read=300.0),
+                transport=EgressTransport(self.egress, await self._ssl_context()),
+                trust_env=False,
             )
         )
         return await stack.enter_async_context(streamable_http_client(spec.url, http_client=http))
+
+    async def _ssl_context(self) -> ssl.SSLContext:
+        """One TLS context for every http session, built once off the loop (loading the
+        CA bundle blocks for 100-300 ms; per session it stalled every other client)."""
+        if self._ssl is None:
+            self._ssl = asyncio.ensure_future(asyncio.to_thread(httpx2.create_ssl_context))
+        return await asyncio.shield(self._ssl)
 
     def _stderr(self) -> TextIO:
         if self._errlog is not None:
@@ -750,6 +789,14 @@ def _connect_error(spec: McpServerSpec, exc: BaseException, limit: float) -> Mcp
     for leaf in leaves:
         if isinstance(leaf, McpClientError):
             return leaf
+        if isinstance(leaf, EgressRefused):
+            return McpEgressRefused(f"MCP server {spec.id}: {leaf.message}")
+    if spec.transport == "http":
+        # One message whatever happened: refused, unreachable, reset, timed out, not
+        # MCP. The kind goes to the log only (never a message: it may quote a header).
+        kinds = ", ".join(sorted({type(leaf).__name__ for leaf in leaves})) or type(exc).__name__
+        _log.debug("MCP server %s: could not connect: %s", spec.id, kinds)
+        return McpConnectError(f"MCP server {spec.id}: {CANNOT_CONNECT}")
     for leaf in leaves:
         if isinstance(leaf, TimeoutError):
             return McpTimeout(

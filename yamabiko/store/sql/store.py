@@ -46,7 +46,7 @@ class SqlStore:
         self.messages: MessageRepository = SqlMessages(db)
         self.usage: UsageRepository = SqlUsage(db)
         self.models: ModelRepository = SqlModels(db)
-        self.mcp_servers: McpServerRepository = SqlMcpServers(db)
+        self.mcp_servers: McpServerRepository = SqlMcpServers(db, box)
         self.revocations: RevokedTokens = SqlRevokedTokens(db)
         self.audit: AuditRepository = SqlAudit(db)
         self.ghost_counts: GhostCountRepository = SqlGhostCounts(db)
@@ -66,7 +66,9 @@ async def open_store(
 ) -> Store:
     """Opens the store a URL names (see :func:`~.database.connect` for the forms) with
     the given Fernet keys (the first encrypts), applying pending migrations first unless
-    ``migrate`` is False (when an operator runs ``yamabiko migrate`` separately).
+    ``migrate`` is False (when an operator runs ``yamabiko migrate`` separately). Migrating
+    also encrypts MCP server header values still stored in plaintext (older rows); until
+    then such rows are read as they are.
 
     Raises StoreConfigError for a bad URL or key before connecting to anything.
     """
@@ -75,6 +77,9 @@ async def open_store(
     try:
         if migrate:
             await apply_migrations(db)
+            # Part of migrating, in Python because encrypting needs the keys (0005
+            # added the column). Cheap when nothing is left to seal.
+            await SqlMcpServers(db, box).seal_plaintext_headers()
     except BaseException:
         await db.close()
         raise
