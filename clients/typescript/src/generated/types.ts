@@ -517,6 +517,7 @@ export interface McpServer {
   headers: { [key: string]: string };
   createdAt: string;
   updatedAt: string;
+  createdBy?: string | null;
 }
 
 /**
