@@ -534,7 +534,9 @@ class App:
 @cache
 def _playground_page() -> tuple[bytes, str]:
     """The playground's HTML (read once) and its CSP: only its own inline script and
-    style run (by hash), it connects to WebSockets and plays nothing but generated audio."""
+    style run (by hash), it connects to WebSockets and plays nothing but generated audio.
+    ``blob:`` scripts are allowed because the client library loads its AudioWorklet
+    processor from a blob URL it builds itself (a worklet module cannot be inline)."""
     body = resources.files("yamabiko").joinpath("server/playground/index.html").read_bytes()
     text = body.decode()
 
@@ -544,7 +546,7 @@ def _playground_page() -> tuple[bytes, str]:
         return " ".join(f"'sha256-{d}'" for d in digests)
 
     csp = (
-        f"default-src 'none'; script-src {hashes('script')}; style-src {hashes('style')}; "
+        f"default-src 'none'; script-src {hashes('script')} blob:; style-src {hashes('style')}; "
         "connect-src 'self' ws: wss:; media-src blob:; img-src 'self' data:; "
         "base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
     )
