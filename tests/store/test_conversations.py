@@ -202,3 +202,17 @@ async def test_messages_left_streaming_are_listed_across_tenants_oldest_first(
     listed = await store.messages.streaming(before=cutoff)
     assert listed == [(ACME, first[1].id), (GLOBEX, second[1].id)]
     assert await store.messages.streaming(before=cutoff, limit=1) == [(ACME, first[1].id)]
+
+
+async def test_a_model_reply_with_nul_is_stored_marked_on_every_store(store: Store) -> None:
+    """Clients cannot send U+0000, but a model can answer one: the reply is kept with
+    U+FFFD in its place (PostgreSQL cannot store NUL), never lost."""
+    conversation = await store.conversations.create(ACME, ALICE)
+    message = await store.messages.append(
+        ACME, conversation.id, role="assistant", content="a\x00b", status="streaming"
+    )
+    assert message is not None
+    assert message.content == "a\ufffdb"
+    done = await store.messages.update(ACME, message.id, content="x\x00y", status="complete")
+    assert done is not None
+    assert done.content == "x\ufffdy"

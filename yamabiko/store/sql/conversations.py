@@ -152,6 +152,13 @@ class SqlConversations:
         return deleted > 0
 
 
+def storable(text: str) -> str:
+    """``text`` with U+0000 replaced by U+FFFD. Clients' strings with NUL are refused at
+    decoding (docs/protocol.md); a model's output is ours to store, and PostgreSQL cannot
+    hold NUL, so a reply that contains one is kept, marked, rather than lost."""
+    return text.replace("\x00", "\ufffd") if "\x00" in text else text
+
+
 class SqlMessages:
     """:class:`~yamabiko.store.repositories.MessageRepository` in SQL."""
 
@@ -172,6 +179,7 @@ class SqlMessages:
         cost_usd: float = 0.0,
     ) -> Message | None:
         now = utc_now()
+        content = storable(content)
         async with self._db.transaction() as tx:
             if not await _touch(tx, tenant_id, conversation_id, now):
                 return None
@@ -266,7 +274,7 @@ class SqlMessages:
         cost_usd: float | UnsetType = UNSET,
     ) -> Message | None:
         changes = provided(
-            content=content,
+            content=content if isinstance(content, UnsetType) else storable(content),
             status=status,
             model=model,
             input_tokens=input_tokens,
