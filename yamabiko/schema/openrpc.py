@@ -70,6 +70,8 @@ def build() -> dict[str, Any]:
                 for field, field_schema in params.get("properties", {}).items()
             ],
         }
+        # The params object as one named type too, for generators that want the name.
+        method["x-params"] = ref_of[id(schema.params)]
         if "description" in params and set(params.get("properties", {})) - {"_meta"}:
             method["description"] = inspect.cleandoc(params["description"])
         if schema.result is not None:

@@ -11,7 +11,7 @@ let relay: Relay;
 /** A server keeping only 8 items of each stream's history. */
 let short: Server;
 before(async () => {
-  [server, short] = await Promise.all([startServer(), startServer({}, { YAMABIKO_STREAM_MAX_ITEMS: "8" })]);
+  [server, short] = await Promise.all([startServer(), startServer({}, { YAMABIKO_STREAM_MAX_ITEMS: "80" })]);
   relay = await startRelay(server);
 });
 after(async () => {
@@ -123,8 +123,11 @@ test("a socket killed mid-stream: the frames resume after the last one, each onc
 test("resuming past the history the server keeps is a StreamExpiredError", async () => {
   const client = await connect(short.url, { token: short.token() });
   try {
-    const stream = await client.audio.synthesize(melody(1));
+    // 80 items kept: more than a fast producer runs ahead of its reader (64 frames), so
+    // the live read keeps up, and fewer than the 100-odd frames of two seconds of song.
+    const stream = await client.audio.synthesize(melody(4));
     await readAll(stream);
+    assert.ok(stream.lastSeq > 90, `${stream.lastSeq} frames`);
     await assert.rejects(client.audio.resume(stream.streamId, 1), (e: unknown) => e instanceof StreamExpiredError);
     // Within what is kept it still works: the last two frames, then audio/end.
     const tail = await client.audio.resume(stream.streamId, stream.lastSeq - 3);

@@ -8,28 +8,20 @@ import { generate } from "../scripts/generate.mjs";
 
 const doc = JSON.parse(readFileSync(new URL("../../../yamabiko/schema/openrpc.json", import.meta.url), "utf8"));
 
-/** The document with each method's fields as by-name params. */
-function byName(original) {
+/** The document with each method's params as one `params` object (its `x-params` type),
+ * the shape older documents had. */
+function oneObject(original) {
   const copy = structuredClone(original);
   for (const method of copy.methods) {
-    const [only] = method.params;
-    if (method.params.length !== 1 || only.name !== "params") continue;
-    const ref = only.schema.$ref.split("/").pop();
-    const schema = copy.components.schemas[ref];
-    const required = new Set(schema.required ?? []);
-    method.params = Object.entries(schema.properties ?? {}).map(([name, s]) => ({
-      name,
-      required: required.has(name),
-      schema: s,
-    }));
+    method.params = [{ name: "params", required: true, schema: method["x-params"] }];
   }
   return copy;
 }
 
 test("by-name params are read as well as one params object", () => {
   const methods = (text) => text.slice(text.indexOf("export interface ClientRequests"));
-  const a = methods(generate(doc));
-  const b = methods(generate(byName(doc)));
+  const a = methods(generate(oneObject(doc)));
+  const b = methods(generate(doc));
   // By name, a method's params are an inline object rather than the named type.
   assert.match(b, /"chat\/send": \{\n    params: \{\n      message: string;/);
   assert.match(a, /"chat\/send": \{\n    params: ChatSendParams;/);

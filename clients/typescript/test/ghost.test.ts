@@ -23,10 +23,17 @@ const TARGET =
 
 /** The server holds the same text as `doc` at `doc.version`: `ghost/complete` for
  * that version succeeds and suggests what a fresh document with the text gets. */
-async function assertInSync(client: YamabikoClient, doc: GhostDocument): Promise<void> {
+/** The server's suggestions for `doc` are those of a fresh document with its text (opened
+ * with the same `threshold`, when the test gave one). */
+async function assertInSync(client: YamabikoClient, doc: GhostDocument, threshold?: number): Promise<void> {
   const ours = await client.call("ghost/complete", { docId: doc.docId, version: doc.version });
   assert.equal(ours.version, doc.version);
-  const fresh = await client.ghost.open({ text: doc.text, kind: "prompt", cursor: doc.cursor });
+  const fresh = await client.ghost.open({
+    text: doc.text,
+    kind: "prompt",
+    cursor: doc.cursor,
+    ...(threshold === undefined ? {} : { threshold }),
+  });
   const theirs = await client.call("ghost/complete", { docId: fresh.docId });
   await fresh.close();
   assert.deepEqual(
@@ -99,19 +106,20 @@ test("200 keystrokes with deletions stay in step with the server; only current s
 test("accept, partial accept and reject report feedback and edit the text", async () => {
   const client = await connect(server.url, { token: server.token() });
   try {
-    const doc = await client.ghost.open({ text: "Add some compression to the vo", kind: "prompt" });
+    // Threshold 0: every suggestion is shown, so that each step below has one to act on.
+    const doc = await client.ghost.open({ text: "Add some compression to the vo", kind: "prompt", threshold: 0 });
     const first = (await nextSuggestions(doc))[0]!;
     const before_ = doc.text;
     assert.equal(doc.accept(), first.text);
     assert.equal(doc.text, before_ + first.text);
     assert.deepEqual(doc.suggestions, [], "the accepted suggestion is gone");
-    await assertInSync(client, doc);
+    await assertInSync(client, doc, 0);
 
     doc.update(doc.text + " and");
     const next = (await nextSuggestions(doc))[0]!;
     const part = doc.acceptPartial();
     assert.ok(part && next.text.startsWith(part));
-    await assertInSync(client, doc);
+    await assertInSync(client, doc, 0);
 
     doc.update(doc.text + " ");
     await nextSuggestions(doc);

@@ -75,7 +75,7 @@ export async function startServer(scripts: Record<string, string> = {}, env: Rec
 
 function firstLine(proc: ChildProcess): Promise<string> {
   return new Promise((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error("yamabiko serve did not start")), 30_000);
+    const timer = setTimeout(() => reject(new Error("yamabiko serve did not start")), 90_000);
     const lines = createInterface({ input: proc.stdout! });
     lines.once("line", (line) => {
       clearTimeout(timer);
