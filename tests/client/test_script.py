@@ -13,6 +13,7 @@ from yamabiko.client.script import (
     closest,
     match,
     parse_script,
+    redact,
     substitute,
     to_script,
 )
@@ -188,3 +189,29 @@ def test_to_script_saves_generated_ids_and_hides_timestamps_and_deltas() -> None
     import json
 
     parse_script("\n".join(json.dumps(s) for s in steps))
+
+
+def test_redact_hides_secret_fields_at_any_depth_and_jwts_anywhere() -> None:
+    jwt = "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJhIn0.sig"
+    message = {
+        "params": {
+            "token": "t0",
+            "servers": [{"headers": {"Authorization": "Bearer x"}, "api_key": "k"}],
+            "refreshToken": "r",
+            "clientSecret": "s",
+            "text": f"my token is {jwt}, keep it",
+            "tokens": 12,
+            "name": "Demo",
+        }
+    }
+    assert redact(message) == {
+        "params": {
+            "token": "[redacted]",
+            "servers": [{"headers": {"Authorization": "[redacted]"}, "api_key": "[redacted]"}],
+            "refreshToken": "[redacted]",
+            "clientSecret": "[redacted]",
+            "text": "my token is [redacted], keep it",
+            "tokens": 12,
+            "name": "Demo",
+        }
+    }

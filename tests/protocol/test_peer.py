@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from yamabiko.protocol.errors import INVALID_REQUEST, PARSE_ERROR
+from yamabiko.protocol.errors import INVALID_REQUEST, PARSE_ERROR, ConnectionClosed
 from yamabiko.protocol.messages import (
     Batch,
     Dropped,
@@ -173,7 +173,7 @@ def test_valid_json_that_is_neither_object_nor_array_is_invalid_request(value: A
 def test_response_is_matched_to_our_request_and_popped() -> None:
     peer = Peer()
     request_id, _ = peer.request("client/applyActions", {"actions": []})
-    assert peer.pending == {request_id: "client/applyActions"}
+    assert {rid: e.method for rid, e in peer.pending.items()} == {request_id: "client/applyActions"}
     answer = msg(id=request_id, result={"applied": 2})
     event = peer.receive(answer)
     assert event == Response(request_id, "client/applyActions", b'{"applied": 2}', None)
@@ -214,6 +214,43 @@ def test_response_after_forget_is_dropped() -> None:
     event = peer.receive(msg(id=request_id, result={}))
     assert isinstance(event, Dropped)
     assert event.id == request_id
+
+
+class _Waiter:
+    """A waiter without an event loop: records what it was given."""
+
+    def __init__(self) -> None:
+        self.outcome: object = None
+
+    def done(self) -> bool:
+        return self.outcome is not None
+
+    def set_result(self, result: Response, /) -> None:
+        self.outcome = result
+
+    def set_exception(self, exception: BaseException, /) -> None:
+        self.outcome = exception
+
+
+def test_the_waiter_of_a_request_gets_its_response() -> None:
+    peer = Peer()
+    waiter = _Waiter()
+    request_id, _ = peer.request("client/ask", {}, waiter)
+    event = peer.receive(msg(id=request_id, result={"ok": True}))
+    assert waiter.outcome == event == Response(request_id, "client/ask", b'{"ok": true}', None)
+
+
+def test_fail_pending_gives_every_waiter_the_outcome_and_empties_the_table() -> None:
+    peer = Peer()
+    waiters = [_Waiter(), _Waiter()]
+    ids = [peer.request("m", {}, w)[0] for w in waiters]
+    peer.request("no waiter", {})
+    closed = ConnectionClosed(1001, "going away", local=False)
+    assert peer.fail_pending(closed) == 3
+    assert [w.outcome for w in waiters] == [closed, closed]
+    assert peer.pending == {}
+    # An answer arriving after the close finds nobody.
+    assert isinstance(peer.receive(msg(id=ids[0], result={})), Dropped)
 
 
 def test_string_id_response_does_not_match_an_int_request() -> None:

@@ -107,6 +107,52 @@ def test_a_script_that_initializes_itself_is_not_initialized_twice(
     assert done.returncode == 0, done.stderr
 
 
+FAKE_JWT = "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJib2IifQ.c2lnbmF0dXJl"
+
+
+@pytest.mark.parametrize("flag", ["-v", "--verbose"])
+def test_verbose_prints_each_message_sent_and_received_with_secrets_redacted(
+    server: tuple[str, Path], tmp_path: Path, flag: str
+) -> None:
+    path = write(
+        tmp_path,
+        '{"send": {"method": "ping"}}\n'
+        '{"expect": {"id": 1, "result": {}}}\n'
+        f'{{"send": {{"method": "session/refresh", "params": {{"token": "{FAKE_JWT}"}}}}}}\n'
+        '{"expect": {"id": 2, "error": {"code": -32001}}}\n'
+        f'{{"notify": {{"method": "test/none", "params": {{"note": "bearer {FAKE_JWT}"}}}}}}\n',
+    )
+    done = script(server, flag, path)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout == "5 steps passed\n"  # the trace leaves stdout alone
+    lines = done.stderr.splitlines()
+    assert lines[0].startswith("# connected to ws://")
+    sent = [line for line in lines if line.startswith("> ")]
+    received = [line for line in lines if line.startswith("< ")]
+    assert sent[0].startswith('> initialize {"jsonrpc":"2.0","id":"script-initialize"')
+    assert sent[2] == '> step 1 (line 1) {"jsonrpc":"2.0","method":"ping","id":1}'
+    assert sent[3] == (
+        '> step 3 (line 3) {"jsonrpc":"2.0","method":"session/refresh",'
+        '"params":{"token":"[redacted]"},"id":2}'
+    )
+    assert sent[4] == (
+        '> step 5 (line 5) {"jsonrpc":"2.0","method":"test/none",'
+        '"params":{"note":"bearer [redacted]"}}'
+    )
+    assert '< {"jsonrpc":"2.0","id":1,"result":{}}' in received
+    assert any('"id":2,"error":{"code":-32001' in line for line in received)
+    assert "# step 2 (line 2) expect matched" in lines
+    # Neither the script's secret nor the token the CLI minted to connect is printed.
+    assert "eyJ" not in done.stderr
+    assert FAKE_JWT.split(".")[2] not in done.stderr
+
+
+def test_without_verbose_nothing_is_traced(server: tuple[str, Path], tmp_path: Path) -> None:
+    path = write(tmp_path, '{"send": {"method": "ping"}}\n{"expect": {"id": 1}}\n')
+    done = script(server, path)
+    assert (done.returncode, done.stdout, done.stderr) == (0, "2 steps passed\n", "")
+
+
 def test_an_unreachable_server_exits_1(tmp_path: Path) -> None:
     path = write(tmp_path, '{"send": {"method": "ping"}}\n')
     done = run("script", "--url", "ws://127.0.0.1:9/ws", "--token", "x", path)

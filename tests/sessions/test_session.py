@@ -25,7 +25,8 @@ from tests.sessions.memory import (
 )
 from yamabiko.protocol import errors
 from yamabiko.schema.session import MCP_PROTOCOLS
-from yamabiko.sessions.session import Session, State
+from yamabiko.sessions.session import Session
+from yamabiko.sessions.state import IllegalTransition, State
 
 
 @pytest.fixture
@@ -622,8 +623,10 @@ async def test_shutdown_cancels_everything_and_closes_the_queue(
     assert session.state is State.CLOSED
     assert closed == ["first", "last"]
     async with asyncio.timeout(WAIT):
-        with pytest.raises(asyncio.CancelledError):
+        # The typed outcome, not a bare CancelledError: the client went away.
+        with pytest.raises(errors.ConnectionClosed) as closed_exc:
             await asking
+        assert closed_exc.value.local is False
         while session.running:
             await asyncio.sleep(0)
     assert sorted(gates.exited) == ["a", "b"]
@@ -645,3 +648,34 @@ async def test_close_records_the_code_once(session: Session, transport: MemoryTr
     assert (closing_before, session.closing) == (False, True)
     assert transport.closed == (4001, "token expired")
     assert session.stats.closed_by_code == {4001: 1}
+
+
+# The transition table on a real session
+
+
+async def test_a_second_initialize_is_refused_by_the_table(session: Session) -> None:
+    with pytest.raises(IllegalTransition):
+        session.initialized("yamabiko/1")
+    assert session.state is State.READY
+
+
+async def test_close_then_gone_walks_the_table(
+    session: Session, transport: MemoryTransport
+) -> None:
+    asking = asyncio.create_task(session.request("m", {}, Any, timeout=WAIT))
+    await answers(transport, 1)
+    await session.close(4000, "going")
+    assert session.state is State.CLOSING
+    await session.close(4000, "again")  # asking twice moves nothing
+    assert session.state is State.CLOSING
+    session.shutdown()
+    assert session.state is State.CLOSED
+    # Our side closed, with the code we chose.
+    with pytest.raises(errors.ConnectionClosed) as closed:
+        await asyncio.wait_for(asking, WAIT)
+    assert (closed.value.local, closed.value.close_code) == (True, 4000)
+    # A request after the end is refused at once, with the same outcome.
+    with pytest.raises(errors.ConnectionClosed):
+        await session.request("m", {}, Any, timeout=WAIT)
+    with pytest.raises(IllegalTransition):
+        session.initialized(None)

@@ -10,6 +10,11 @@ are answered by handlers registered with :meth:`Client.on_request`; a request wi
 handler gets -32601. Notifications go to every open :meth:`Client.notifications`
 iterator whose filter matches, in arrival order; binary frames (audio) go to
 :meth:`Client.binary_frames`.
+
+Our requests wait in the peer's one table (:attr:`Peer.pending
+<yamabiko.protocol.peer.Peer.pending>`); when the connection ends, each one still waiting
+fails with :class:`~yamabiko.protocol.errors.ConnectionClosed`, which says the close code
+and whose side closed (``local``: this client did).
 """
 
 from __future__ import annotations
@@ -65,7 +70,7 @@ class Client:
         self.ws = ws
         self.peer = Peer(max_batch=1 << 30)
         self.initialize_result: dict[str, Any] | None = None
-        self._waiters: dict[int | str, asyncio.Future[Response]] = {}
+        self._closing = False
         self._handlers: dict[str, RequestHandler] = {}
         self._subscriptions: list[_Subscription] = []
         self._binary: asyncio.Queue[bytes | None] = asyncio.Queue()
@@ -140,6 +145,7 @@ class Client:
         await self.close()
 
     async def close(self) -> None:
+        self._closing = True
         await self.ws.close()
         with contextlib.suppress(asyncio.CancelledError):
             await self._reader
@@ -174,10 +180,15 @@ class Client:
 
     async def start(self, method: str, params: Any = None) -> tuple[int, asyncio.Future[Response]]:
         """Send a request without waiting: its id (to cancel it) and its future."""
-        request_id, data = self.peer.request(method, {} if params is None else params)
+        if self._reader.done():
+            raise self._closed_outcome()
         waiter: asyncio.Future[Response] = asyncio.get_running_loop().create_future()
-        self._waiters[request_id] = waiter
-        await self.ws.send(data, text=True)
+        request_id, data = self.peer.request(method, {} if params is None else params, waiter)
+        try:
+            await self.ws.send(data, text=True)
+        except ConnectionClosed:
+            self.peer.forget(request_id)
+            raise self._closed_outcome() from None
         return request_id, waiter
 
     async def result(
@@ -188,12 +199,15 @@ class Client:
         result_type: type[T] | None = None,
         timeout: float | None = 30.0,
     ) -> Any:
-        """Wait for the response of a request made with :meth:`start`."""
+        """Wait for the response of a request made with :meth:`start`.
+
+        Raises :class:`~yamabiko.protocol.errors.ConnectionClosed` when the connection
+        ends before the answer.
+        """
         try:
             async with asyncio.timeout(timeout):
                 response = await waiter
         finally:
-            self._waiters.pop(request_id, None)
             self.peer.forget(request_id)
         if response.error is not None:
             err = response.error
@@ -282,9 +296,7 @@ class Client:
         except ConnectionClosed:
             pass
         finally:
-            for waiter in self._waiters.values():
-                if not waiter.done():
-                    waiter.set_exception(ConnectionError("connection closed"))
+            self.peer.fail_pending(self._closed_outcome())
             for sub in self._subscriptions:
                 sub.queue.put_nowait(None)
             self._binary.put_nowait(None)
@@ -294,9 +306,7 @@ class Client:
             for item in event.items:
                 await self._dispatch(item)
         elif isinstance(event, Response):
-            waiter = self._waiters.get(event.id)
-            if waiter is not None and not waiter.done():
-                waiter.set_result(event)
+            pass  # the peer handed it to its waiter
         elif isinstance(event, Notification):
             note = ServerNotification(event.method, msgspec.json.decode(event.params))
             for sub in self._subscriptions:
@@ -311,6 +321,13 @@ class Client:
         else:
             assert isinstance(event, Dropped)
             log.debug("dropped: %s", event.reason)
+
+    def _closed_outcome(self) -> errors.ConnectionClosed:
+        """What a request of ours gets when the connection is gone."""
+        code = self.close_code
+        return errors.ConnectionClosed(
+            code, self.ws.close_reason or "" if code is not None else "", local=self._closing
+        )
 
     async def _answer(self, request: Request) -> None:
         handler = self._handlers.get(request.method)

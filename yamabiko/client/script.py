@@ -22,8 +22,15 @@ which ``re.search`` finds the pattern), ``"$save:<name>"`` (present; capture it)
 replaced by the captured value: as the whole string it keeps its JSON type, inside a
 longer string it is interpolated as text. ``${id}`` is the id of the last request sent.
 
+With ``verbose`` (``yamabiko script -v``) every message sent is written as a ``>``
+line naming its step, and every message received as a ``<`` line as it arrives, to
+stderr: secrets are never printed (fields named like one, ``token``, ``apiKey``,
+``authorization``..., and any string shaped like a JWT become ``[redacted]``; see
+:func:`redact`).
+
 The pure functions (:func:`parse_script`, :func:`substitute`, :func:`match`,
-:func:`to_script`) do no I/O; :func:`run_script` and :func:`record` do the rest.
+:func:`to_script`, :func:`redact`) do no I/O; :func:`run_script` and :func:`record` do
+the rest.
 """
 
 from __future__ import annotations
@@ -52,6 +59,13 @@ _NAME = r"[A-Za-z_][A-Za-z0-9_.-]*"
 _VAR = re.compile(r"\$\{(" + _NAME + r")\}")
 _SAVE = re.compile(r"\$save:(" + _NAME + r")")
 BUILTIN_VARIABLES = frozenset({"id"})
+REDACTED = "[redacted]"
+# Compared lower-cased without "_" and "-": the names the server's logs redact too.
+_SECRET_KEYS = frozenset(
+    {"token", "accesstoken", "authorization", "password", "secret", "apikey", "jwt"}
+)
+_SECRET_SUFFIXES = ("token", "secret", "password", "apikey")
+_JWT = re.compile(r"eyJ[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*")
 
 
 class ScriptError(Exception):
@@ -195,6 +209,47 @@ def _lookup(name: str, variables: dict[str, Any]) -> Any:
     return variables[name]
 
 
+# Redaction
+
+
+def redact(value: Any) -> Any:
+    """``value`` with what may be a secret replaced by ``[redacted]``: every field
+    named like one (``token``, ``refreshToken``, ``api_key``, ``authorization``...),
+    at any depth, and a JWT wherever it appears in a string."""
+    if isinstance(value, dict):
+        return {k: REDACTED if _secret_name(str(k)) else redact(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [redact(item) for item in value]
+    if isinstance(value, str) and "eyJ" in value:
+        return _JWT.sub(REDACTED, value)
+    return value
+
+
+def _secret_name(key: str) -> bool:
+    name = key.lower().replace("_", "").replace("-", "")
+    return name in _SECRET_KEYS or name.endswith(_SECRET_SUFFIXES)
+
+
+class Trace:
+    """``yamabiko script -v``: each message sent and received, one redacted line each."""
+
+    def __init__(self, out: IO[str]) -> None:
+        self.out = out
+
+    def sent(self, message: Any, step: Step | None, index: int) -> None:
+        where = f"step {index} (line {step.line})" if step is not None else "initialize"
+        self._line(f"> {where} {_compact(redact(message))}")
+
+    def received(self, message: Any) -> None:
+        self._line(f"< {_compact(redact(message))}")
+
+    def note(self, text: str) -> None:
+        self._line(f"# {text}")
+
+    def _line(self, text: str) -> None:
+        print(text, file=self.out, flush=True)
+
+
 # Matching
 
 
@@ -325,7 +380,8 @@ _CLOSED = object()
 class Session:
     """The received side of one scripted connection (see the module docstring)."""
 
-    def __init__(self) -> None:
+    def __init__(self, trace: Trace | None = None) -> None:
+        self.trace = trace
         self.queue: asyncio.Queue[Any] = asyncio.Queue()
         self.pending: list[Any] = []
         self.received = 0
@@ -340,6 +396,8 @@ class Session:
         except json.JSONDecodeError:
             value = {"$unparsable": raw}
         for item in value if isinstance(value, list) else [value]:
+            if self.trace is not None:
+                self.trace.received(item)
             self.queue.put_nowait(item)
 
     def close(self, reason: str) -> None:
@@ -382,9 +440,11 @@ async def run_script(
     initialize: bool = True,
     timeout: float = 60.0,
     out: IO[str] | None = None,
+    verbose: IO[str] | None = None,
 ) -> int:
     """Run ``steps`` against the server at ``url``: 0 when every step passed (one line
-    on ``out``), 1 on the first failure (the report on stderr)."""
+    on ``out``), 1 on the first failure (the report on stderr). ``verbose``: where to
+    trace every message sent and received (redacted)."""
     from websockets.asyncio.client import connect
     from websockets.exceptions import ConnectionClosed, InvalidStatus
 
@@ -406,7 +466,10 @@ async def run_script(
     except (OSError, TimeoutError) as exc:
         print(f"yamabiko: cannot connect to {url}: {exc}", file=sys.stderr)
         return EXIT_FAILED
-    session = Session()
+    trace = Trace(verbose) if verbose is not None else None
+    if trace is not None:
+        trace.note(f"connected to {_JWT.sub(REDACTED, url)} ({len(steps)} steps)")
+    session = Session(trace)
 
     async def read() -> None:
         try:
@@ -425,11 +488,11 @@ async def run_script(
     try:
         async with asyncio.timeout(timeout):
             if initialize and not _starts_with_initialize(steps):
-                failure = await _initialize(ws, session, timeout)
+                failure = await _initialize(ws, session, timeout, trace)
                 if failure:
                     print(f"yamabiko: initialize failed: {failure}", file=sys.stderr)
                     return EXIT_FAILED
-            await _steps(ws, session, steps, current)
+            await _steps(ws, session, steps, current, trace)
     except StepFailed as exc:
         print(exc.report(), file=sys.stderr)
         return EXIT_FAILED
@@ -450,32 +513,38 @@ def _starts_with_initialize(steps: list[Step]) -> bool:
     return first is not None and first.body.get("method") == "initialize"
 
 
-async def _initialize(ws: Any, session: Session, timeout: float) -> str | None:
-    await ws.send(
-        _compact(
-            {
-                "jsonrpc": "2.0",
-                "id": INIT_ID,
-                "method": "initialize",
-                "params": {
-                    "protocolVersion": "yamabiko/1",
-                    "clientInfo": {"name": "yamabiko-script", "version": "0.1.0"},
-                    "capabilities": {},
-                },
-            }
-        )
-    )
+async def _initialize(
+    ws: Any, session: Session, timeout: float, trace: Trace | None = None
+) -> str | None:
+    request = {
+        "jsonrpc": "2.0",
+        "id": INIT_ID,
+        "method": "initialize",
+        "params": {
+            "protocolVersion": "yamabiko/1",
+            "clientInfo": {"name": "yamabiko-script", "version": "0.1.0"},
+            "capabilities": {},
+        },
+    }
+    if trace is not None:
+        trace.sent(request, None, 0)
+    await ws.send(_compact(request))
     found = await session.take({"id": INIT_ID}, timeout)
     if found is None:
         return session.closed or "no answer"
     response = found[0]
     if isinstance(response, dict) and "error" in response:
         return _show(response["error"])
-    await ws.send(_compact({"jsonrpc": "2.0", "method": "notifications/initialized"}))
+    initialized = {"jsonrpc": "2.0", "method": "notifications/initialized"}
+    if trace is not None:
+        trace.sent(initialized, None, 0)
+    await ws.send(_compact(initialized))
     return None
 
 
-async def _steps(ws: Any, session: Session, steps: list[Step], current: list[int]) -> None:
+async def _steps(
+    ws: Any, session: Session, steps: list[Step], current: list[int], trace: Trace | None = None
+) -> None:
     from websockets.exceptions import ConnectionClosed
 
     variables: dict[str, Any] = {}
@@ -494,6 +563,8 @@ async def _steps(ws: Any, session: Session, steps: list[Step], current: list[int
             if found is None:
                 raise _no_match(step, index, body, session)
             variables.update(found[1].captures)
+            if trace is not None:
+                trace.note(f"step {index} (line {step.line}) expect matched")
             continue
         message = {"jsonrpc": "2.0", **body}
         if step.kind == "send" and "method" in body:
@@ -501,6 +572,8 @@ async def _steps(ws: Any, session: Session, steps: list[Step], current: list[int
                 message["id"] = next_id
                 next_id += 1
             variables["id"] = message["id"]
+        if trace is not None:
+            trace.sent(message, step, index)
         try:
             await ws.send(_compact(message))
         except ConnectionClosed:

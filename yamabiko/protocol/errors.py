@@ -20,7 +20,8 @@ code. The tree, drawn once::
     ├── RequestCancelled          -32800
     ├── ContentModified           -32801
     ├── RemoteError               any     an error response the peer sent us
-    └── RequestTimeout            -32603  the peer did not answer our request in time
+    ├── RequestTimeout            -32603  the peer did not answer our request in time
+    └── ConnectionClosed          -32603  the connection closed before the peer answered
 
 Whose fault: the first block (-32700 .. -32602) and the server codes are the peer's;
 InternalError is ours. Nothing but the session turns an exception into a wire error, and
@@ -154,6 +155,26 @@ class RemoteError(YamabikoError):
     @property
     def wire_code(self) -> int:
         return self.remote_code
+
+
+class ConnectionClosed(YamabikoError, ConnectionError):
+    """The connection closed while a request of ours waited for the peer's answer.
+
+    The outcome every such waiter gets, in the server and the client alike (never a bare
+    ``CancelledError``): ``close_code`` is the WebSocket close code when one is known,
+    ``local`` says whose side ended the connection (True: ours). Also a
+    :class:`ConnectionError`, so code written for a lost connection still catches it.
+    """
+
+    default_message = "connection closed"
+
+    def __init__(self, close_code: int | None = None, reason: str = "", *, local: bool) -> None:
+        side = "closed by us" if local else "closed by the peer"
+        detail = f" ({close_code}{': ' + reason if reason else ''})" if close_code else ""
+        super().__init__(f"connection {side} before the answer{detail}")
+        self.close_code = close_code
+        self.reason = reason
+        self.local = local
 
 
 def wire_code(exc: YamabikoError) -> int:

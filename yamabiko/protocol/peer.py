@@ -9,10 +9,13 @@ as events (:class:`Request`, :class:`Notification`, :class:`Response`, :class:`I
 ``encode_*`` functions and :meth:`Peer.request` as bytes, for the caller to send.
 
 Both directions carry requests. Our own requests get increasing integer ids and wait in
-``pending`` until the peer answers; a response is matched by id and popped, so an
-unknown or duplicate response id becomes :class:`Dropped` (logged, never raised). How
-long to wait is the caller's business: it calls :meth:`Peer.forget` when it gives up, so
-a late answer is dropped too.
+``pending``, the one table of them (the server's session and the Python client keep no
+other), until the peer answers; a response is matched by id and popped, and the
+request's waiter, if it gave one, gets it. An unknown or duplicate response id becomes
+:class:`Dropped` (logged, never raised). How long to wait is the caller's business: it
+calls :meth:`Peer.forget` when it gives up, so a late answer is dropped too. When the
+connection ends, :meth:`Peer.fail_pending` gives every waiter the same outcome
+(:class:`~yamabiko.protocol.errors.ConnectionClosed`) and empties the table.
 
 Batches follow the spec to the letter: an empty array is one -32600; each bad element
 gets its own error; the caller sends the responses of a batch as one array, and nothing
@@ -21,7 +24,7 @@ at all when every element was a notification.
 
 from __future__ import annotations
 
-from typing import Any, Final
+from typing import Any, Final, Protocol
 
 import msgspec
 from msgspec import UNSET, Raw
@@ -49,6 +52,27 @@ _decode_envelope = msgspec.json.Decoder(Envelope).decode
 _decode_id_only = msgspec.json.Decoder(IdOnly).decode
 
 
+class Waiter(Protocol):
+    """What waits for the answer to one of our requests (an ``asyncio.Future`` is one;
+    this package does no I/O and names no event loop)."""
+
+    def done(self) -> bool: ...
+
+    def set_result(self, result: Response, /) -> None: ...
+
+    def set_exception(self, exception: BaseException, /) -> None: ...
+
+
+class Outgoing:
+    """One of our requests awaiting an answer: its method, and who waits for it."""
+
+    __slots__ = ("method", "waiter")
+
+    def __init__(self, method: str, waiter: Waiter | None) -> None:
+        self.method = method
+        self.waiter = waiter
+
+
 class Peer:
     """One end of a JSON-RPC 2.0 conversation, without I/O."""
 
@@ -56,22 +80,33 @@ class Peer:
 
     def __init__(self, *, max_batch: int = DEFAULT_MAX_BATCH) -> None:
         self.max_batch = max_batch
-        self.pending: dict[int | str, str] = {}
-        """Our requests awaiting an answer: id -> method."""
+        self.pending: dict[int | str, Outgoing] = {}
+        """Our requests awaiting an answer, by id."""
         self._next_id = 0
 
     # Outgoing
 
-    def request(self, method: str, params: Any) -> tuple[int, bytes]:
-        """Make a request of ours: its id and the bytes to send."""
+    def request(self, method: str, params: Any, waiter: Waiter | None = None) -> tuple[int, bytes]:
+        """Make a request of ours: its id and the bytes to send. ``waiter`` gets the
+        :class:`Response` when it comes, or the outcome of :meth:`fail_pending`."""
         self._next_id += 1
         request_id = self._next_id
-        self.pending[request_id] = method
+        self.pending[request_id] = Outgoing(method, waiter)
         return request_id, encode_request(request_id, method, params)
 
     def forget(self, request_id: int | str) -> None:
         """Stop waiting for ``request_id`` (timed out or cancelled): a late answer drops."""
         self.pending.pop(request_id, None)
+
+    def fail_pending(self, outcome: BaseException) -> int:
+        """End every request of ours still waiting with ``outcome`` (the connection is
+        gone); returns how many there were. Later answers are dropped."""
+        pending, self.pending = self.pending, {}
+        for entry in pending.values():
+            waiter = entry.waiter
+            if waiter is not None and not waiter.done():
+                waiter.set_exception(outcome)
+        return len(pending)
 
     # Incoming
 
@@ -144,17 +179,21 @@ class Peer:
             return _invalid(request_id, "a message needs method, or id with result or error")
         if request_id is None:
             return Dropped("response with null id", None)
-        pending_method = self.pending.pop(request_id, None)
-        if pending_method is None:
+        entry = self.pending.pop(request_id, None)
+        if entry is None:
             return Dropped("response to an unknown or already answered id", request_id)
         result = env.result
         error = env.error
-        return Response(
+        response = Response(
             request_id,
-            pending_method,
+            entry.method,
             None if result is UNSET else bytes(result),
             None if error is UNSET else error,
         )
+        waiter = entry.waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(response)
+        return response
 
 
 def _invalid(request_id: Any, reason: str) -> Invalid:

@@ -14,6 +14,8 @@ Decisions where the design is silent:
 
 - Times (``start``, ``duration``, ``playhead``) are in beats (quarter notes in 4/4)
   from the start of the project; ``timeSignature`` is a string, ``"4/4"``, ``"6/8"``.
+  Front ends also send ``[6, 8]`` and ``{"numerator": 6, "denominator": 8}``: the
+  project accepts all three and keeps (and returns) the string form.
 - ``volume`` is linear gain from 0 (silent) to 1 (unity); ``pan`` runs from -1 (left)
   to 1 (right).
 - An action's ``type`` is its tag, so ``addTrack`` names the new track's type
@@ -78,6 +80,10 @@ KeyName = Annotated[str, Meta(min_length=1, max_length=40)]
 :func:`yamabiko.engines.agent.validate.parse_key`)."""
 TimeSignature = Annotated[str, Meta(pattern=r"^[1-9][0-9]?/(1|2|4|8|16|32)$")]
 """``numerator/denominator``: ``4/4``, ``3/4``, ``6/8``, ``7/8``."""
+Numerator = Annotated[int, Meta(ge=1, le=99)]
+"""Beats in a bar (what :data:`TimeSignature`'s pattern allows)."""
+Denominator = Literal[1, 2, 4, 8, 16, 32]
+"""The note value of a beat."""
 Description = Annotated[str, Meta(min_length=1, max_length=2000)]
 """What the action does, in words the user reads."""
 
@@ -126,13 +132,46 @@ class Track(DawStruct):
     effects: Annotated[list[Effect], Meta(max_length=MAX_EFFECTS)] | None = None
 
 
+class TimeSignatureParts(DawStruct, forbid_unknown_fields=True):
+    """``{"numerator": 6, "denominator": 8}``, as some front ends send it."""
+
+    numerator: Numerator
+    denominator: Denominator
+
+
+AnyTimeSignature = TimeSignature | tuple[Numerator, Denominator] | TimeSignatureParts
+"""What a project's ``timeSignature`` may be sent as; kept as :data:`TimeSignature`."""
+
+
+def time_signature_text(value: AnyTimeSignature) -> str:
+    """The string form, ``"6/8"``, of any accepted shape."""
+    if isinstance(value, str):
+        return value
+    if isinstance(value, TimeSignatureParts):
+        return f"{value.numerator}/{value.denominator}"
+    numerator, denominator = value
+    return f"{numerator}/{denominator}"
+
+
 class Project(DawStruct):
     name: str
     tempo: Tempo
     key: str
     """The project's key as the client names it; ``setKey`` values must parse."""
-    time_signature: TimeSignature
+    time_signature: AnyTimeSignature
+    """Sent in any of the three shapes; always the string form once decoded (see
+    :attr:`signature`)."""
     tracks: Annotated[list[Track], Meta(max_length=MAX_TRACKS)]
+
+    def __post_init__(self) -> None:
+        # One form inside the server, and on the wire back: the string.
+        if not isinstance(self.time_signature, str):
+            self.time_signature = time_signature_text(self.time_signature)
+
+    @property
+    def signature(self) -> str:
+        """The time signature as ``"numerator/denominator"``."""
+        return time_signature_text(self.time_signature)
 
 
 class DawContext(DawStruct):

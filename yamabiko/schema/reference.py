@@ -61,6 +61,8 @@ def type_of(schema: dict[str, Any], schemas: dict[str, Any]) -> str:
     if "const" in schema:
         return json.dumps(schema["const"])
     kind = schema.get("type")
+    if kind == "array" and "prefixItems" in schema:  # a tuple: [numerator, denominator]
+        return "[" + ", ".join(type_of(item, schemas) for item in schema["prefixItems"]) + "]"
     if kind == "array":
         return f"array of {type_of(schema.get('items', {}), schemas)}"
     if kind == "object" and "additionalProperties" in schema:

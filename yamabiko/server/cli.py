@@ -661,6 +661,12 @@ def _script_args(sub: Any) -> None:
         action="store_false",
         help="do not send initialize first (also skipped when the script's first step does)",
     )
+    script.add_argument(
+        "-v",
+        "--verbose",
+        action="store_true",
+        help="print each message sent and received to stderr (secrets redacted)",
+    )
 
 
 def _script(args: argparse.Namespace) -> int:
@@ -690,7 +696,14 @@ def _script(args: argparse.Namespace) -> int:
     if args.record is not None:
         return _run(script.record(args.record, url, token, listen_port=args.listen_port))
     return _run(
-        script.run_script(steps, url, token, initialize=args.initialize, timeout=args.timeout)
+        script.run_script(
+            steps,
+            url,
+            token,
+            initialize=args.initialize,
+            timeout=args.timeout,
+            verbose=sys.stderr if args.verbose else None,
+        )
     )
 
 

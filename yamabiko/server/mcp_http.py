@@ -60,7 +60,7 @@ from yamabiko.schema.mcp import CallToolParams, ListToolsParams
 from yamabiko.schema.session import PROGRESS, ProgressParams
 from yamabiko.server.admission import Admission, AdmissionRequest, Refusal, Ticket
 from yamabiko.sessions.identity import Identity
-from yamabiko.sessions.session import Context, RateLimiter, Session, State
+from yamabiko.sessions.session import Context, RateLimiter, Session
 
 log = logging.getLogger("yamabiko.mcp_http")
 
@@ -154,8 +154,7 @@ async def _context(backend: Backend, ctx: ServerRequestContext[Any, Any]) -> Asy
         services=backend.services,
         subprotocol="mcp",
     )
-    session.state = State.READY
-    session.protocol_version = ctx.protocol_version
+    session.initialized(ctx.protocol_version)
     meta = RequestMeta(progress_token=token) if token is not None else None
     try:
         yield Context(session, ctx.request_id, meta)

@@ -21,7 +21,8 @@ from yamabiko.schema.session import (
     RefreshResult,
 )
 from yamabiko.sessions.methods import Router
-from yamabiko.sessions.session import Context, State
+from yamabiko.sessions.session import Context
+from yamabiko.sessions.state import State
 
 router = Router()
 
@@ -37,7 +38,8 @@ async def ping(ctx: Context, params: Empty) -> EmptyResult:
 async def initialize(ctx: Context, params: InitializeParams) -> InitializeResult:
     session = ctx.session
     if session.state is not State.NEW:
-        raise errors.InvalidRequest("invalid request: the session is already initialized")
+        why = "is already initialized" if session.state is State.READY else "is closing"
+        raise errors.InvalidRequest(f"invalid request: the session {why}")
     # Negotiation as MCP does it: the client's version if we speak it, else our newest
     # one for that face; the client decides whether to go on.
     requested = params.protocol_version
@@ -45,10 +47,7 @@ async def initialize(ctx: Context, params: InitializeParams) -> InitializeResult
         version = requested
     else:
         version = MCP_PROTOCOLS[0] if session.subprotocol == "mcp" else YAMABIKO_PROTOCOL
-    session.protocol_version = version
-    session.client_info = params.client_info
-    session.capabilities = params.capabilities
-    session.state = State.READY
+    session.initialized(version, params.client_info, params.capabilities)
     config = session.config
     return InitializeResult(
         protocol_version=version,

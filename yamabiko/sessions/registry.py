@@ -13,7 +13,8 @@ import logging
 import time
 
 from yamabiko.schema.session import SESSION_EXPIRING, ExpiringParams
-from yamabiko.sessions.session import Session, State
+from yamabiko.sessions.session import Session
+from yamabiko.sessions.state import State
 from yamabiko.sessions.transport import WS_4001_TOKEN_EXPIRED, WS_4008_SLOW_CONSUMER
 
 log = logging.getLogger("yamabiko.session")

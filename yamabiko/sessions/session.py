@@ -16,14 +16,14 @@ time. The session decodes it with its :class:`~yamabiko.protocol.peer.Peer` and 
   params decoded; over the budget it is dropped, counted, and its method's
   ``refused`` hook tells the client what was lost. Then its handler runs inline; it
   never gets a response, so its errors are only logged;
-- a response is matched to one of our own requests (:meth:`Session.request`);
+- a response is matched to one of our own requests (:meth:`Session.request`) through
+  the peer's one table of them; when the connection is gone every request still
+  waiting ends with :class:`~yamabiko.protocol.errors.ConnectionClosed`;
 - a batch runs its elements concurrently and answers with one array.
 
-States, and the only transitions::
-
-    NEW --initialize--> READY --close--> CLOSED
-     |                                     ^
-     +-------------------close-------------+
+The session's state (NEW, READY, CLOSING, CLOSED) changes only through
+:meth:`Session._transition`, which looks the move up in the table of
+:mod:`yamabiko.sessions.state` and raises at once on a move the table does not allow.
 
 This module is the single place where exceptions become wire errors: a
 :class:`YamabikoError` keeps its code and message; anything else becomes -32603 with a
@@ -34,7 +34,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import enum
 import logging
 import time
 import uuid
@@ -65,6 +64,7 @@ from yamabiko.schema.session import PROGRESS, ProgressParams
 from yamabiko.sessions.identity import Identity
 from yamabiko.sessions.methods import MethodEntry
 from yamabiko.sessions.outbound import Binary, Mergeable, Outbound
+from yamabiko.sessions.state import Event, State, next_state
 from yamabiko.sessions.stats import CANCELLED, ERROR, OK, Stats
 from yamabiko.sessions.subscriptions import Subscriptions
 from yamabiko.sessions.transport import Transport
@@ -84,12 +84,6 @@ RATE_EXEMPT: Final = frozenset({"ping", "notifications/initialized"})
 """Never charged: a liveness check must work best when everything else is refused, and
 ``initialized`` comes once, right after the ``initialize`` that paid (a repeat changes
 nothing, and costs what a malformed message costs)."""
-
-
-class State(enum.Enum):
-    NEW = "new"
-    READY = "ready"
-    CLOSED = "closed"
 
 
 class SessionConfig(msgspec.Struct, frozen=True, kw_only=True):
@@ -158,9 +152,9 @@ class Session:
     __slots__ = (
         "__weakref__", "_batches", "_cancelled", "_close_code", "_dropped", "_local", "_methods",
         "_on_close",
-        "_peer", "_subscriptions", "_transport", "_waiters", "capabilities", "client_info",
+        "_peer", "_state", "_subscriptions", "_transport", "capabilities", "client_info",
         "client_ready", "config", "expiry_warned", "id", "identity", "outbound", "protocol_version",
-        "rate_limiter", "running", "services", "state", "stats", "subprotocol",
+        "rate_limiter", "running", "services", "stats", "subprotocol",
         "verify_token",
     )  # fmt: skip
 
@@ -182,7 +176,7 @@ class Session:
         self.identity = identity
         self.config = config
         self.subprotocol = subprotocol
-        self.state = State.NEW
+        self._state = State.NEW
         self.client_ready = False
         self.protocol_version: str | None = None
         self.client_info: Any = None
@@ -198,7 +192,6 @@ class Session:
         self._transport = transport
         self._methods = methods
         self._peer = Peer(max_batch=config.max_batch)
-        self._waiters: dict[int | str, asyncio.Future[Response]] = {}
         # Made on first use: two empty sets cost ~430 bytes on every idle connection.
         self._cancelled: set[int | str] | None = None
         self._batches: set[asyncio.Task[None]] | None = None
@@ -327,7 +320,7 @@ class Session:
         cancelled = self._cancelled
         if cancelled is not None and request_id in cancelled:
             cancelled.discard(request_id)
-            if answer_cancel and task.cancelled() and self.state is not State.CLOSED:
+            if answer_cancel and task.cancelled() and self._state is not State.CLOSED:
                 self.outbound.push(_cancelled_response(request_id))
 
     async def _call(self, req: Request, entry: MethodEntry) -> bytes:
@@ -339,7 +332,7 @@ class Session:
         method = req.method
         outcome = OK
         try:
-            if self.state is not State.READY and method not in PRE_INIT_METHODS:
+            if self._state is State.NEW and method not in PRE_INIT_METHODS:
                 raise errors.NotInitialized()
             scope = entry.scope
             if scope is not None and scope not in self.identity.scopes:
@@ -390,7 +383,7 @@ class Session:
                 "unknown notification dropped", extra={"session": self.id, "method": note.method}
             )
             return
-        if self.state is not State.READY and note.method != "notifications/initialized":
+        if self._state is State.NEW and note.method != "notifications/initialized":
             log.debug(
                 "notification before initialize dropped",
                 extra={"session": self.id, "method": note.method},
@@ -452,9 +445,8 @@ class Session:
         return False
 
     def _on_response(self, response: Response) -> None:
-        waiter = self._waiters.get(response.id)
-        if waiter is not None and not waiter.done():
-            waiter.set_result(response)
+        # The peer has handed it to its waiter already: one table of our requests.
+        log.debug("response to our request", extra={"session": self.id, "method": response.method})
 
     async def _on_batch(self, batch: Batch) -> None:
         """Answer a batch with one array: each element on its own, concurrently."""
@@ -543,13 +535,16 @@ class Session:
     ) -> T:
         """Send a request to the client and wait for its result.
 
-        Raises :class:`~yamabiko.protocol.errors.RemoteError` for an error response and
+        Raises :class:`~yamabiko.protocol.errors.RemoteError` for an error response,
         :class:`~yamabiko.protocol.errors.RequestTimeout` when the client does not answer
-        within ``timeout`` (default ``client_request_timeout_s``).
+        within ``timeout`` (default ``client_request_timeout_s``), and
+        :class:`~yamabiko.protocol.errors.ConnectionClosed` when the connection is gone
+        before the answer (or already was).
         """
-        request_id, data = self._peer.request(method, params)
+        if self._state is State.CLOSED:
+            raise errors.ConnectionClosed(self._close_code, local=self._close_code is not None)
         waiter: asyncio.Future[Response] = asyncio.get_running_loop().create_future()
-        self._waiters[request_id] = waiter
+        request_id, data = self._peer.request(method, params, waiter)
         try:
             self.outbound.push(data)
             limit = self.config.client_request_timeout_s if timeout is None else timeout
@@ -558,7 +553,6 @@ class Session:
         except TimeoutError:
             raise errors.RequestTimeout(f"the client did not answer {method} in time") from None
         finally:
-            self._waiters.pop(request_id, None)
             self._peer.forget(request_id)
         if response.error is not None:
             err = response.error
@@ -571,6 +565,33 @@ class Session:
             ) from None
 
     # Lifecycle
+
+    @property
+    def state(self) -> State:
+        """Where the session is in its lifecycle; changed by :meth:`_transition` only."""
+        return self._state
+
+    def _transition(self, event: Event) -> State:
+        """Move to the state the table allows for ``event``; raises
+        :class:`~yamabiko.sessions.state.IllegalTransition` at once otherwise."""
+        new = next_state(self._state, event)
+        if log.isEnabledFor(logging.DEBUG):
+            log.debug(
+                "session state",
+                extra={"session": self.id, "from": self._state.value, "to": new.value},
+            )
+        self._state = new
+        return new
+
+    def initialized(
+        self, protocol_version: str | None, client_info: Any = None, capabilities: Any = None
+    ) -> None:
+        """The session is initialized (``initialize`` answered, or a face that
+        negotiated it itself adopts it): NEW -> READY."""
+        self._transition(Event.INITIALIZE)
+        self.protocol_version = protocol_version
+        self.client_info = client_info
+        self.capabilities = capabilities
 
     def local(self, key: str, factory: Callable[[], T]) -> T:
         """State a handler namespace keeps per session (ghost documents...), made by
@@ -606,15 +627,21 @@ class Session:
         if self._close_code is None:
             self._close_code = code
             self.stats.closed(code)
+            if self._state is not State.CLOSED:
+                self._transition(Event.CLOSE)
         with contextlib.suppress(ConnectionError):
             await self._transport.close(code, reason)
 
     def shutdown(self) -> None:
         """Stop everything the session runs; called once by the server when the
         connection is gone."""
-        if self.state is State.CLOSED:
+        if self._state is State.CLOSED:
             return
-        self.state = State.CLOSED
+        self._transition(Event.GONE)
+        # Whoever waits on the client learns why: the typed outcome, not a cancel.
+        waited = self._peer.fail_pending(
+            errors.ConnectionClosed(self._close_code, local=self._close_code is not None)
+        )
         self.outbound.close()
         if self._subscriptions is not None:
             self._subscriptions.close()
@@ -626,10 +653,12 @@ class Session:
                 except Exception:
                     log.exception("error closing session state", extra={"session": self.id})
         for task in [*self.running.values(), *(self._batches or ())]:
-            task.cancel()
-        for waiter in self._waiters.values():
-            if not waiter.done():
-                waiter.cancel()
+            if waited:
+                # One step later: a task woken by that outcome sees it before the
+                # cancel (which then stops whatever it awaits next).
+                task.get_loop().call_soon(task.cancel)
+            else:
+                task.cancel()
         for callback in self._on_close:
             try:
                 callback()

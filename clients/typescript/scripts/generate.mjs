@@ -73,6 +73,9 @@ export function tsType(schema, indent = "") {
     case "null":
       return "null";
     case "array":
+      if (schema.prefixItems) {
+        return `[${schema.prefixItems.map((item) => tsType(item, indent)).join(", ")}]`;
+      }
       return `${wrap(tsType(schema.items, indent))}[]`;
     case "object":
     case undefined:

@@ -36,6 +36,8 @@ from yamabiko.engines.agent.validate import apply_actions, parse_key
 from yamabiko.engines.music import DEFAULT_KEY, generate
 from yamabiko.engines.music import Note as MusicNote
 from yamabiko.schema.daw import (
+    MAX_TEMPO,
+    MIN_TEMPO,
     Action,
     AddNotes,
     AddTrack,
@@ -130,9 +132,18 @@ def _tempo(clause: str, text: str, context: DawContext, out: Plan, seed: int) ->
         tempo = context.project.tempo + (10 if "fast" in text or "up" in text else -10)
     else:
         return False
-    tempo = max(20.0, min(300.0, tempo))
-    out.actions.append(SetTempo(description=f"Set the tempo to {tempo:g} BPM", tempo=tempo))
-    out.done.append(f"tempo {tempo:g} BPM")
+    asked = tempo
+    tempo = max(MIN_TEMPO, min(MAX_TEMPO, tempo))
+    # Said, never silent: the user asked for another tempo than the one they get.
+    clamped = (
+        f" (asked for {asked:g}: the range is {MIN_TEMPO:g}-{MAX_TEMPO:g} BPM)"
+        if tempo != asked
+        else ""
+    )
+    out.actions.append(
+        SetTempo(description=f"Set the tempo to {tempo:g} BPM{clamped}", tempo=tempo)
+    )
+    out.done.append(f"tempo {tempo:g} BPM{clamped}")
     return True
 
 
@@ -172,7 +183,7 @@ def _part(clause: str, text: str, context: DawContext, out: Plan, seed: int) -> 
         key=key,
         tempo=project.tempo,
         bars=bars,
-        time_signature=project.time_signature,
+        time_signature=project.signature,
         prompt=clause,
         seed=seed,
         melody=melody,

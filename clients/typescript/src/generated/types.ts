@@ -796,7 +796,7 @@ export interface Project {
   name: string;
   tempo: number;
   key: string;
-  timeSignature: string;
+  timeSignature: string | ([number, 1 | 2 | 4 | 8 | 16 | 32]) | TimeSignatureParts;
   tracks: Track[];
 }
 
@@ -1057,6 +1057,12 @@ export interface TenantUpdateParams {
   defaultModel?: string | null;
   monthlyBudgetUsd?: number | null;
   rateLimits?: RateLimits | null;
+}
+
+/** ``{"numerator": 6, "denominator": 8}``, as some front ends send it. */
+export interface TimeSignatureParts {
+  numerator: number;
+  denominator: 1 | 2 | 4 | 8 | 16 | 32;
 }
 
 export interface ToolDescription {
