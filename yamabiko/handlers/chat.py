@@ -6,7 +6,7 @@ budget (-32011), the session's subscription slots (-32029), the prompt's size (-
 then the conversation's lock (-32009). Then the turn is stored (the user's
 message, and the assistant's as ``streaming``, in one transaction), the stream created,
 the sender subscribed, and the generation starts on this node
-(:mod:`yamabiko.handlers.generation`); the answer goes back at once. (Overlapping the
+(:mod:`yamabiko.services.generation`); the answer goes back at once. (Overlapping the
 write with the provider's request was tried and measured slower: on one event loop
 the SDK's request building delays the write's completions, and the first token then
 waits for the write.)
@@ -34,8 +34,6 @@ from yamabiko.engines.llm import (
 from yamabiko.engines.llm.prompt import DEFAULT_CONTEXT_WINDOW
 from yamabiko.engines.llm.registry import KEY_VARIABLES
 from yamabiko.handlers.common import found, owner_filter, tenant, user
-from yamabiko.handlers.generation import Job, Price
-from yamabiko.handlers.services import Services, services
 from yamabiko.handlers.stream import subscribe_session
 from yamabiko.protocol import errors
 from yamabiko.schema import chat as schema
@@ -49,6 +47,8 @@ from yamabiko.schema.objects import (
     MessageId,
     TenantId,
 )
+from yamabiko.services.container import Services, services
+from yamabiko.services.generation import Job, Price
 from yamabiko.sessions.methods import Router
 from yamabiko.sessions.session import Context
 

@@ -44,11 +44,12 @@ from yamabiko.engines.llm import (
 )
 from yamabiko.engines.llm.base import EventStream
 from yamabiko.engines.llm.cost import cost_usd
-from yamabiko.handlers.jobs import StreamJobs
 from yamabiko.protocol import errors
 from yamabiko.protocol.messages import encode_notification
 from yamabiko.schema import stream as schema
 from yamabiko.schema.objects import MessageId, MessageStatus, TenantId
+from yamabiko.services.items import KIND_DELTA, KIND_END, KIND_ERROR, end_notification
+from yamabiko.services.jobs import StreamJobs
 from yamabiko.sessions.stats import Stats
 from yamabiko.store import Store
 from yamabiko.store.broker import Broker
@@ -58,9 +59,6 @@ from yamabiko.store.signals import Signals
 
 log = logging.getLogger("yamabiko.generation")
 
-KIND_DELTA: Final = "delta"
-KIND_ERROR: Final = "error"
-KIND_END: Final = "end"
 _EACH: Final = 4
 _BATCH: Final = 16
 """The reader lets the producer run after each of the first ``_EACH`` events (the
@@ -344,28 +342,3 @@ class Generations(StreamJobs[Job]):
         except Exception:
             log.exception("could not store a generation's result", extra={"stream": job.stream_id})
         return cost
-
-
-def end_notification(
-    stream_id: str,
-    seq: int,
-    reason: schema.FinishReason,
-    message_id: str,
-    usage: Usage,
-    cost: float,
-    model: str | None,
-) -> bytes:
-    """A stream's last item: the encoded ``stream/end``."""
-    return encode_notification(
-        schema.STREAM_END,
-        schema.EndParams(
-            stream_id=stream_id,
-            seq=seq,
-            finish_reason=reason,
-            message_id=message_id,
-            usage=schema.Usage(
-                input_tokens=usage.input_tokens, output_tokens=usage.output_tokens, cost_usd=cost
-            ),
-            model=model,
-        ),
-    )
