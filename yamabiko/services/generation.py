@@ -11,9 +11,9 @@ this node or another, can resume it with ``stream/subscribe``. If the turn canno
 stored, the reader is closed (:meth:`Reader.aclose`: the provider's HTTP stream closes)
 and nothing it read is published, stored or billed.
 
-- The engine's events are read by the *reader* task into a queue, and the
-  producer loop publishes them, from the first (nothing is lost while the turn is
-  stored, and nothing is published before). ``stream/cancel`` cancels the reader only: the engine
+- The engine's events are read by the *reader* task into a queue, and the producer
+  loop publishes them from the first: nothing is lost while the turn is stored, and
+  nothing is published before. ``stream/cancel`` cancels the reader only: the engine
   closes its HTTP stream at once (the :class:`~yamabiko.engines.llm.base.LLMEngine`
   contract), and the producer, never interrupted in the middle of a publish, ends the
   stream with ``cancelled``. So the seq the producer counts is always the broker's.
