@@ -8,9 +8,10 @@ every token at once (``burst``), or one every 5 ms (``paced``).
   ``chat/send {message, model: "openai/gpt-bench"}`` with no conversation id, so each
   send starts a new conversation; the time runs from sending the request to receiving
   the first ``stream/delta``. The next send waits for ``stream/end`` (one generation
-  per conversation at a time). In between, Yamabiko checks and stores (the
-  conversation, the user message, the assistant message), creates the stream, calls
-  the provider through the official ``openai`` SDK and relays the first delta.
+  per conversation at a time). In between, Yamabiko checks what can be refused, calls
+  the provider through the official ``openai`` SDK and, while that request travels,
+  stores the conversation and the turn and creates the stream, then relays the first
+  delta (docs/decisions/0075-request-path.md).
 - **direct**: the official SDK in the bench process (``AsyncOpenAI`` on uvloop,
   ``chat.completions.create(stream=True)``, the same message, ``include_usage`` and
   ``max_tokens`` as Yamabiko sends), from the call to the first chunk with content; the

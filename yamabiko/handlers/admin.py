@@ -27,7 +27,6 @@ from typing import Any
 import msgspec
 
 from yamabiko.handlers.common import audit, found, tenant
-from yamabiko.handlers.services import services
 from yamabiko.protocol import errors
 from yamabiko.schema import admin as schema
 from yamabiko.schema.admin import (
@@ -46,6 +45,7 @@ from yamabiko.schema.admin import (
 )
 from yamabiko.schema.base import PageParams
 from yamabiko.schema.objects import AuditEvent, ModelEntry, ModelId, Page, Tenant
+from yamabiko.services.container import services
 from yamabiko.sessions.methods import Router
 from yamabiko.sessions.session import Context
 from yamabiko.store.errors import InvalidCursor

@@ -48,12 +48,12 @@ from yamabiko.engines.tools.mcp import McpClientError, McpClients, McpServerSpec
 from yamabiko.handlers.chat import Candidate, agent_keys, candidate, check_servable
 from yamabiko.handlers.common import found, owner_filter, tenant, user
 from yamabiko.handlers.mcp_servers import server_spec
-from yamabiko.handlers.services import Services, services
 from yamabiko.protocol import errors
 from yamabiko.schema import agent as schema
 from yamabiko.schema.agent import ApplyActionsParams, ApplyActionsResult, RunParams, RunResult
 from yamabiko.schema.daw import MAX_CONTEXT_NOTES, Action, DawContext
 from yamabiko.schema.objects import Agent, AgentId, ConversationId, McpServerId, TenantId
+from yamabiko.services.container import Services, services
 from yamabiko.sessions.methods import Router
 from yamabiko.sessions.session import Context
 

@@ -20,7 +20,6 @@ from msgspec import UNSET
 
 from yamabiko.handlers.common import audit, found, owner_filter, tenant, user
 from yamabiko.handlers.presets import BY_ID, PRESETS
-from yamabiko.handlers.services import services
 from yamabiko.protocol import errors
 from yamabiko.schema import agents as schema
 from yamabiko.schema.agents import (
@@ -35,6 +34,7 @@ from yamabiko.schema.agents import (
 )
 from yamabiko.schema.base import Empty, PageParams
 from yamabiko.schema.objects import Agent, AgentId, McpServerId, Page, SecretInfo
+from yamabiko.services.container import services
 from yamabiko.sessions.methods import Router
 from yamabiko.sessions.session import Context
 

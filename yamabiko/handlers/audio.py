@@ -6,7 +6,7 @@ overlaps beyond :data:`OVERLAP_LIMIT_BEATS` and an empty request are checked her
 duration (``YAMABIKO_MAX_AUDIO_SECONDS``, -32602), the session's audio streams
 (``maxAudioStreams``, -32029) and subscription slots. Then the stream is created, the
 sender subscribed (its forwarder paces the producer) and the synthesis starts on this
-node (:mod:`yamabiko.handlers.synthesis`).
+node (:mod:`yamabiko.services.synthesis`).
 """
 
 from __future__ import annotations
@@ -17,12 +17,12 @@ import anyio
 
 from yamabiko.engines.audio.base import AudioEngineError, AudioRequest, Note
 from yamabiko.handlers.common import tenant, user
-from yamabiko.handlers.services import services
 from yamabiko.handlers.stream import readable, stream_number, subscribe_session
-from yamabiko.handlers.synthesis import Progress, SynthesisJob
 from yamabiko.protocol import errors
 from yamabiko.schema import audio as schema
 from yamabiko.schema.audio import CancelParams, CancelResult, SynthesizeParams, SynthesizeResult
+from yamabiko.services.container import services
+from yamabiko.services.synthesis import Progress, SynthesisJob
 from yamabiko.sessions.methods import Router
 from yamabiko.sessions.session import Context
 from yamabiko.store.ids import new_id

@@ -1,15 +1,16 @@
 """Handlers of the ``chat`` namespace: ``chat/send``.
 
-Everything that can be refused is checked before anything is written: the
-conversation and agent (-32004), the model (-32010 when no engine can serve it), the
-budget (-32011), the session's subscription slots (-32029), the prompt's size (-32602),
-then the conversation's lock (-32009). Then the turn is stored (the user's
-message, and the assistant's as ``streaming``, in one transaction), the stream created,
-the sender subscribed, and the generation starts on this node
-(:mod:`yamabiko.handlers.generation`); the answer goes back at once. (Overlapping the
-write with the provider's request was tried and measured slower: on one event loop
-the SDK's request building delays the write's completions, and the first token then
-waits for the write.)
+Everything that can be refused is checked before anything is written or the provider
+is asked: the conversation and agent (-32004), the model (-32010 when no engine can
+serve it), the budget (-32011), the session's subscription slots (-32029), the
+prompt's size (-32602), then the conversation's lock (-32009). Then the provider is
+asked, and while its request travels the turn is stored (the user's message, and the
+assistant's as ``streaming``, in one transaction), the stream created and the sender
+subscribed; then the generation starts on this node, publishing what the provider has
+said so far (:mod:`yamabiko.services.generation`), and the answer goes back. If the
+turn cannot be stored, the provider's stream is closed and the error answered: nothing
+is published or billed for a turn that was not kept. Measured in
+docs/decisions/0075-request-path.md.
 
 The model is ``params.model``, else the agent's, else the tenant's default, else the
 first provider with a key on the server, else ``local/default``; the agent's fallback
@@ -34,8 +35,6 @@ from yamabiko.engines.llm import (
 from yamabiko.engines.llm.prompt import DEFAULT_CONTEXT_WINDOW
 from yamabiko.engines.llm.registry import KEY_VARIABLES
 from yamabiko.handlers.common import found, owner_filter, tenant, user
-from yamabiko.handlers.generation import Job, Price
-from yamabiko.handlers.services import Services, services
 from yamabiko.handlers.stream import subscribe_session
 from yamabiko.protocol import errors
 from yamabiko.schema import chat as schema
@@ -49,8 +48,11 @@ from yamabiko.schema.objects import (
     MessageId,
     TenantId,
 )
+from yamabiko.services.container import Services, services
+from yamabiko.services.generation import Job, Price, Reader
 from yamabiko.sessions.methods import Router
 from yamabiko.sessions.session import Context
+from yamabiko.store.locks import LockToken
 
 router = Router()
 
@@ -111,6 +113,20 @@ def check_servable(svc: Services, candidates: list[Candidate], keys: dict[str, s
             first = first or error
     assert first is not None
     raise errors.EngineUnavailable(first.message)
+
+
+async def _lock(svc: Services, tid: TenantId, conversation_id: ConversationId) -> LockToken:
+    """The conversation's lock, or -32009 while another reply is being generated."""
+    lock = await svc.locks.acquire(
+        f"conversation:{tid}:{conversation_id}", ttl_s=svc.generations.lock_ttl_s
+    )
+    if lock is None:
+        raise errors.Conflict(
+            "a reply is already being generated in this conversation: wait for its "
+            "stream/end or cancel it",
+            {"conversationId": conversation_id},
+        )
+    return lock
 
 
 def title_of(message: str) -> str:
@@ -176,42 +192,11 @@ async def send(ctx: Context, params: ChatSendParams) -> ChatSendResult:
     if temperature is None and agent is not None:
         temperature = agent.temperature
 
-    if conversation is None:
-        conversation = await store.conversations.create(
-            tid, uid, title=title_of(params.message), agent_id=agent.id if agent else None
-        )
-    lock = await svc.locks.acquire(
-        f"conversation:{tid}:{conversation.id}", ttl_s=svc.generations.lock_ttl_s
-    )
-    if lock is None:
-        raise errors.Conflict(
-            "a reply is already being generated in this conversation: wait for its "
-            "stream/end or cancel it",
-            {"conversationId": conversation.id},
-        )
-    first = candidates[0]
-    stream_id = ""
-    message_id: str | None = None
-    try:
-        # The turn is stored before the engine is asked (nothing is generated for a
-        # message that is not kept), in one transaction.
-        turn = await store.messages.append_turn(
-            tid, conversation.id, content=params.message, model=first.model_id
-        )
-        if turn is None:  # deleted a moment ago
-            raise errors.NotFound(f"conversation not found: {conversation.id}")
-        message_id = turn[1].id
-        # The stream is named after the message it fills: whoever finds the stream
-        # without its producer (a node died) finds the message to finish, and back.
-        stream_id = message_id
-        await svc.watch.changed(conversation.id)
-        await svc.broker.create(stream_id, owner_tenant=tid, owner_user=uid)
-        await subscribe_session(ctx, stream_id, 0)
-    except BaseException:
-        await svc.locks.release(lock)
-        if message_id is not None:
-            await store.messages.update(tid, MessageId(message_id), status="error")
-        raise
+    lock: LockToken | None = None
+    if conversation is not None:
+        # A refusal (-32009), so before the provider is asked. A new conversation's
+        # lock cannot be held by anyone: it is taken while the request travels.
+        lock = await _lock(svc, tid, conversation.id)
 
     def build(resolved: ResolvedModel) -> LLMRequest:
         return resolved.request(
@@ -222,10 +207,48 @@ async def send(ctx: Context, params: ChatSendParams) -> ChatSendResult:
             traceparent=ctx.traceparent,
         )
 
+    first = candidates[0]
     by_engine = {c.engine_name: c for c in candidates}
     events = svc.engines.stream_with_fallbacks(
         [c.engine_name for c in candidates], build, api_keys=keys
     )
+    # Everything that can be refused has been checked: the provider is asked now, and
+    # the turn is stored while its request travels (docs/decisions/0075-request-path.md).
+    # The reader's events wait for the job, which only starts once the turn is stored
+    # and the stream created; if that fails, the provider's stream is closed and
+    # nothing it said is published, stored or billed.
+    reader: Reader | None = None
+    message_id: str | None = None
+    try:
+        reader = svc.generations.ask(events)
+        if conversation is None:
+            conversation = await store.conversations.create(
+                tid, uid, title=title_of(params.message), agent_id=agent.id if agent else None
+            )
+            lock = await _lock(svc, tid, conversation.id)
+        # The turn is stored in one transaction; nothing is generated for a message
+        # that is not kept.
+        turn = await store.messages.append_turn(
+            tid, conversation.id, content=params.message, model=first.model_id
+        )
+        if turn is None:  # deleted a moment ago
+            raise errors.NotFound(f"conversation not found: {conversation.id}")
+        message_id = turn[1].id
+        # The stream is named after the message it fills: whoever finds the stream
+        # without its producer (a node died) finds the message to finish, and back.
+        stream_id = message_id
+        await svc.broker.create(stream_id, owner_tenant=tid, owner_user=uid)
+        await subscribe_session(ctx, stream_id, 0)
+        await svc.watch.changed(conversation.id)
+    except BaseException:
+        if reader is not None:
+            await reader.aclose()
+        if lock is not None:
+            await svc.locks.release(lock)
+        if message_id is not None:
+            await store.messages.update(tid, MessageId(message_id), status="error")
+        raise
+    assert lock is not None
 
     def answering() -> str | None:
         model = events.model
@@ -246,7 +269,7 @@ async def send(ctx: Context, params: ChatSendParams) -> ChatSendResult:
                 system=prompt.system,
                 max_tokens=max_tokens,
             ),
-            open_events=lambda: events,
+            reader=reader,
             model=answering,
             prices={c.model_id: c.price for c in candidates},
             first_model=first.model_id,

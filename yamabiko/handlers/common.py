@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from typing import Any, TypeVar
 
-from yamabiko.handlers.services import services
 from yamabiko.protocol import errors
 from yamabiko.schema.base import SCOPE_ADMIN
 from yamabiko.schema.objects import AuditOutcome, TenantId, UserId
+from yamabiko.services.container import services
 from yamabiko.sessions.session import Context
 
 T = TypeVar("T")

@@ -7,7 +7,6 @@ Any other id is "not found" (-32004), never "forbidden".
 from __future__ import annotations
 
 from yamabiko.handlers.common import found, owner_filter, tenant, user
-from yamabiko.handlers.services import services
 from yamabiko.schema import conversations as schema
 from yamabiko.schema.agents import Deleted
 from yamabiko.schema.conversations import (
@@ -18,6 +17,7 @@ from yamabiko.schema.conversations import (
     MessagesParams,
 )
 from yamabiko.schema.objects import AgentId, Conversation, ConversationId, Message, Page
+from yamabiko.services.container import services
 from yamabiko.sessions.methods import Router
 from yamabiko.sessions.session import Context
 

@@ -19,11 +19,11 @@ budget) is answered with ``ghost/resync``, and the document takes no incremental
 until it gets the full text. A full-text change to an unknown document opens it again
 (after a reconnect, say), room permitting.
 
-The text is a :class:`~yamabiko.handlers.ghost_text.ChunkedText`: a change costs the
+The text is a :class:`~yamabiko.services.ghost_text.ChunkedText`: a change costs the
 chunk it touches, not a copy of the document, so a notification of 1,000 changes to a
 document near the cap holds the loop for milliseconds.
 
-Feedback teaches the user's personal model (:class:`~yamabiko.handlers.ghost_models.GhostModels`)
+Feedback teaches the user's personal model (:class:`~yamabiko.services.ghost_models.GhostModels`)
 what followed the text of the version the suggestion was made for.
 """
 
@@ -41,8 +41,6 @@ from msgspec import UnsetType
 
 from yamabiko.engines.ghost.base import GhostRequest
 from yamabiko.handlers.common import tenant, user
-from yamabiko.handlers.ghost_text import ChunkedText
-from yamabiko.handlers.services import services
 from yamabiko.protocol import errors
 from yamabiko.schema import ghost as schema
 from yamabiko.schema.ghost import (
@@ -62,6 +60,8 @@ from yamabiko.schema.ghost import (
     Suggestion,
     SuggestionsParams,
 )
+from yamabiko.services.container import services
+from yamabiko.services.ghost_text import ChunkedText
 from yamabiko.sessions.methods import Router
 from yamabiko.sessions.session import Context, Session
 

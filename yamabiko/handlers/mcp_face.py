@@ -35,8 +35,6 @@ from yamabiko.handlers import chat as chat_handlers
 from yamabiko.handlers import music as music_handlers
 from yamabiko.handlers.audio import notes_of
 from yamabiko.handlers.common import tenant, user
-from yamabiko.handlers.generation import KIND_DELTA, KIND_END
-from yamabiko.handlers.services import services
 from yamabiko.protocol import errors
 from yamabiko.schema import mcp as schema
 from yamabiko.schema.agent import RunParams, RunResult
@@ -53,6 +51,8 @@ from yamabiko.schema.mcp import (
 )
 from yamabiko.schema.music import GenerateParams, GenerateResult
 from yamabiko.schema.stream import DeltaParams, EndParams
+from yamabiko.services.container import services
+from yamabiko.services.items import KIND_DELTA, KIND_END
 from yamabiko.sessions.methods import Router
 from yamabiko.sessions.session import Context
 

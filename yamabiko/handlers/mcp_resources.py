@@ -12,7 +12,6 @@ import msgspec
 
 from yamabiko.handlers.common import found, owner_filter, tenant
 from yamabiko.handlers.presets import PRESETS
-from yamabiko.handlers.services import services
 from yamabiko.protocol import errors
 from yamabiko.schema import mcp as schema
 from yamabiko.schema.base import EmptyResult
@@ -30,6 +29,7 @@ from yamabiko.schema.mcp import (
     ResourceContents,
 )
 from yamabiko.schema.objects import ConversationId
+from yamabiko.services.container import services
 from yamabiko.sessions.methods import Router
 from yamabiko.sessions.session import Context
 

@@ -32,7 +32,6 @@ from yamabiko.engines.tools.mcp import (
     spec_from_server,
 )
 from yamabiko.handlers.common import audit, found, owner_filter, tenant, user
-from yamabiko.handlers.services import services
 from yamabiko.protocol import errors
 from yamabiko.schema import mcp_servers as schema
 from yamabiko.schema.admin import Done
@@ -46,6 +45,7 @@ from yamabiko.schema.mcp_servers import (
     McpToolSummary,
 )
 from yamabiko.schema.objects import Agent, AgentId, McpServer, McpServerId, Page
+from yamabiko.services.container import services
 from yamabiko.sessions.methods import Router
 from yamabiko.sessions.session import Context
 

@@ -22,11 +22,11 @@ from yamabiko.engines.music import (
     parse_time_signature,
 )
 from yamabiko.handlers.common import tenant
-from yamabiko.handlers.services import services
 from yamabiko.protocol import errors
 from yamabiko.schema import music as schema
 from yamabiko.schema.daw import Note, Problem
 from yamabiko.schema.music import Chord, GenerateParams, GenerateResult
+from yamabiko.services.container import services
 from yamabiko.sessions.methods import Router
 from yamabiko.sessions.session import Context
 

@@ -23,9 +23,6 @@ from typing import Final, cast
 import msgspec
 
 from yamabiko.handlers.common import is_admin
-from yamabiko.handlers.generation import KIND_DELTA
-from yamabiko.handlers.services import services
-from yamabiko.handlers.synthesis import KIND_FRAME, Progress, binary_frame, frame_notification
 from yamabiko.protocol import errors
 from yamabiko.protocol.messages import encode_notification
 from yamabiko.schema import stream as schema
@@ -38,6 +35,9 @@ from yamabiko.schema.stream import (
     SubscribeResult,
     UnsubscribeResult,
 )
+from yamabiko.services.container import services
+from yamabiko.services.items import KIND_DELTA, KIND_FRAME, binary_frame, frame_notification
+from yamabiko.services.synthesis import Progress
 from yamabiko.sessions.methods import Router
 from yamabiko.sessions.outbound import Mergeable
 from yamabiko.sessions.session import Context, Session

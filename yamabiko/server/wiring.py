@@ -20,12 +20,6 @@ from yamabiko.engines.llm import EngineRegistry
 from yamabiko.engines.tools.egress import EgressPolicy
 from yamabiko.engines.tools.mcp import McpClients
 from yamabiko.handlers import routers as handler_routers
-from yamabiko.handlers.generation import Generations
-from yamabiko.handlers.ghost_models import GhostModels
-from yamabiko.handlers.orphans import Orphans
-from yamabiko.handlers.services import Services
-from yamabiko.handlers.synthesis import AudioEngines, Syntheses
-from yamabiko.handlers.watch import ConversationWatch
 from yamabiko.schema.methods import METHODS
 from yamabiko.schema.objects import AuditOutcome, TenantId
 from yamabiko.schema.openrpc import PATH as OPENRPC_PATH
@@ -34,6 +28,12 @@ from yamabiko.server.auth import TokenVerifier
 from yamabiko.server.datadir import DataDir, ensure_data_dir
 from yamabiko.server.retention import AuditRetention
 from yamabiko.server.settings import Settings
+from yamabiko.services.container import Services
+from yamabiko.services.generation import Generations
+from yamabiko.services.ghost_models import GhostModels
+from yamabiko.services.orphans import Orphans
+from yamabiko.services.synthesis import AudioEngines, Syntheses
+from yamabiko.services.watch import ConversationWatch
 from yamabiko.sessions import lifecycle
 from yamabiko.sessions.identity import Identity
 from yamabiko.sessions.methods import MethodEntry, Router

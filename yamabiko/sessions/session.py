@@ -124,7 +124,9 @@ class Context:
         return self.session.identity
 
     @property
-    def services(self) -> Any:
+    def services(self) -> object:
+        """The node's services, opaque here: handlers read them, typed, through
+        :func:`yamabiko.services.container.services`."""
         return self.session.services
 
     def progress(
@@ -170,7 +172,7 @@ class Session:
         rate_limiter: RateLimiter | None = None,
         subprotocol: str | None = None,
         session_id: str | None = None,
-        services: Any = None,
+        services: object = None,
     ) -> None:
         self.id = session_id or uuid.uuid4().hex
         self.identity = identity
@@ -185,7 +187,7 @@ class Session:
         self.stats = stats if stats is not None else Stats()
         self.verify_token = verify_token
         self.rate_limiter = rate_limiter
-        # What handlers need (store, engines...): opaque here, typed in ``handlers``.
+        # What handlers need (store, engines...): opaque here, typed in ``services``.
         self.services = services
         self.running: dict[int | str, asyncio.Task[Any]] = {}
         self.expiry_warned = False

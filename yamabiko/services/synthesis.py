@@ -29,22 +29,21 @@ published after the one in progress; ``audio/end`` then carries ``cancelled: tru
 from __future__ import annotations
 
 import asyncio
-import base64
 import contextlib
 import hashlib
 import logging
 import math
-import struct
 import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Final
 
 from yamabiko.engines.audio.base import AudioEngine, AudioEngineError, AudioRequest
-from yamabiko.handlers.jobs import StreamJobs
 from yamabiko.protocol import errors
 from yamabiko.protocol.messages import encode_notification
 from yamabiko.schema import audio as schema
 from yamabiko.schema.stream import STREAM_ERROR, ErrorParams
+from yamabiko.services.items import FLAG_LAST, KIND_END, KIND_ERROR, KIND_FRAME
+from yamabiko.services.jobs import StreamJobs
 from yamabiko.store.broker import Broker
 from yamabiko.store.signals import Signals
 
@@ -53,9 +52,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("yamabiko.audio")
 
-KIND_FRAME: Final = "frame"
-KIND_ERROR: Final = "error"
-KIND_END: Final = "end"
 LEAD_FRAMES: Final = 1
 """How many frames ahead of the playback clock a ``realtime`` stream runs: one, so
 that a cancel stops it within a frame (the client buffers for playback as it likes)."""
@@ -65,28 +61,6 @@ enough to cover a render chunk of every stream on a busy node."""
 MIN_RENDER_AHEAD: Final = 4
 MAX_AHEAD: Final = 64
 """Frames a ``fast`` stream may run ahead of its sender's session."""
-FLAG_LAST: Final = 0x01
-HEADER: Final = struct.Struct(">2sBBII")
-"""``YA``, version, flags, streamNo, seq (docs/audio.md)."""
-VERSION: Final = 1
-
-
-def binary_frame(stream_no: int, seq: int, item_payload: bytes) -> bytes:
-    """The binary WebSocket message for a frame item (``item_payload``: flags, audio)."""
-    return HEADER.pack(b"YA", VERSION, item_payload[0], stream_no, seq) + item_payload[1:]
-
-
-def frame_notification(stream_id: str, seq: int, item_payload: bytes) -> bytes:
-    """The ``audio/frame`` notification for a frame item."""
-    return encode_notification(
-        schema.AUDIO_FRAME,
-        schema.FrameParams(
-            stream_id=stream_id,
-            seq=seq,
-            data=base64.b64encode(item_payload[1:]).decode("ascii"),
-            last=bool(item_payload[0] & FLAG_LAST),
-        ),
-    )
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,13 +1,19 @@
 """Generations: one LLM reply, from an engine's event stream into a broker stream.
 
-Theory of operation. ``chat/send`` (:mod:`yamabiko.handlers.chat`) prepares a
-:class:`Job` (the stored messages, the conversation lock it took, the models to try)
-and :meth:`Generations.start` runs it as a task of the node, not of the session: a
+Theory of operation. ``chat/send`` (:mod:`yamabiko.handlers.chat`) checks what can
+be refused, then asks the provider at once (:meth:`Generations.ask`: a :class:`Reader`
+starts the engine's stream and queues its events) and, while the request travels,
+stores the turn and creates the stream. Only then does it prepare a :class:`Job` (the
+stored messages, the conversation lock it took, the reader) for
+:meth:`Generations.start`, which runs it as a task of the node, not of the session: a
 generation goes on when its sender disconnects, so that a client that reconnects, to
-this node or another, can resume it with ``stream/subscribe``.
+this node or another, can resume it with ``stream/subscribe``. If the turn cannot be
+stored, the reader is closed (:meth:`Reader.aclose`: the provider's HTTP stream closes)
+and nothing it read is published, stored or billed.
 
-- The engine's events are read by a *reader* task of their own into a queue, and the
-  producer loop publishes them. ``stream/cancel`` cancels the reader only: the engine
+- The engine's events are read by the *reader* task into a queue, and the producer
+  loop publishes them from the first: nothing is lost while the turn is stored, and
+  nothing is published before. ``stream/cancel`` cancels the reader only: the engine
   closes its HTTP stream at once (the :class:`~yamabiko.engines.llm.base.LLMEngine`
   contract), and the producer, never interrupted in the middle of a publish, ends the
   stream with ``cancelled``. So the seq the producer counts is always the broker's.
@@ -30,7 +36,7 @@ import contextlib
 import logging
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Final
 
 from yamabiko.engines.llm import (
@@ -44,11 +50,12 @@ from yamabiko.engines.llm import (
 )
 from yamabiko.engines.llm.base import EventStream
 from yamabiko.engines.llm.cost import cost_usd
-from yamabiko.handlers.jobs import StreamJobs
 from yamabiko.protocol import errors
 from yamabiko.protocol.messages import encode_notification
 from yamabiko.schema import stream as schema
 from yamabiko.schema.objects import MessageId, MessageStatus, TenantId
+from yamabiko.services.items import KIND_DELTA, KIND_END, KIND_ERROR, end_notification
+from yamabiko.services.jobs import StreamJobs
 from yamabiko.sessions.stats import Stats
 from yamabiko.store import Store
 from yamabiko.store.broker import Broker
@@ -58,9 +65,6 @@ from yamabiko.store.signals import Signals
 
 log = logging.getLogger("yamabiko.generation")
 
-KIND_DELTA: Final = "delta"
-KIND_ERROR: Final = "error"
-KIND_END: Final = "end"
 _EACH: Final = 4
 _BATCH: Final = 16
 """The reader lets the producer run after each of the first ``_EACH`` events (the
@@ -97,21 +101,22 @@ class Job:
     lock: LockToken
     request: LLMRequest
     """The request as sent to the first model (for usage estimates)."""
-    open_events: Callable[[], EventStream]
-    """Starts the engine stream (with fallbacks); called once, in the reader."""
+    reader: Reader
+    """The engine's events, read since :meth:`Generations.ask`."""
     model: Callable[[], str | None]
     """The model answering, once known (a fallback's, maybe)."""
     prices: dict[str, Price]
     first_model: str
     cancel_requested: bool = False
-    reader: asyncio.Task[None] | None = field(default=None, repr=False)
-    started_at: float = field(default_factory=time.monotonic)
+
+    @property
+    def started_at(self) -> float:
+        return self.reader.started_at
 
     def cancel(self) -> None:
         """Stop the engine (its HTTP stream closes); the job then ends as cancelled."""
         self.cancel_requested = True
-        if self.reader is not None:
-            self.reader.cancel()
+        self.reader.task.cancel()
 
 
 class _ReaderDone:
@@ -120,6 +125,48 @@ class _ReaderDone:
 
 _READER_DONE: Final = _ReaderDone()
 QueueItem = LLMEvent | EngineError | _ReaderDone
+
+
+class Reader:
+    """An engine's stream, read into :attr:`queue` by a task of its own from the moment
+    it is made (the provider is asked at once), and ended by :data:`_READER_DONE`
+    however the task ends. Cancelling the task closes the provider's HTTP stream."""
+
+    __slots__ = ("queue", "started_at", "task")
+
+    def __init__(self, events: EventStream) -> None:
+        self.started_at = time.monotonic()
+        self.queue: asyncio.Queue[QueueItem] = asyncio.Queue()
+        self.task = asyncio.get_running_loop().create_task(_read(events, self.queue))
+        self.task.add_done_callback(self._done)
+
+    def _done(self, _: asyncio.Task[None]) -> None:
+        self.queue.put_nowait(_READER_DONE)
+
+    async def aclose(self) -> None:
+        """Stop reading and close the provider's stream (the turn was not stored); the
+        events read are dropped, never published."""
+        self.task.cancel()
+        await asyncio.wait({self.task})
+
+
+async def _read(events: EventStream, queue: asyncio.Queue[QueueItem]) -> None:
+    try:
+        count = 0
+        async for event in events:
+            queue.put_nowait(event)
+            # An SDK parses a burst it has buffered without ever waiting. Let the
+            # producer publish the first tokens at once, and then every few, so a
+            # burst goes out in batches (one wake-up of each subscriber a batch)
+            # without waiting for its end.
+            if count < _EACH or count % _BATCH == 0:
+                await asyncio.sleep(0)
+            count += 1
+    except EngineError as error:
+        queue.put_nowait(error)
+    finally:
+        # Closes the provider's HTTP stream, also when this task is cancelled.
+        await events.aclose()
 
 
 class Generations(StreamJobs[Job]):
@@ -146,6 +193,12 @@ class Generations(StreamJobs[Job]):
         self._on_message = on_message
 
     # The job
+
+    @staticmethod
+    def ask(events: EventStream) -> Reader:
+        """Ask the provider now: its events queue up for the job that will publish
+        them (:meth:`start`), or are dropped by :meth:`Reader.aclose`."""
+        return Reader(events)
 
     async def work(self, job: Job) -> None:
         refresher = asyncio.get_running_loop().create_task(self._hold_lock(job))
@@ -177,11 +230,8 @@ class Generations(StreamJobs[Job]):
         )
 
     async def _produce(self, job: Job) -> None:
-        queue: asyncio.Queue[QueueItem] = asyncio.Queue()
-        reader = job.reader = asyncio.get_running_loop().create_task(self._read(job, queue))
-        reader.add_done_callback(lambda _: queue.put_nowait(_READER_DONE))
-        if job.cancel_requested:  # cancelled before the reader existed
-            reader.cancel()
+        queue = job.reader.queue
+        reader = job.reader.task
         broker = self._broker
         stream_id = job.stream_id
         message_id = job.message_id
@@ -287,25 +337,6 @@ class Generations(StreamJobs[Job]):
             elif item is _READER_DONE:
                 return finish, failure
 
-    async def _read(self, job: Job, queue: asyncio.Queue[QueueItem]) -> None:
-        events = job.open_events()
-        try:
-            count = 0
-            async for event in events:
-                queue.put_nowait(event)
-                # An SDK parses a burst it has buffered without ever waiting. Let the
-                # producer publish the first tokens at once, and then every few, so a
-                # burst goes out in batches (one wake-up of each subscriber a batch)
-                # without waiting for its end.
-                if count < _EACH or count % _BATCH == 0:
-                    await asyncio.sleep(0)
-                count += 1
-        except EngineError as error:
-            queue.put_nowait(error)
-        finally:
-            # Closes the provider's HTTP stream, also when this task is cancelled.
-            await events.aclose()
-
     async def _store_result(
         self,
         job: Job,
@@ -344,28 +375,3 @@ class Generations(StreamJobs[Job]):
         except Exception:
             log.exception("could not store a generation's result", extra={"stream": job.stream_id})
         return cost
-
-
-def end_notification(
-    stream_id: str,
-    seq: int,
-    reason: schema.FinishReason,
-    message_id: str,
-    usage: Usage,
-    cost: float,
-    model: str | None,
-) -> bytes:
-    """A stream's last item: the encoded ``stream/end``."""
-    return encode_notification(
-        schema.STREAM_END,
-        schema.EndParams(
-            stream_id=stream_id,
-            seq=seq,
-            finish_reason=reason,
-            message_id=message_id,
-            usage=schema.Usage(
-                input_tokens=usage.input_tokens, output_tokens=usage.output_tokens, cost_usd=cost
-            ),
-            model=model,
-        ),
-    )

@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from yamabiko.handlers.ghost_text import CHUNK, ChunkedText
+from yamabiko.services.ghost_text import CHUNK, ChunkedText
 
 
 @pytest.mark.parametrize("seed", range(8))

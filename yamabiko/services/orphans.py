@@ -31,13 +31,12 @@ from typing import Final
 import msgspec
 
 from yamabiko.engines.llm import Usage
-from yamabiko.handlers.generation import KIND_DELTA, KIND_END, KIND_ERROR, end_notification
-from yamabiko.handlers.synthesis import KIND_FRAME
 from yamabiko.protocol import errors
 from yamabiko.protocol.messages import encode_notification
 from yamabiko.schema import audio as audio_schema
 from yamabiko.schema import stream as schema
 from yamabiko.schema.objects import Message, MessageId, TenantId
+from yamabiko.services.items import KIND_DELTA, KIND_END, KIND_ERROR, KIND_FRAME, end_notification
 from yamabiko.store import Store
 from yamabiko.store.broker import Broker, BrokerUnavailable, StreamInfo, StreamNotFound
 

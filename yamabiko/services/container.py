@@ -1,21 +1,21 @@
 """What handlers reach beyond their params: the store and the services built on it.
 
 The server builds one :class:`Services` per node and hands it to every session; the
-session carries it without knowing its type (sessions may not import the store).
+session carries it as an opaque ``object`` (sessions sit below the store and may not
+import it), and handlers get it back, typed and checked, with :func:`services`.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import cast
 
 from yamabiko.engines.llm import EngineRegistry
 from yamabiko.engines.tools.mcp import McpClients
-from yamabiko.handlers.generation import Generations
-from yamabiko.handlers.ghost_models import GhostModels
-from yamabiko.handlers.orphans import Orphans
-from yamabiko.handlers.synthesis import AudioEngines, Syntheses
-from yamabiko.handlers.watch import ConversationWatch
+from yamabiko.services.generation import Generations
+from yamabiko.services.ghost_models import GhostModels
+from yamabiko.services.orphans import Orphans
+from yamabiko.services.synthesis import AudioEngines, Syntheses
+from yamabiko.services.watch import ConversationWatch
 from yamabiko.sessions.session import Context
 from yamabiko.store import Store
 from yamabiko.store.broker import Broker
@@ -60,4 +60,10 @@ class Services:
 
 
 def services(ctx: Context) -> Services:
-    return cast(Services, ctx.services)
+    """The node's services, for a handler. A session built without them (a test of
+    the session alone) gets a clear error, not an ``AttributeError`` deep in a
+    handler."""
+    found = ctx.services
+    if type(found) is not Services:
+        raise RuntimeError("this session was built without the node's services")
+    return found
