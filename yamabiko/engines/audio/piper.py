@@ -32,6 +32,7 @@ from __future__ import annotations
 import importlib.util
 import json
 import logging
+import os
 import threading
 from collections.abc import AsyncGenerator, Iterator
 from pathlib import Path
@@ -79,6 +80,9 @@ class PiperEngine:
         self._threads = threads
         self._lock = threading.Lock()
         self._voice: Any = None  # a piper.PiperVoice, loaded on first use
+        # Sentences made at once on this node: one a core (each on `threads` threads);
+        # more would only share the cores and delay every stream's next sentence.
+        self._slots = threading.BoundedSemaphore(max(1, (os.cpu_count() or 1) // threads))
 
     @property
     def voice_name(self) -> str:
@@ -150,7 +154,7 @@ class PiperEngine:
                 f"piper has the voice {self.voice_name!r}, not {request.voice!r}"
             )
         voice = await anyio.to_thread.run_sync(self._load)
-        sentences = _Sentences(voice, text, request.sample_rate)
+        sentences = _Sentences(voice, text, request.sample_rate, self._slots)
         blocker = Blocker(block_samples)
         while True:
             # One sentence per trip to a worker thread: the loop only cuts blocks.
@@ -168,7 +172,7 @@ class _Sentences:
     """The text's audio, a sentence at a time, at ``rate`` (blocking: call :meth:`next`
     from one worker thread at a time)."""
 
-    def __init__(self, voice: Any, text: str, rate: int) -> None:
+    def __init__(self, voice: Any, text: str, rate: int, slots: threading.BoundedSemaphore) -> None:
         import soxr
         from piper import SynthesisConfig
 
@@ -181,6 +185,7 @@ class _Sentences:
         )
         # At the voice's rate, through the resampler like the speech around it.
         self._pause = np.zeros(round(SENTENCE_PAUSE_S * source), dtype=np.float32)
+        self._slots = slots
         self._started = False
         self._done = False
 
@@ -188,7 +193,8 @@ class _Sentences:
         """The next sentence (after a pause, but the first), or None after the last."""
         if self._done:
             return None
-        chunk = next(self._chunks, None)
+        with self._slots:
+            chunk = next(self._chunks, None)
         if chunk is None:
             self._done = True
             if self._resampler is None:
