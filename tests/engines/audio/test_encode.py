@@ -173,8 +173,9 @@ def test_opus_pages_leave_often() -> None:
 
 
 def test_ogg_opus_reads_the_same_in_a_second_decoder() -> None:
-    # FFmpeg (through PyAV) is not the libopus/libogg reader libsndfile uses: both must
-    # find every page (CRCs, granules) and trim to the samples given.
+    # FFmpeg (through PyAV, a test dependency) is another Ogg and Opus reader than
+    # libsndfile's: both must find every page (CRCs, granules) and trim to the samples
+    # given.
     import av
 
     rate, count = 16_000, 16_000 + 123

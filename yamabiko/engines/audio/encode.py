@@ -25,7 +25,7 @@ Formats (:data:`FORMATS`):
   ``soundfile``) cannot read such a stream.
 - ``ogg``: Ogg Opus at the rates Opus supports (8, 12, 16, 24, 48 kHz), Ogg Vorbis at
   any other rate (see :func:`ogg_codec`). Opus packets come from libopus through
-  PyAV's codec API and are paged here (:class:`_OggPager`), a page every
+  ``opuslib_next`` and are paged here (:class:`_OggPager`), a page every
   :data:`OPUS_PAGE_MS` or so: libsndfile's Opus writer holds a page for a second and
   does not offer its page latency through soundfile's public API. Vorbis goes through
   libsndfile; its pages leave when libogg fills one (about 4 KiB), so a short Vorbis
@@ -401,39 +401,34 @@ class _OggPager:
 
 
 class _OpusEncoder:
-    """Ogg Opus: libopus through PyAV's public codec API, paged by :class:`_OggPager`.
+    """Ogg Opus: libopus through ``opuslib_next``'s public ``Encoder``, paged by
+    :class:`_OggPager`.
 
-    libopus takes frames of exactly ``frame_size`` samples (20 ms), so blocks are
-    buffered to whole frames; the last frame is padded with silence and the last page's
-    granule position tells decoders where the audio ends (RFC 7845 end trimming)."""
+    libopus takes frames of exactly 20 ms, so blocks are buffered to whole frames. The
+    encoder's look-ahead is the OpusHead's pre-skip; at the end, silence pads the last
+    frame and covers the look-ahead, and the last page's granule position tells decoders
+    where the audio ends (RFC 7845 end trimming)."""
 
     format: AudioFormat = "ogg"
 
     def __init__(self, sample_rate: int, total_samples: int | None) -> None:
-        import av  # PyAV and its FFmpeg load only when an Opus stream is encoded
+        # Imported on first use: ctypes loads the libopus the package ships.
+        import opuslib_next
 
         self.sample_rate = sample_rate
         self._count = _Counted(total_samples)
-        context = av.CodecContext.create("libopus", "w")
-        assert isinstance(context, av.AudioCodecContext)
-        context.sample_rate = sample_rate
-        context.layout = "mono"
-        context.format = "flt"
-        context.open()
-        self._context = context
-        self._frame = context.frame_size or sample_rate // 50
-        head = bytes(context.extradata or b"")
-        if head[:8] != b"OpusHead":
-            raise RuntimeError("libopus gave no OpusHead")
-        self._pre_skip = int.from_bytes(head[10:12], "little")
+        self._codec = opuslib_next.Encoder(sample_rate, 1, "audio")
+        self._frame = sample_rate // 50  # 20 ms
+        self._lookahead = int(self._codec.lookahead)
         self._scale = _OPUS_RATE // sample_rate
+        self._pre_skip = self._lookahead * self._scale
         self._pending: list[npt.NDArray[np.float32]] = []
         self._pending_samples = 0
-        self._pts = 0
-        self._granule = 0  # 48 kHz samples of the packets paged so far, pre-skip included
+        self._encoded = 0  # input samples encoded, padding included
         self._page_start = 0
         self._page_samples = round(_OPUS_RATE * OPUS_PAGE_MS / 1000)
         self._pager = _OggPager(serial=0x59414D41)  # "YAMA"
+        head = struct.pack("<8sBBHIhB", b"OpusHead", 1, 1, self._pre_skip, sample_rate, 0, 0)
         self._pager.add(head)
         tags = b"OpusTags" + struct.pack("<I", len(_OPUS_VENDOR)) + _OPUS_VENDOR + bytes(4)
         headers = self._pager.page(0, _OGG_BOS)
@@ -453,7 +448,7 @@ class _OpusEncoder:
             self._pending = [rest] if rest.size else []
             self._pending_samples = rest.size
             for start in range(0, whole, self._frame):
-                out += self._packets(joined[start : start + self._frame], page=True)
+                out += self._packet(joined[start : start + self._frame], page=True)
         return bytes(out)
 
     def finish(self) -> bytes:
@@ -461,44 +456,32 @@ class _OpusEncoder:
         out = bytearray(self._take_headers())
         tail = np.concatenate([*self._pending, silence]) if self._pending else silence
         self._pending, self._pending_samples = [], 0
-        for start in range(0, tail.size, self._frame):
-            frame = tail[start : start + self._frame]
-            if frame.size < self._frame:
-                frame = np.concatenate((frame, np.zeros(self._frame - frame.size, np.float32)))
-            out += self._packets(frame, page=False)
-        out += self._packets(None, page=False)
-        # End trimming: the last granule is exactly the samples announced or given.
-        end = self._pre_skip + self._count.samples * self._scale
-        out += self._pager.page(max(end, self._pre_skip), _OGG_EOS)
+        # Enough frames that the decoder, skipping the look-ahead, gets every sample.
+        needed = self._count.samples + self._lookahead - self._encoded
+        frames = -(-needed // self._frame)
+        padded = np.zeros(frames * self._frame, dtype=np.float32)
+        padded[: tail.size] = tail
+        for start in range(0, padded.size, self._frame):
+            # Not paged early: the padding must share the last page, whose granule trims it.
+            out += self._packet(padded[start : start + self._frame], page=False)
+        out += self._pager.page(self._pre_skip + self._count.samples * self._scale, _OGG_EOS)
         return bytes(out)
 
     def _take_headers(self) -> bytes:
         headers, self._headers = self._headers, None
         return headers or b""
 
-    def _packets(self, frame: npt.NDArray[np.float32] | None, *, page: bool) -> bytes:
-        """Encode one frame (None: drain the codec) and page its packets; ``page``: close
-        a page once it holds :data:`OPUS_PAGE_MS` (not in the tail, whose padded
-        frames must share the last page, whose granule trims them)."""
-        import av
-
-        encoded = None
-        if frame is not None:
-            encoded = av.AudioFrame.from_ndarray(
-                np.ascontiguousarray(frame.reshape(1, -1)), format="flt", layout="mono"
-            )
-            encoded.sample_rate = self.sample_rate
-            encoded.pts = self._pts
-            self._pts += frame.size
-        out = bytearray()
-        for packet in self._context.encode(encoded):
-            data = bytes(packet)
-            if not self._pager.fits(data):
-                out += self._pager.page(self._granule)
-                self._page_start = self._granule
-            self._pager.add(data)
-            self._granule += (packet.duration or self._frame) * self._scale
-            if page and self._granule - self._page_start >= self._page_samples:
-                out += self._pager.page(self._granule)
-                self._page_start = self._granule
-        return bytes(out)
+    def _packet(self, frame: npt.NDArray[np.float32], *, page: bool) -> bytes:
+        """Encode one 20 ms frame into the current page; ``page``: close the page once it
+        holds :data:`OPUS_PAGE_MS`."""
+        data = bytes(self._codec.encode_float(frame.astype("<f4").tobytes(), self._frame))
+        out = b""
+        if not self._pager.fits(data):
+            out = self._pager.page(self._encoded * self._scale)
+            self._page_start = self._encoded
+        self._pager.add(data)
+        self._encoded += self._frame
+        if page and (self._encoded - self._page_start) * self._scale >= self._page_samples:
+            out += self._pager.page(self._encoded * self._scale)
+            self._page_start = self._encoded
+        return out
