@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import os
 from pathlib import Path
 
 import numpy as np
@@ -14,8 +15,10 @@ from yamabiko.engines.audio.piper import PiperEngine, installed
 
 TEXT = "Loop the last four bars. Then fade them out."
 
+# CI installs the extra (`make install`): there a missing extra fails, never skips.
 pytestmark = pytest.mark.skipif(
-    not installed(), reason="the optional extra yamabiko[voice] is not installed"
+    not installed() and not os.environ.get("CI"),
+    reason="the optional extra yamabiko[voice] is not installed",
 )
 
 
