@@ -129,7 +129,9 @@ def _seconds(beats: float) -> float:
 
 
 def run(harness: Harness) -> list[Figure]:
-    return _render_speed(harness) + _first_frame(harness) + _realtime(harness)
+    return (
+        _render_speed(harness) + _piper_speed(harness) + _first_frame(harness) + _realtime(harness)
+    )
 
 
 def _percentile(values: list[float], q: float) -> float:
@@ -243,6 +245,65 @@ def _render_speed(harness: Harness) -> list[Figure]:
                 figures.append(Figure(name, "x", factor, NO_BASELINE, True, RTF_GOAL,
                                       against="-", goal_on="value"))  # fmt: skip
     return figures
+
+
+PIPER_TEXT = (
+    "Start with the drums. Bring in the bass on the second bar, a little behind the kick. "
+    "Then the chords, soft and wide, under everything else. Let the vocal enter after "
+    "eight bars, dry and close. Open the filter slowly over the last chorus. End on the "
+    "tonic, and let the reverb ring out."
+)
+PIPER_RTF_GOAL = 1.0
+"""Faster than real time on one core: a live stream never waits for its voice."""
+
+
+def _piper_speed(harness: Harness) -> list[Figure]:
+    """The ``piper`` voice on one CPU (ONNX Runtime on one thread): audio seconds per
+    CPU second of the process, best of three after a warm-up; skipped without the
+    optional extra ``yamabiko[voice]``."""
+    import asyncio
+
+    from yamabiko.engines.audio import piper
+    from yamabiko.engines.audio.base import AudioRequest
+
+    if not piper.installed():
+        harness.note("piper: the optional extra yamabiko[voice] is not installed; skipped")
+        return []
+    engine = piper.PiperEngine()
+
+    async def speak(text: str) -> tuple[int, float]:
+        samples, first = 0, 0.0
+        started = time.perf_counter()
+        request = AudioRequest(text=text, sample_rate=SAMPLE_RATE)
+        async for block in engine.blocks(request, SAMPLE_RATE * FRAME_MS // 1000):
+            first = first or time.perf_counter() - started
+            samples += block.size
+        return samples, first
+
+    with _one_cpu() as (cpu, _threads):
+        asyncio.run(speak("Ready."))  # loads the voice
+        rounds = []
+        for _ in range(3):
+            cpu_before, wall_before = time.process_time(), time.perf_counter()
+            samples, first = asyncio.run(speak(PIPER_TEXT))
+            audio_s = samples / SAMPLE_RATE
+            rounds.append(
+                (
+                    audio_s / (time.process_time() - cpu_before),
+                    audio_s / (time.perf_counter() - wall_before),
+                    first,
+                )
+            )
+    factor, wall, first = max(rounds)
+    harness.note(
+        f"piper at 24 kHz (CPU {cpu} only, {audio_s:.1f} s of speech, six sentences): rounds "
+        + ", ".join(f"{r:.1f}x" for r, _, _ in rounds)
+        + f" real time per CPU second; best {wall:.1f}x of wall time; the first sentence's"
+        f" first block after {first * 1000:.0f} ms"
+    )
+    harness.progress(f"piper at 24 kHz: {factor:.1f}x real time")
+    return [Figure("piper real-time factor, 24 kHz", "x", factor, NO_BASELINE, True,
+                   PIPER_RTF_GOAL, decimals=1, against="-", goal_on="value")]  # fmt: skip
 
 
 # First-frame latency

@@ -34,6 +34,12 @@ OVERLAP_LIMIT_BEATS: Final = 0.25
 at once, which a singer cannot sing."""
 EXACT_ENGINES: Final = frozenset({"singer", "onnx"})
 """Engines whose length is known before rendering (a WAV header can carry it)."""
+ENGINE_NEEDS: Final = {
+    "onnx": "a model: YAMABIKO_AUDIO_ONNX_MODEL_DIR",
+    "tts": "OPENAI_API_KEY or OPENAI_BASE_URL",
+    "piper": "the optional extra yamabiko[voice] (piper-tts and its voice)",
+}
+"""What an engine that a server may lack needs, for the -32010 message."""
 
 
 class AudioSession:
@@ -77,12 +83,14 @@ def notes_of(params: SynthesizeParams) -> tuple[Note, ...]:
 @router.method(schema.AUDIO_SYNTHESIZE)
 async def synthesize(ctx: Context, params: SynthesizeParams) -> SynthesizeResult:
     svc = services(ctx)
-    engine = svc.audio.engines.get(params.engine)
+    name = params.engine or ("singer" if params.notes else svc.audio.speech_engine)
+    engine = svc.audio.engines.get(name)
     if engine is None:
         configured = ", ".join(sorted(svc.audio.engines))
+        hint = ENGINE_NEEDS.get(name)
         raise errors.EngineUnavailable(
-            f"audio engine {params.engine!r} is not configured on this server (it has:"
-            f" {configured})"
+            f"audio engine {name!r} is not configured on this server (it has:"
+            f" {configured}){f'; it needs {hint}' if hint else ''}"
         )
     notes = notes_of(params)
     if not notes and not (params.text and params.text.strip()):
@@ -102,12 +110,12 @@ async def synthesize(ctx: Context, params: SynthesizeParams) -> SynthesizeResult
         duration = await anyio.to_thread.run_sync(engine.duration_s, request)
     except AudioEngineError as exc:
         raise errors.InvalidParams(str(exc)) from None
-    if params.format == "flac" and params.engine not in EXACT_ENGINES:
+    if params.format == "flac" and name not in EXACT_ENGINES:
         # The FLAC header must carry the length before the first frame leaves.
         raise errors.InvalidParams(
             f"format flac needs an engine whose length is known before it renders"
             f" ({', '.join(sorted(EXACT_ENGINES))}); use pcm16, wav or ogg with"
-            f" {params.engine} - at $.format"
+            f" {name} - at $.format"
         )
     limit = svc.audio.max_seconds
     if duration > limit:
@@ -128,7 +136,7 @@ async def synthesize(ctx: Context, params: SynthesizeParams) -> SynthesizeResult
     await svc.broker.create(stream_id, owner_tenant=tenant(ctx), owner_user=user(ctx))
     progress = Progress()
     await subscribe_session(ctx, stream_id, 0, progress)
-    total = round(duration * params.sample_rate) if params.engine in EXACT_ENGINES else None
+    total = round(duration * params.sample_rate) if name in EXACT_ENGINES else None
     svc.syntheses.start(
         SynthesisJob(
             stream_id=stream_id,

@@ -188,9 +188,10 @@ async def _audio(ctx: Context, params: AudioArgs) -> tuple[AudioInfo, list[dict[
     from yamabiko.engines.audio.encode import encoder
 
     svc = services(ctx)
-    engine = svc.audio.engines.get(params.engine)
+    name = params.engine or ("singer" if params.notes else svc.audio.speech_engine)
+    engine = svc.audio.engines.get(name)
     if engine is None:
-        raise errors.EngineUnavailable(f"audio engine {params.engine!r} is not configured")
+        raise errors.EngineUnavailable(f"audio engine {name!r} is not configured")
     request = AudioRequest(
         text=params.text,
         lyrics=params.lyrics,

@@ -26,7 +26,7 @@ MAX_NOTES: Final = 10_000
 AudioFormat = Literal["pcm16", "wav", "flac", "ogg"]
 Pace = Literal["fast", "realtime"]
 EngineName = Annotated[str, Meta(pattern="^[a-z][a-z0-9_-]{0,31}$")]
-"""``singer`` (the default), ``onnx``, ``tts``; one this server lacks is -32010."""
+"""``singer``, ``onnx``, ``tts``, ``piper``; one this server lacks is -32010."""
 
 
 class NoteParam(Params):
@@ -49,7 +49,9 @@ class SynthesizeParams(Params):
     notes: Annotated[list[NoteParam], Meta(max_length=MAX_NOTES)] | None = None
     tempo: Annotated[float, Meta(ge=20.0, le=400.0)] = 120.0
     voice: Annotated[str, Meta(max_length=64)] | None = None
-    engine: EngineName = "singer"
+    engine: EngineName | None = None
+    """None: ``singer`` for notes; for text, the server's ``YAMABIKO_SPEECH_ENGINE``
+    (``singer`` unless configured)."""
     format: AudioFormat = "pcm16"
     sample_rate: Annotated[int, Meta(ge=8000, le=48000)] = 24_000
     frame_ms: Annotated[int, Meta(ge=10, le=1000)] = 20

@@ -183,6 +183,17 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
         tuple[str, ...],
         Meta(description="Private hosts/networks[:port] HTTP MCP servers may be at (comma list)."),
     ] = ()
+    speech_engine: Annotated[
+        str,
+        Meta(
+            pattern="^[a-z][a-z0-9_-]{0,31}$",
+            description="Audio engine for text when audio/synthesize names none (e.g. piper).",
+        ),
+    ] = "singer"
+    audio_piper_model: Annotated[
+        str | None,
+        Meta(description="Piper voice (.onnx, .onnx.json beside it) for engine piper; else joe."),
+    ] = None
 
     @property
     def data_path(self) -> Path:

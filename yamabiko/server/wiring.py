@@ -234,7 +234,20 @@ def audio_engines(settings: Settings, env: Mapping[str, str]) -> AudioEngines:
         from yamabiko.engines.audio.onnx import OnnxSingerEngine
 
         engines["onnx"] = OnnxSingerEngine.open(Path(settings.audio_onnx_model_dir).expanduser())
-    return AudioEngines(engines, max_seconds=settings.max_audio_seconds)
+    # Our module only: piper-tts (GPL) is imported by the engine on its first request.
+    from yamabiko.engines.audio import piper
+
+    if piper.installed(settings.audio_piper_model):
+        engines[piper.NAME] = piper.PiperEngine(model=settings.audio_piper_model)
+    if settings.speech_engine not in engines:
+        # Not replaced by one that is there: text then gets -32010 naming what is missing.
+        log.warning(
+            "YAMABIKO_SPEECH_ENGINE names an audio engine this server does not have",
+            extra={"engine": settings.speech_engine, "engines": sorted(engines)},
+        )
+    return AudioEngines(
+        engines, max_seconds=settings.max_audio_seconds, speech_engine=settings.speech_engine
+    )
 
 
 def provider_environment(env: Mapping[str, str]) -> dict[str, str]:

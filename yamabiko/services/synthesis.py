@@ -115,6 +115,8 @@ class AudioEngines:
 
     engines: dict[str, AudioEngine]
     max_seconds: float = 300.0
+    speech_engine: str = "singer"
+    """The engine for text when a request names none (``YAMABIKO_SPEECH_ENGINE``)."""
 
     async def aclose(self) -> None:
         """Close the engines' HTTP clients (``tts``), at shutdown."""

@@ -170,3 +170,22 @@ def test_opus_pages_leave_often() -> None:
     block = np.full(480, 0.1, dtype=np.float32)  # 20 ms
     sent = [i for i in range(25) if codec.encode(block)]
     assert len(sent) >= 5
+
+
+def test_ogg_opus_reads_the_same_in_a_second_decoder() -> None:
+    # FFmpeg (through PyAV, a test dependency) is another Ogg and Opus reader than
+    # libsndfile's: both must find every page (CRCs, granules) and trim to the samples
+    # given.
+    import av
+
+    rate, count = 16_000, 16_000 + 123
+    tone = (0.3 * np.sin(2 * np.pi * 330 * np.arange(count) / rate)).astype(np.float32)
+    codec = encoder("ogg", rate)
+    payloads = [codec.encode(tone[i : i + 320]) for i in range(0, count, 320)]
+    data = b"".join([*payloads, codec.finish()])
+    with av.open(io.BytesIO(data)) as container:
+        frames = list(container.decode(audio=0))
+    decoded_rate = frames[0].sample_rate
+    assert sum(f.samples for f in frames) == count * decoded_rate // rate
+    with soundfile.SoundFile(io.BytesIO(data)) as f:
+        assert f.frames == count

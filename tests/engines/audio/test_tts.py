@@ -13,10 +13,10 @@ import pytest
 
 from tests.fakes import FakeSpeech, Script
 from yamabiko.engines.audio.base import AudioEngineError, AudioRequest, Note, Samples
+from yamabiko.engines.audio.speech import Blocker
 from yamabiko.engines.audio.tts import (
     SOURCE_RATE,
     TtsEngine,
-    _Blocker,
     _Resampler,
     pcm16_to_float,
 )
@@ -96,7 +96,7 @@ def test_streaming_resampling_is_the_same_however_the_input_is_cut() -> None:
 
 
 def test_the_blocker_carries_the_remainder() -> None:
-    blocker = _Blocker(4)
+    blocker = Blocker(4)
     out = blocker.feed(np.arange(3, dtype=np.float32))
     out += blocker.feed(np.arange(3, 9, dtype=np.float32))
     assert [b.tolist() for b in out] == [[0, 1, 2, 3], [4, 5, 6, 7]]

@@ -24,9 +24,12 @@ Formats (:data:`FORMATS`):
   encoder writing to a pipe does); ffmpeg and libFLAC decode that, but libsndfile (hence
   ``soundfile``) cannot read such a stream.
 - ``ogg``: Ogg Opus at the rates Opus supports (8, 12, 16, 24, 48 kHz), Ogg Vorbis at
-  any other rate (see :func:`ogg_codec`). Opus pages are flushed every
-  :data:`OPUS_PAGE_MS` or so; Vorbis pages leave when libogg fills one (about 4 KiB),
-  so a short Vorbis stream arrives mostly in the tail.
+  any other rate (see :func:`ogg_codec`). Opus packets come from libopus through
+  ``opuslib_next`` and are paged here (:class:`_OggPager`), a page every
+  :data:`OPUS_PAGE_MS` or so: libsndfile's Opus writer holds a page for a second and
+  does not offer its page latency through soundfile's public API. Vorbis goes through
+  libsndfile; its pages leave when libogg fills one (about 4 KiB), so a short Vorbis
+  stream arrives mostly in the tail.
 
 Only ``pcm16`` and ``wav`` payloads follow the blocks exactly (a ``frameMs`` block is a
 ``frameMs`` payload, :attr:`FormatInfo.exact_frames`); a ``flac`` or ``ogg`` payload is
@@ -73,12 +76,11 @@ FORMATS: Final[dict[str, FormatInfo]] = {
 
 OPUS_SAMPLE_RATES: Final = frozenset({8_000, 12_000, 16_000, 24_000, 48_000})
 OPUS_PAGE_MS: Final = 40.0
-"""How often libsndfile closes an Ogg Opus page (its default, 1 s, is too laggy for a
-live stream; a page costs about 30 bytes)."""
+"""How often an Ogg Opus page leaves (libsndfile's default, 1 s, is too laggy for a live
+stream; a page costs about 30 bytes)."""
 
 WAV_HEADER_BYTES: Final = 44
 _STREAMING_SIZE: Final = 0xFFFF_FFFF
-_SFC_SET_OGG_PAGE_LATENCY_MS: Final = 0x1302  # sndfile.h
 
 
 class Encoder(Protocol):
@@ -114,6 +116,8 @@ def encoder(format: str, sample_rate: int, total_samples: int | None = None) -> 
     if format == "flac":
         return _SoundFileEncoder("flac", sample_rate, total_samples)
     if format == "ogg":
+        if ogg_codec(sample_rate) == "opus":
+            return _OpusEncoder(sample_rate, total_samples)
         return _SoundFileEncoder("ogg", sample_rate, total_samples)
     raise ValueError(f"unknown audio format {format!r}")
 
@@ -260,7 +264,7 @@ class _Sink:
 
 
 class _SoundFileEncoder:
-    """FLAC or Ogg through a :class:`soundfile.SoundFile` writing into a :class:`_Sink`."""
+    """FLAC or Ogg Vorbis through a :class:`soundfile.SoundFile` writing into a :class:`_Sink`."""
 
     def __init__(
         self, format: Literal["flac", "ogg"], sample_rate: int, total_samples: int | None
@@ -269,15 +273,10 @@ class _SoundFileEncoder:
         self.sample_rate = sample_rate
         self._count = _Counted(total_samples)
         self._sink = _Sink()
-        if format == "flac":
-            major, subtype = "FLAC", "PCM_16"
-        else:
-            major, subtype = "OGG", ogg_codec(sample_rate).upper()
+        major, subtype = ("FLAC", "PCM_16") if format == "flac" else ("OGG", "VORBIS")
         self._file = soundfile.SoundFile(
             self._sink, "w", samplerate=sample_rate, channels=1, format=major, subtype=subtype
         )
-        if subtype == "OPUS":
-            _set_page_latency(self._file, OPUS_PAGE_MS)
         self._header_done = format != "flac" or total_samples is None
 
     def encode(self, block: Samples) -> bytes:
@@ -308,16 +307,6 @@ class _SoundFileEncoder:
         return self._sink.take()
 
 
-def _set_page_latency(file: Any, milliseconds: float) -> None:
-    """sf_command(SFC_SET_OGG_PAGE_LATENCY_MS), which soundfile does not wrap: through
-    its cffi handles, and skipped (pages of a second) should they ever move."""
-    try:
-        latency = soundfile._ffi.new("double*", milliseconds)
-        soundfile._snd.sf_command(file._file, _SFC_SET_OGG_PAGE_LATENCY_MS, latency, 8)
-    except AttributeError:  # pragma: no cover - another soundfile
-        pass
-
-
 _FLAC_HEADER_BYTES: Final = 42  # "fLaC", a metadata block header, STREAMINFO
 
 
@@ -338,3 +327,161 @@ def _set_flac_total(header: bytearray, total_samples: int) -> None:
         return  # STREAMINFO cannot say it: leave "unknown"
     header[21] = (header[21] & 0xF0) | (total_samples >> 32)
     header[22:26] = (total_samples & 0xFFFF_FFFF).to_bytes(4, "big")
+
+
+_OPUS_RATE: Final = 48_000
+"""Ogg Opus counts granule positions at 48 kHz whatever the input rate (RFC 7845)."""
+_OPUS_VENDOR: Final = b"yamabiko"
+_OGG_BOS: Final = 0x02
+_OGG_EOS: Final = 0x04
+_OGG_CRC: Final = [0] * 256
+
+
+def _ogg_crc_table() -> None:
+    # Ogg's CRC-32: polynomial 0x04C11DB7, not reflected, initial 0 (not zlib's).
+    for n in range(256):
+        r = n << 24
+        for _ in range(8):
+            r = ((r << 1) ^ 0x04C1_1DB7) if r & 0x8000_0000 else r << 1
+        _OGG_CRC[n] = r & 0xFFFF_FFFF
+
+
+_ogg_crc_table()
+
+
+def _ogg_crc(data: bytes) -> int:
+    crc = 0
+    table = _OGG_CRC
+    for byte in data:
+        crc = ((crc << 8) & 0xFFFF_FFFF) ^ table[(crc >> 24) ^ byte]
+    return crc
+
+
+class _OggPager:
+    """Ogg pages of one logical stream: packets in, whole pages out (RFC 3533). A page
+    ends where the caller says (:meth:`page`); a packet never spans two pages here, so
+    a page is at most 255 lacing values (:meth:`fits`)."""
+
+    def __init__(self, serial: int) -> None:
+        self._serial = serial
+        self._sequence = 0
+        self._lacing = bytearray()
+        self._body = bytearray()
+
+    def fits(self, packet: bytes) -> bool:
+        return len(self._lacing) + len(packet) // 255 + 1 <= 255
+
+    @property
+    def empty(self) -> bool:
+        return not self._lacing
+
+    def add(self, packet: bytes) -> None:
+        self._lacing.extend(b"\xff" * (len(packet) // 255))
+        self._lacing.append(len(packet) % 255)
+        self._body.extend(packet)
+
+    def page(self, granule: int, flags: int = 0) -> bytes:
+        header = struct.pack(
+            "<4sBBqIIIB",
+            b"OggS",
+            0,  # version
+            flags,
+            granule,
+            self._serial,
+            self._sequence,
+            0,  # CRC, filled in below
+            len(self._lacing),
+        )
+        page = bytearray(header + self._lacing + self._body)
+        struct.pack_into("<I", page, 22, _ogg_crc(bytes(page)))
+        self._sequence += 1
+        self._lacing.clear()
+        self._body.clear()
+        return bytes(page)
+
+
+class _OpusEncoder:
+    """Ogg Opus: libopus through ``opuslib_next``'s public ``Encoder``, paged by
+    :class:`_OggPager`.
+
+    libopus takes frames of exactly 20 ms, so blocks are buffered to whole frames. The
+    encoder's look-ahead is the OpusHead's pre-skip; at the end, silence pads the last
+    frame and covers the look-ahead, and the last page's granule position tells decoders
+    where the audio ends (RFC 7845 end trimming)."""
+
+    format: AudioFormat = "ogg"
+
+    def __init__(self, sample_rate: int, total_samples: int | None) -> None:
+        # Imported on first use: ctypes loads the libopus the package ships.
+        import opuslib_next
+
+        self.sample_rate = sample_rate
+        self._count = _Counted(total_samples)
+        self._codec = opuslib_next.Encoder(sample_rate, 1, "audio")
+        self._frame = sample_rate // 50  # 20 ms
+        self._lookahead = int(self._codec.lookahead)
+        self._scale = _OPUS_RATE // sample_rate
+        self._pre_skip = self._lookahead * self._scale
+        self._pending: list[npt.NDArray[np.float32]] = []
+        self._pending_samples = 0
+        self._encoded = 0  # input samples encoded, padding included
+        self._page_start = 0
+        self._page_samples = round(_OPUS_RATE * OPUS_PAGE_MS / 1000)
+        self._pager = _OggPager(serial=0x59414D41)  # "YAMA"
+        head = struct.pack("<8sBBHIhB", b"OpusHead", 1, 1, self._pre_skip, sample_rate, 0, 0)
+        self._pager.add(head)
+        tags = b"OpusTags" + struct.pack("<I", len(_OPUS_VENDOR)) + _OPUS_VENDOR + bytes(4)
+        headers = self._pager.page(0, _OGG_BOS)
+        self._pager.add(tags)
+        self._headers: bytes | None = headers + self._pager.page(0)
+
+    def encode(self, block: Samples) -> bytes:
+        samples = self._count.take(block)
+        out = bytearray(self._take_headers())
+        if samples.size:
+            self._pending.append(np.clip(samples, -1.0, 1.0))
+            self._pending_samples += samples.size
+        if self._pending_samples >= self._frame:
+            joined = np.concatenate(self._pending)
+            whole = joined.size - joined.size % self._frame
+            rest = joined[whole:]
+            self._pending = [rest] if rest.size else []
+            self._pending_samples = rest.size
+            for start in range(0, whole, self._frame):
+                out += self._packet(joined[start : start + self._frame], page=True)
+        return bytes(out)
+
+    def finish(self) -> bytes:
+        silence = self._count.missing()
+        out = bytearray(self._take_headers())
+        tail = np.concatenate([*self._pending, silence]) if self._pending else silence
+        self._pending, self._pending_samples = [], 0
+        # Enough frames that the decoder, skipping the look-ahead, gets every sample.
+        needed = self._count.samples + self._lookahead - self._encoded
+        frames = -(-needed // self._frame)
+        padded = np.zeros(frames * self._frame, dtype=np.float32)
+        padded[: tail.size] = tail
+        for start in range(0, padded.size, self._frame):
+            # Not paged early: the padding must share the last page, whose granule trims it.
+            out += self._packet(padded[start : start + self._frame], page=False)
+        out += self._pager.page(self._pre_skip + self._count.samples * self._scale, _OGG_EOS)
+        return bytes(out)
+
+    def _take_headers(self) -> bytes:
+        headers, self._headers = self._headers, None
+        return headers or b""
+
+    def _packet(self, frame: npt.NDArray[np.float32], *, page: bool) -> bytes:
+        """Encode one 20 ms frame into the current page; ``page``: close the page once it
+        holds :data:`OPUS_PAGE_MS`."""
+        data = bytes(self._codec.encode_float(frame.astype("<f4").tobytes(), self._frame))
+        out = b""
+        if not self._pager.fits(data):
+            out = self._pager.page(self._encoded * self._scale)
+            self._page_start = self._encoded
+        self._pager.add(data)
+        self._encoded += self._frame
+        if page and (self._encoded - self._page_start) * self._scale >= self._page_samples:
+            out += self._pager.page(self._encoded * self._scale)
+            self._page_start = self._encoded
+        return out

@@ -5,8 +5,8 @@ Theory of operation. :meth:`TtsEngine.blocks` asks the official SDK for
 raw PCM: 16-bit signed little-endian mono at 24 kHz. HTTP chunks split samples
 anywhere, so the odd byte is carried to the next chunk; samples become float32, are
 resampled (linear interpolation, :class:`_Resampler`) when the request wants another
-rate, and are cut into blocks of exactly ``block_samples`` (:class:`_Blocker`), the
-remainder carried too. Nothing is buffered beyond one chunk and one block.
+rate, and are cut into blocks of exactly ``block_samples`` (:class:`.speech.Blocker`),
+the remainder carried too. Nothing is buffered beyond one chunk and one block.
 
 The response is read inside ``async with``: closing the generator or cancelling the
 task iterating it closes the HTTP stream, so the provider stops generating at once.
@@ -20,7 +20,6 @@ refused key's answer is left out: OpenAI quotes part of the key in it).
 
 from __future__ import annotations
 
-import re
 from collections.abc import AsyncGenerator
 from typing import Final
 
@@ -29,6 +28,7 @@ import numpy as np
 import openai
 
 from yamabiko.engines.audio.base import AudioEngineError, AudioRequest, Samples
+from yamabiko.engines.audio.speech import Blocker, estimated_seconds, spoken_text
 from yamabiko.engines.llm.clients import shared_ssl_context
 from yamabiko.engines.llm.openai import DEFAULT_BASE_URL, PLACEHOLDER_KEY, translate
 from yamabiko.engines.llm.providers import is_custom_openai_url
@@ -40,11 +40,6 @@ DEFAULT_MODEL: Final = "gpt-4o-mini-tts"
 DEFAULT_VOICE: Final = "alloy"
 MAX_INPUT_CHARS: Final = 4096
 """The speech API's limit on ``input``."""
-CHARS_PER_SECOND: Final = 14.0
-"""A typical speaking rate for alphabetic text (about 150 words a minute)."""
-WIDE_CHARS_PER_SECOND: Final = 7.0
-"""For kana and kanji, about one mora or character every 140 ms."""
-_WIDE: Final = re.compile(r"[\u3040-\u30ff\u3400-\u9fff\uac00-\ud7af\uf900-\ufaff]")
 _INT16_SCALE: Final = 1.0 / 32768.0
 
 
@@ -92,9 +87,7 @@ class TtsEngine:
 
     def duration_s(self, request: AudioRequest) -> float:
         """An estimate from the text's length at a typical speaking rate."""
-        text = spoken_text(request)
-        wide = len(_WIDE.findall(text))
-        return (len(text) - wide) / CHARS_PER_SECOND + wide / WIDE_CHARS_PER_SECOND
+        return estimated_seconds(spoken_text(request))
 
     async def blocks(
         self, request: AudioRequest, block_samples: int
@@ -115,7 +108,7 @@ class TtsEngine:
         voice = request.voice or self.voice
         sample_rate = request.sample_rate
         resampler = _Resampler(SOURCE_RATE, sample_rate) if sample_rate != SOURCE_RATE else None
-        blocker = _Blocker(block_samples)
+        blocker = Blocker(block_samples)
         carry = b""
         try:
             async with self._get_client().audio.speech.with_streaming_response.create(
@@ -144,19 +137,6 @@ class TtsEngine:
         if self._client is not None:
             client, self._client = self._client, None
             await client.close()
-
-
-def spoken_text(request: AudioRequest) -> str:
-    """What ``tts`` says for a request: ``text``, else (without notes) the lyrics with
-    their whitespace collapsed. Raises :class:`AudioEngineError` for notes without text:
-    tts does not sing."""
-    if request.text is not None:
-        return request.text
-    if request.notes:
-        raise AudioEngineError("tts speaks text and does not sing notes: use singer or onnx")
-    if request.lyrics is not None:
-        return " ".join(request.lyrics.split())
-    raise AudioEngineError("tts: nothing to say (give text or lyrics)")
 
 
 def pcm16_to_float(data: bytes) -> Samples:
@@ -211,35 +191,3 @@ class _Resampler:
         if available == 0 or total <= self._k:
             return np.zeros(0, dtype=np.float32)
         return self._emit(total, available)
-
-
-class _Blocker:
-    """Cuts a stream of arrays into blocks of exactly ``size`` samples."""
-
-    def __init__(self, size: int) -> None:
-        self._size = size
-        self._parts: list[Samples] = []
-        self._count = 0
-
-    def feed(self, samples: Samples) -> list[Samples]:
-        if len(samples) == 0:
-            return []
-        self._parts.append(samples)
-        self._count += len(samples)
-        if self._count < self._size:
-            return []
-        joined = np.concatenate(self._parts)
-        whole = len(joined) - len(joined) % self._size
-        blocks = [joined[i : i + self._size] for i in range(0, whole, self._size)]
-        rest = joined[whole:]
-        self._parts = [rest] if len(rest) else []
-        self._count = len(rest)
-        return blocks
-
-    def flush(self) -> Samples | None:
-        if not self._count:
-            return None
-        rest = np.concatenate(self._parts)
-        self._parts = []
-        self._count = 0
-        return rest

@@ -998,7 +998,7 @@ export interface SynthesizeParams {
   notes?: NoteParam[] | null;
   tempo?: number;
   voice?: string | null;
-  engine?: string;
+  engine?: string | null;
   format?: "flac" | "ogg" | "pcm16" | "wav";
   sampleRate?: number;
   frameMs?: number;
@@ -1295,7 +1295,7 @@ export interface ClientRequests {
       notes?: NoteParam[] | null;
       tempo?: number;
       voice?: string | null;
-      engine?: string;
+      engine?: string | null;
       format?: "flac" | "ogg" | "pcm16" | "wav";
       sampleRate?: number;
       frameMs?: number;
