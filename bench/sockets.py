@@ -56,6 +56,7 @@ PIPELINED_PICOWS_GOAL = 0.75
 SEQUENTIAL_GOAL = 1.2
 CPU_PER_MESSAGE_GOAL = 0.5
 IDLE_MEMORY_GOAL_KIB = 12.0
+CONNECT_CPU_GOAL_MS = 0.25
 
 
 def run(harness: Harness) -> list[Figure]:
@@ -66,7 +67,9 @@ def run(harness: Harness) -> list[Figure]:
     pipe: dict[str, list[Pipelined]] = {kind: [] for kind in KINDS}
     for number, kind in _rounds(options.rounds):
         pipe[kind].append(_pipelined(harness, kind, number))
-    mem = {kind: _idle_memory(harness, kind) for kind in KINDS}
+    idle = {kind: _idle_memory(harness, kind) for kind in KINDS}
+    mem = {kind: idle[kind][0] for kind in KINDS}
+    connect_ms = {kind: idle[kind][1] for kind in KINDS}
 
     fastest = {k: max(seq[k], key=lambda r: r.rate) for k in KINDS}
     rate = {k: fastest[k].rate for k in KINDS}
@@ -101,6 +104,8 @@ def run(harness: Harness) -> list[Figure]:
                mem[y], mem[e], False, IDLE_MEMORY_GOAL_KIB, decimals=1, goal_on="value"),
         Figure(f"memory per idle connection ({options.idle_connections})", "KiB",
                mem[y], mem[p], False, decimals=1, against=p),
+        Figure("server CPU per connect (upgrade, JWT, initialize)", "ms", connect_ms[y],
+               connect_ms[e], False, CONNECT_CPU_GOAL_MS, decimals=3, goal_on="value"),
     ]  # fmt: skip
 
 
@@ -266,23 +271,27 @@ def _pipelined(harness: Harness, kind: str, number: int) -> Pipelined:
 # Idle memory
 
 
-def _idle_memory(harness: Harness, kind: str) -> float:
+def _idle_memory(harness: Harness, kind: str) -> tuple[float, float]:
+    """(KiB per idle connection, server CPU ms per connect) on a fresh server."""
     options = harness.options
     with harness.fresh_server(kind) as server:
-        per_conn, before, after = uvloop.run(
+        per_conn, before, after, connect_ms = uvloop.run(
             _idle_memory_async(server, options.idle_connections, options.settle_s)
         )
     harness.progress(
         f"{kind}: {per_conn:.1f} KiB per idle connection "
-        f"(RSS {before:,} KiB -> {after:,} KiB with {options.idle_connections:,} connections)"
+        f"(RSS {before:,} KiB -> {after:,} KiB with {options.idle_connections:,} connections), "
+        f"{connect_ms:.3f} ms server CPU per connect"
     )
-    return per_conn
+    return per_conn, connect_ms
 
 
 async def _idle_memory_async(
     server: ServerProcess, count: int, settle_s: float
-) -> tuple[float, int, int]:
-    """(KiB per connection, RSS before, RSS after) for ``count`` idle connections."""
+) -> tuple[float, int, int, float]:
+    """(KiB per connection, RSS before, RSS after, server CPU ms per connect) for
+    ``count`` idle connections. A connect is the upgrade, the token's check and the
+    hello (``initialize`` and ``initialized``); the echo server only echoes the hello."""
     target = server.target
     assert target is not None
     # A few connections first, so that lazily built state is in the baseline.
@@ -290,7 +299,9 @@ async def _idle_memory_async(
         conn.stop()
     await asyncio.sleep(settle_s)
     before = int(server.stats()["rss_kib"])
+    cpu_before = server.cpu_seconds()
     conns = await open_connections(target, count)
+    connect_ms = (server.cpu_seconds() - cpu_before) / count * 1000
     try:
         await asyncio.sleep(settle_s)
         after = int(server.stats()["rss_kib"])
@@ -300,4 +311,4 @@ async def _idle_memory_async(
     finally:
         for conn in conns:
             conn.stop()
-    return (after - before) / count, before, after
+    return (after - before) / count, before, after, connect_ms
