@@ -58,12 +58,25 @@ async def raw_socket(
         writer.close()
 
 
-def _mask(payload: bytes, opcode: int = 0x1) -> bytes:
-    """One masked client frame (payloads under 126 bytes)."""
-    assert len(payload) < 126
+def _mask(payload: bytes, opcode: int = 0x1, *, fin: bool = True) -> bytes:
+    """One masked client frame."""
     key = os.urandom(4)
     masked = bytes(b ^ key[i % 4] for i, b in enumerate(payload))
-    return bytes([0x80 | opcode, 0x80 | len(payload)]) + key + masked
+    size = len(payload)
+    length = bytes([0x80 | size]) if size < 126 else bytes([0x80 | 126]) + size.to_bytes(2)
+    return bytes([(0x80 if fin else 0) | opcode]) + length + key + masked
+
+
+async def _read_frame(reader: asyncio.StreamReader) -> tuple[int, bytes]:
+    """One server frame (unmasked): (opcode, payload)."""
+    async with asyncio.timeout(5):
+        first, second = await reader.readexactly(2)
+        size = second & 0x7F
+        if size == 126:
+            size = int.from_bytes(await reader.readexactly(2))
+        elif size == 127:
+            size = int.from_bytes(await reader.readexactly(8))
+        return first & 0x0F, await reader.readexactly(size)
 
 
 async def test_fragmented_and_binary_messages_are_answered(tmp_path: Path) -> None:
@@ -82,6 +95,37 @@ async def test_fragmented_and_binary_messages_are_answered(tmp_path: Path) -> No
         async with asyncio.timeout(5):
             pong = json.loads(await ws.recv())
         assert pong == {"jsonrpc": "2.0", "id": 7, "result": {}}
+
+
+async def test_control_frames_between_fragments_and_messages(tmp_path: Path) -> None:
+    async with (
+        running_server(tmp_path) as server,
+        raw_socket(server.app.port, _upgrade(Authorization=f"Bearer {server.token()}")) as (
+            reader,
+            writer,
+            head,
+        ),
+    ):
+        assert head.startswith(b"HTTP/1.1 101")
+        writer.write(_mask(INIT.encode()))
+        assert json.loads((await _read_frame(reader))[1])["id"] == "i"
+        # A ping from the client inside a fragmented request, then a whole request in
+        # the same write: a pong, then both answers, in order.
+        first = (PING % 1).encode()
+        writer.write(
+            _mask(first[:10], fin=False)
+            + _mask(b"hello", 0x9)
+            + _mask(first[10:], 0x0)
+            + _mask((PING % 2).encode())
+        )
+        assert await _read_frame(reader) == (0xA, b"hello")
+        assert json.loads((await _read_frame(reader))[1])["id"] == 1
+        assert json.loads((await _read_frame(reader))[1])["id"] == 2
+        # A frame with a reserved bit set is a protocol error: close 1002.
+        writer.write(bytes([0xC1]) + _mask(b"{}")[1:])
+        opcode, payload = await _read_frame(reader)
+        assert opcode == 0x8
+        assert int.from_bytes(payload[:2]) == 1002
 
 
 @pytest.mark.parametrize("fragmented", [False, True])

@@ -129,10 +129,11 @@ class WsConnection(asyncio.Protocol):
     reader, its write buffer and its timers. Also the session's ``Transport``."""
 
     __slots__ = (
-        "_buffered", "_closed_waiter", "_flush_pending", "_fragments", "_handshake", "_incoming",
-        "_incoming_bytes", "_listener", "_loop", "_lost", "_options", "_ping_payload",
-        "_protocol", "_reader", "_reading_paused", "_receive", "_timer", "_transport",
-        "_writable", "_write_paused", "opened", "peer", "session", "subprotocol", "ticket",
+        "_buffered", "_closed_waiter", "_eof", "_fast", "_flush_pending", "_fragmented",
+        "_fragments", "_handshake", "_inbuf", "_incoming", "_incoming_bytes", "_listener",
+        "_loop", "_lost", "_options", "_out", "_ping_payload", "_protocol", "_reader",
+        "_reading_paused", "_receive", "_timer", "_transport", "_writable", "_write_paused",
+        "opened", "peer", "session", "subprotocol", "ticket",
     )  # fmt: skip
 
     def __init__(self, listener: Listener, options: WsOptions) -> None:
@@ -158,6 +159,16 @@ class WsConnection(asyncio.Protocol):
         self._closed_waiter: asyncio.Future[None] | None = None
         self._flush_pending = False
         self._buffered = 0
+        self._out: list[bytes] = []
+        """Bytes to write at the next flush, in order: ours and the protocol's."""
+        self._eof = False
+        """The protocol asked for the end of the stream after ``_out``."""
+        self._fast = False
+        """Frames are read and written here rather than by the protocol object (see
+        ``_read_frames``): open, no extension, nothing received before the upgrade."""
+        self._inbuf = bytearray()
+        self._fragmented = False
+        """A fragmented message is being handed to the protocol object."""
         self._timer: asyncio.TimerHandle | None = None
         """The one pending deadline: opening, the next ping, its pong, or closing."""
         self._ping_payload: bytes | None = None
@@ -185,6 +196,25 @@ class WsConnection(asyncio.Protocol):
         self._listener.connection_made(self)
 
     def data_received(self, data: bytes) -> None:
+        if self._fast:
+            self._read_frames(data)
+        else:
+            before = self._handshake
+            self._feed(data)
+            if before is not None or (
+                self._handshake is not None and not data.endswith(b"\r\n\r\n")
+            ):
+                # Bytes after the request head (frames sent before our answer) are in
+                # the protocol object's buffer: it keeps reading this connection.
+                self._fragmented = True
+        # Pongs, close replies and protocol errors (1009, a bad request's 400) go out now.
+        if self._out or self._eof:
+            self._flush()
+        if self._incoming and self._reader is None and self._receive is not None:
+            self._reader = self._loop.create_task(self._read())
+
+    def _feed(self, data: bytes) -> None:
+        """Hand bytes to the protocol object and act on what it parsed."""
         protocol = self._protocol
         protocol.receive_data(data)
         for event in protocol.events_received():
@@ -192,13 +222,67 @@ class WsConnection(asyncio.Protocol):
                 self._on_frame(event)
             elif type(event) is Request and self._handshake is None:
                 self._handshake = self._loop.create_task(self._open(event))
-        # Pongs, close replies and protocol errors (1009, a bad request's 400) go out now.
-        self._flush()
-        if self._incoming and self._reader is None and self._receive is not None:
-            self._reader = self._loop.create_task(self._read())
+        self._take_output()
+        if self._fast and protocol.state is not State.OPEN:
+            self._fast = False  # closing or failed: the protocol object handles the rest
+
+    def _read_frames(self, data: bytes) -> None:
+        """Take the complete frames of ``data`` (after what is left from before).
+
+        The common frame (final, unfragmented text or binary, masked, no reserved bit,
+        under the size limit) is unmasked here; any other complete frame (control
+        frames, fragments, anything malformed) goes whole to the protocol object, which
+        enforces RFC 6455 on it, so that it always sees the stream at a frame boundary.
+        A frame over the size limit hands the rest of the stream to it (it closes 1009).
+        """
+        buf = self._inbuf
+        buf += data
+        end = len(buf)
+        pos = 0
+        limit = self._options.max_message_bytes
+        while end - pos >= 2:
+            first = buf[pos]
+            second = buf[pos + 1]
+            length = second & 0x7F
+            head = pos + 2
+            if length == 126:
+                if end - pos < 4:
+                    break
+                length = int.from_bytes(buf[head : head + 2], "big")
+                head += 2
+            elif length == 127:
+                if end - pos < 10:
+                    break
+                length = int.from_bytes(buf[head : head + 8], "big")
+                head += 8
+            masked = second & 0x80
+            stop = head + (4 if masked else 0) + length
+            if length > limit:
+                self._fast = False
+                rest = bytes(buf[pos:])
+                buf.clear()
+                self._feed(rest)
+                return
+            if stop > end:
+                break
+            if (first == 0x81 or first == 0x82) and masked and not self._fragmented:
+                self._queue(_unmask(buf[head + 4 : stop], buf[head : head + 4]))
+            else:
+                if first & 0x0F < 3:  # a data frame: FIN ends a fragmented message
+                    self._fragmented = not first & 0x80
+                self._feed(bytes(buf[pos:stop]))
+                if not self._fast:
+                    rest = bytes(buf[stop:])
+                    buf.clear()
+                    if rest:
+                        self._feed(rest)
+                    return
+            pos = stop
+        del buf[:pos]
 
     def eof_received(self) -> bool | None:
         self._protocol.receive_eof()
+        self._take_output()
         self._flush()
         return None  # asyncio closes the socket once the buffer is written
 
@@ -243,24 +327,42 @@ class WsConnection(asyncio.Protocol):
     def try_send_text(self, data: bytes) -> bool:
         if self._write_paused or not self.is_open:
             return False
-        self._protocol.send_text(data)
-        self._buffer(len(data))
+        self._send(0x81, data)
         return True
 
     async def send_text(self, data: bytes) -> None:
         await self._wait_writable()
-        self._protocol.send_text(data)
-        self._buffer(len(data))
+        self._send(0x81, data)
 
     async def send_binary(self, data: bytes) -> None:
         await self._wait_writable()
-        self._protocol.send_binary(data)
-        self._buffer(len(data))
+        self._send(0x82, data)
+
+    def _send(self, first: int, data: bytes) -> None:
+        """Frame one message: here (a server frame is a header and the bytes), or by
+        the protocol object when an extension (compression) is in use."""
+        size = len(data)
+        if self._fast:
+            if size < 126:
+                self._out.append(bytes((first, size)) + data)
+            elif size < 65536:
+                self._out.append(bytes((first, 126)) + size.to_bytes(2, "big") + data)
+            else:
+                self._out.append(bytes((first, 127)) + size.to_bytes(8, "big"))
+                self._out.append(data)
+        else:
+            if first == 0x81:
+                self._protocol.send_text(data)
+            else:
+                self._protocol.send_binary(data)
+            self._take_output()
+        self._buffer(size)
 
     async def close(self, code: int, reason: str) -> None:
         """Send a close frame (once) and wait, bounded, until the connection is gone."""
         if self.is_open:
             self._protocol.send_close(code, reason)
+            self._take_output()
             self._flush()
             self._set_timer(self._options.close_timeout_s, self.abort)
         if self._lost:
@@ -355,19 +457,28 @@ class WsConnection(asyncio.Protocol):
             self._flush_pending = True
             self._loop.call_soon(self._flush)
 
+    def _take_output(self) -> None:
+        """Move what the protocol object wrote (handshake answer, pongs, close frames)
+        to the output, in order with our own frames."""
+        for chunk in self._protocol.data_to_send():
+            if chunk:
+                self._out.append(chunk)
+            else:  # an empty chunk means: end the stream
+                self._eof = True
+
     def _flush(self) -> None:
         self._flush_pending = False
         self._buffered = 0
-        chunks = self._protocol.data_to_send()
-        if not chunks:
+        out = self._out
+        if not out and not self._eof:
             return
+        self._out = []
         transport = self._transport
         if transport is None or transport.is_closing():
             return
-        data = [chunk for chunk in chunks if chunk]
-        if data:
-            transport.writelines(data)
-        if len(data) != len(chunks):  # an empty chunk means: end the stream
+        if out:
+            transport.writelines(out)
+        if self._eof:
             transport.close()
 
     async def _wait_writable(self) -> None:
@@ -398,6 +509,7 @@ class WsConnection(asyncio.Protocol):
             response = protocol.accept(request)
             response.headers["Server"] = "Yamabiko"
         protocol.send_response(response)
+        self._take_output()
         if protocol.state is not State.OPEN:
             # An HTTP answer or a refused upgrade: the protocol ends the stream.
             self._flush()
@@ -406,6 +518,8 @@ class WsConnection(asyncio.Protocol):
             return
         self.subprotocol = protocol.subprotocol
         self.opened = time.monotonic()
+        self._fast = not self._fragmented and "Sec-WebSocket-Extensions" not in response.headers
+        self._fragmented = False
         self._flush()
         self._set_timer(self._options.ping_interval_s, self._ping)
         self._receive = self._listener.opened(self)
@@ -418,6 +532,7 @@ class WsConnection(asyncio.Protocol):
             return
         self._ping_payload = os.urandom(4)
         self._protocol.send_ping(self._ping_payload)
+        self._take_output()
         self._flush()
         self._set_timer(self._options.ping_timeout_s, self._ping_timed_out)
 
@@ -426,6 +541,7 @@ class WsConnection(asyncio.Protocol):
         log.info("keepalive ping timed out", extra={"peer": self.peer})
         if self.is_open:
             self._protocol.send_close(WS_1011_INTERNAL_ERROR, "keepalive ping timeout")
+            self._take_output()
             self._flush()
         # The peer answers nothing: waiting for its close reply would be waiting forever.
         self.abort()
@@ -449,3 +565,15 @@ def _selector(supported: frozenset[str]) -> Selector:
         return None
 
     return select
+
+
+def _unmask(payload: bytearray, mask: bytearray) -> bytes:
+    """A client frame's payload, unmasked (RFC 6455, 5.3): XOR with the 4-byte key
+    repeated, done on two integers at C speed."""
+    size = len(payload)
+    if not size:
+        return b""
+    key = (mask * ((size >> 2) + 1))[:size]
+    return (int.from_bytes(payload, "little") ^ int.from_bytes(key, "little")).to_bytes(
+        size, "little"
+    )
