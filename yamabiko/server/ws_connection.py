@@ -65,6 +65,9 @@ other connections run."""
 READ_QUEUE_BYTES: Final = 256 * 1024
 """Bytes of received messages a backed-up session may have waiting before reading
 from its socket pauses."""
+MESSAGE_OVERHEAD_BYTES: Final = 64
+"""What a queued message counts beyond its bytes (the queue slot, the session's work):
+a flood of empty messages must reach the bound too."""
 WRITE_HIGH_WATER: Final = 64 * 1024
 """The socket's write buffer above which sends wait (asyncio's ``pause_writing``)."""
 
@@ -412,7 +415,7 @@ class WsConnection(asyncio.Protocol):
 
     def _queue(self, data: bytes) -> None:
         self._incoming.append(data)
-        self._incoming_bytes += len(data)
+        self._incoming_bytes += len(data) + MESSAGE_OVERHEAD_BYTES
         if self._incoming_bytes > READ_QUEUE_BYTES and not self._reading_paused:
             self._reading_paused = True
             if self._transport is not None:
@@ -428,7 +431,7 @@ class WsConnection(asyncio.Protocol):
         try:
             while incoming:
                 data = incoming.popleft()
-                self._incoming_bytes -= len(data)
+                self._incoming_bytes -= len(data) + MESSAGE_OVERHEAD_BYTES
                 if self._reading_paused and self._incoming_bytes <= READ_QUEUE_BYTES // 2:
                     self._reading_paused = False
                     if self._transport is not None and not self._lost:
