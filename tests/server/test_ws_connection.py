@@ -97,6 +97,22 @@ async def test_fragmented_and_binary_messages_are_answered(tmp_path: Path) -> No
         assert pong == {"jsonrpc": "2.0", "id": 7, "result": {}}
 
 
+@pytest.mark.parametrize("compression", [False, True])
+async def test_compression_is_negotiated_only_when_on(tmp_path: Path, compression: bool) -> None:
+    async with (
+        running_server(tmp_path, compression=compression) as server,
+        connect(server.url, additional_headers=_auth(server), compression="deflate") as ws,
+    ):
+        extensions = ws.response.headers.get("Sec-WebSocket-Extensions", "")
+        assert ("permessage-deflate" in extensions) is compression
+        await ws.send(INIT)
+        await ws.recv()
+        for i in range(3):
+            await ws.send(PING % i)
+            async with asyncio.timeout(5):
+                assert json.loads(await ws.recv())["id"] == i
+
+
 async def test_control_frames_between_fragments_and_messages(tmp_path: Path) -> None:
     async with (
         running_server(tmp_path) as server,
