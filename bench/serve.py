@@ -6,6 +6,8 @@ KIND is
   ``YAMABIKO_*``, provider keys and URLs from ``OPENAI_BASE_URL``... of the environment);
 - ``echo``: a bare ``websockets`` echo server (same library, new asyncio API, uvloop, no
   compression);
+- ``picows``: a bare ``picows`` echo server (Cython frame parser, a listener called per
+  frame, no task per connection): the fastest Python server we know, the ceiling;
 - ``broadcast``: a bare ``websockets`` fan-out server, the baseline of
   :mod:`bench.fanout`: it echoes what it gets, except three requests. ``stream/subscribe``
   adds the connection to the readers of the next stream; ``chat/send`` answers like
@@ -142,6 +144,28 @@ async def _echo() -> None:
             await ws.send(message)
 
     server = await serve(echo, "127.0.0.1", 0, compression=None)
+    port = next(iter(server.sockets)).getsockname()[1]
+    print(f"ready {port}", flush=True)
+
+    async def stop() -> None:
+        server.close()
+        await server.wait_closed()
+
+    await _control(stop)
+
+
+async def _picows_echo() -> None:
+    from picows import WSFrame, WSListener, WSMsgType, WSTransport, ws_create_server
+
+    class Echo(WSListener):
+        def on_ws_frame(self, transport: WSTransport, frame: WSFrame) -> None:
+            if frame.msg_type == WSMsgType.CLOSE:
+                transport.send_close(frame.get_close_code(), frame.get_close_message())
+                transport.disconnect()
+            elif frame.msg_type in (WSMsgType.TEXT, WSMsgType.BINARY):
+                transport.send(frame.msg_type, frame.get_payload_as_bytes())
+
+    server = await ws_create_server(lambda _request: Echo(), "127.0.0.1", 0)
     port = next(iter(server.sockets)).getsockname()[1]
     print(f"ready {port}", flush=True)
 
@@ -290,6 +314,7 @@ KINDS: dict[str, Callable[[], Coroutine[Any, Any, None]]] = {
     "echo": _echo,
     "broadcast": _broadcast,
     "openai": _openai,
+    "picows": _picows_echo,
 }
 
 

@@ -33,7 +33,8 @@ YAMABIKO = "yamabiko"
 ECHO = "echo"
 BROADCAST = "broadcast"
 FAKE_OPENAI = "openai"
-KINDS = (YAMABIKO, ECHO, BROADCAST, FAKE_OPENAI)
+PICOWS_ECHO = "picows"
+KINDS = (YAMABIKO, ECHO, BROADCAST, FAKE_OPENAI, PICOWS_ECHO)
 
 REQUEST_BYTES = 150
 TRACEPARENT = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
@@ -106,7 +107,7 @@ class Target:
         return f"http://{self.host}:{self.port}{self.path}"
 
     def is_good_reply(self, request_id: int, request: bytes, reply: bytes) -> bool:
-        if self.kind == ECHO:
+        if self.kind in (ECHO, PICOWS_ECHO):
             return reply == request
         try:
             answer = json.loads(reply)
@@ -200,7 +201,7 @@ class ServerProcess:
 
     def _target(self, port: int) -> Target:
         assert self._proc is not None
-        if self.kind in (ECHO, BROADCAST):
+        if self.kind in (ECHO, BROADCAST, PICOWS_ECHO):
             return Target(self.kind, "127.0.0.1", port, self._proc.pid, hello_replies=2)
         if self.kind == FAKE_OPENAI:
             return Target(FAKE_OPENAI, "127.0.0.1", port, self._proc.pid, path="/v1")

@@ -149,6 +149,7 @@ async def storm_node(tmp: Path, redis_url: str, secret: str) -> AsyncIterator[st
         "YAMABIKO_REDIS_URL": redis_url,
         # One user holding thousands of sockets is the point here, not a limit to hit.
         "YAMABIKO_MAX_CONNECTIONS_PER_USER": "10000",
+        "YAMABIKO_HANDSHAKES_PER_SECOND": "0",
         "YAMABIKO_REQUEST_BURST": "100000",
         "YAMABIKO_TENANT_REQUEST_BURST": "100000",
     }

@@ -155,8 +155,8 @@ class Client:
     @property
     def close_code(self) -> int | None:
         """The close code once the connection is closed (what the server sent)."""
-        frame = self.ws.protocol.close_rcvd
-        return frame.code if frame is not None else None
+        code = self.ws.close_code  # 1006 (never sent on the wire): no close frame came
+        return None if code == 1006 else code
 
     async def wait_closed(self) -> None:
         await self.ws.wait_closed()

@@ -478,9 +478,11 @@ async def run_script(
         except ConnectionClosed:
             pass
         finally:
-            frame = ws.protocol.close_rcvd
+            code = ws.close_code  # 1006 (never sent on the wire): no close frame came
             session.close(
-                f"the connection closed (code {frame.code})" if frame else "the connection closed"
+                f"the connection closed (code {code})"
+                if code not in (None, 1006)
+                else "the connection closed"
             )
 
     reader = asyncio.get_running_loop().create_task(read())

@@ -1,15 +1,16 @@
 """The WebSocket server: handshake and auth, HTTP endpoints on the same port, the read
 loop of each connection, graceful shutdown.
 
+The sockets are served by :mod:`yamabiko.server.ws_connection` (an I/O layer on
+websockets' sans-I/O protocol); the app is their :class:`~yamabiko.server.ws_connection.Listener`.
 The handshake is where identity is settled: a request to ``/ws`` or ``/mcp`` is put to
 the node's :class:`~yamabiko.server.admission.Admission` and refused before any upgrade
 (never getting a session) unless admitted; plain ``GET`` requests to the HTTP endpoints
-are answered there too. The admission's ticket lives on the connection
-(:class:`AdmittedConnection`) and is released when the connection is lost, at whatever
-stage: a handshake that fails after ``process_request`` (no ``Upgrade``, a bad
-``Sec-WebSocket-Key``) leaves nothing behind. A connection that is upgraded gets one
-:class:`~yamabiko.sessions.session.Session`, fed by :meth:`App._serve_connection`, the
-only reader of its socket.
+are answered there too. The admission's ticket lives on the connection and is released
+when the connection is lost, at whatever stage: a handshake that fails after admission
+(no ``Upgrade``, a bad ``Sec-WebSocket-Key``) leaves nothing behind. A connection that
+is upgraded gets one :class:`~yamabiko.sessions.session.Session`, which the connection
+feeds and which writes to it.
 """
 
 from __future__ import annotations
@@ -28,13 +29,9 @@ from importlib import resources
 from typing import Any, Final
 from urllib.parse import urlsplit
 
-from websockets.asyncio.server import Server, ServerConnection, serve
 from websockets.datastructures import Headers
-from websockets.exceptions import ConnectionClosed
 from websockets.http11 import Request
 from websockets.http11 import Response as HttpResponse
-from websockets.protocol import State
-from websockets.typing import Subprotocol
 
 from yamabiko.protocol import errors
 from yamabiko.server.admission import (
@@ -43,10 +40,10 @@ from yamabiko.server.admission import (
     AdmissionRequest,
     AuditHook,
     Refusal,
-    Ticket,
 )
 from yamabiko.server.auth import TokenRejected, TokenVerifier
 from yamabiko.server.metrics import render_metrics
+from yamabiko.server.ws_connection import Receiver, WsConnection, WsOptions
 from yamabiko.sessions.identity import Identity
 from yamabiko.sessions.methods import MethodEntry
 from yamabiko.sessions.registry import SessionRegistry
@@ -59,9 +56,6 @@ log = logging.getLogger("yamabiko.server")
 
 WS_PATHS: Final = frozenset({"/ws", "/mcp"})
 SUBPROTOCOLS: Final = ("yamabiko.v1", "mcp")
-READ_TURN_S: Final = 0.002
-"""How long one session's read loop may take buffered messages before it lets the
-other sessions run."""
 SECURITY_HEADERS: Final = (
     ("X-Content-Type-Options", "nosniff"),
     ("Referrer-Policy", "no-referrer"),
@@ -75,116 +69,6 @@ Background = Callable[[], Coroutine[Any, Any, None]]
 """A node-level job that runs from :meth:`App.start` until :meth:`App.stop` cancels it."""
 
 
-class AdmittedConnection(ServerConnection):
-    """A connection that carries its admission ticket (set in ``process_request``,
-    websockets' idiom for per-connection data) and gives it back when the connection is
-    lost: after its session, or after a handshake that failed past ``process_request``,
-    when no handler runs at all."""
-
-    ticket: Ticket | None = None
-
-    def connection_lost(self, exc: Exception | None) -> None:
-        try:
-            super().connection_lost(exc)
-        finally:
-            ticket, self.ticket = self.ticket, None
-            if ticket is not None:
-                ticket.release()
-
-
-class WebSocketTransport:
-    """:class:`~yamabiko.sessions.transport.Transport` over a ``websockets`` connection.
-
-    Fast path: while the connection is open and its transport accepts data, a message
-    is framed into the protocol's buffer at once and the buffer is flushed once per
-    event-loop iteration with a single ``writelines``, so a burst of replies costs one
-    system call instead of one each (pipelined throughput went from 0.65x to well over
-    the echo server's). Order is kept: every frame, ours or the library's own (pongs,
-    close), leaves through the same protocol buffer. Anything else (paused by
-    backpressure, closing, a fragmented send in progress) takes ``ws.send``, which
-    flushes, waits for the buffer to drain and raises when closed. This leans on
-    websockets internals (``protocol``, ``paused``, ``send_in_progress``), hence the
-    ``<18`` pin; ``tests/server/test_transport.py`` guards the behaviour.
-    """
-
-    __slots__ = ("_buffered", "_flush_pending", "_ws")
-
-    def __init__(self, ws: ServerConnection) -> None:
-        self._ws = ws
-        self._flush_pending = False
-        self._buffered = 0
-        """Bytes framed since the last flush."""
-
-    def _can_buffer(self) -> bool:
-        ws = self._ws
-        return ws.protocol.state is State.OPEN and not ws.paused and ws.send_in_progress is None
-
-    def _buffer(self, size: int) -> None:
-        """Account for a frame just put in the protocol buffer: flush at the end of
-        the loop iteration, or at once past ``FLUSH_AT_BYTES``, so that a burst never
-        piles up unflushed; the write then pauses the connection if the client is
-        slow, and later sends wait (and count as stalled) instead of buffering on."""
-        self._buffered += size
-        if self._buffered >= FLUSH_AT_BYTES:
-            self._flush()
-        elif not self._flush_pending:
-            self._flush_pending = True
-            self._ws.loop.call_soon(self._flush)
-
-    def flush_if_pending(self) -> None:
-        """Write what is buffered now rather than at the end of the loop iteration
-        (the read loop calls this when no further message is waiting: a lone reply
-        then leaves at once, while a pipelined burst still goes out in one write)."""
-        if self._flush_pending:
-            self._flush()
-
-    def _flush(self) -> None:
-        self._flush_pending = False
-        self._buffered = 0
-        ws = self._ws
-        chunks = ws.protocol.data_to_send()
-        if not chunks:
-            return
-        data = [chunk for chunk in chunks if chunk]
-        if data and not ws.transport.is_closing():
-            ws.transport.writelines(data)
-        if len(data) != len(chunks):  # an empty chunk means end of stream
-            ws.transport.close()
-
-    def try_send_text(self, data: bytes) -> bool:
-        if not self._can_buffer():
-            return False
-        self._ws.protocol.send_text(data)
-        self._buffer(len(data))
-        return True
-
-    async def send_text(self, data: bytes) -> None:
-        if self._can_buffer():
-            self._ws.protocol.send_text(data)
-            self._buffer(len(data))
-            return
-        try:
-            await self._ws.send(data, text=True)
-        except ConnectionClosed as exc:
-            raise ConnectionError("connection closed") from exc
-
-    async def send_binary(self, data: bytes) -> None:
-        if self._can_buffer():
-            self._ws.protocol.send_binary(data)
-            self._buffer(len(data))
-            return
-        try:
-            await self._ws.send(data, text=False)
-        except ConnectionClosed as exc:
-            raise ConnectionError("connection closed") from exc
-
-    async def close(self, code: int, reason: str) -> None:
-        await self._ws.close(code, reason)
-
-
-FLUSH_AT_BYTES: Final = 64 * 1024
-"""Frames buffered past this are written at once rather than at the end of the loop
-iteration (see :meth:`WebSocketTransport._buffer`)."""
 GC_THRESHOLDS: Final = (50_000, 20, 100)
 
 
@@ -283,7 +167,9 @@ class App:
             stats=self.stats,
             audit=audit,
         )
-        self._server: Server | None = None
+        self._server: asyncio.Server | None = None
+        self._connections: set[WsConnection] = set()
+        """Every open socket (handshaking, HTTP or upgraded): what shutdown must end."""
         self._sweeper: asyncio.Task[None] | None = None
         self._http: dict[str, Callable[[], Awaitable[HttpResponse]]] = {
             "/": self._playground,
@@ -297,20 +183,17 @@ class App:
 
     async def start(self) -> None:
         opts = self.options
-        self._server = await serve(
-            self._serve_connection,
-            opts.host,
-            opts.port,
-            process_request=self._process_request,
-            select_subprotocol=_select_subprotocol,
-            compression="deflate" if opts.compression else None,
-            max_size=opts.max_message_bytes,
-            ping_interval=opts.ping_interval_s,
-            ping_timeout=opts.ping_timeout_s,
-            server_header="Yamabiko",
-            create_connection=AdmittedConnection,
+        ws_options = WsOptions(
+            subprotocols=SUBPROTOCOLS,
+            max_message_bytes=opts.max_message_bytes,
+            ping_interval_s=opts.ping_interval_s,
+            ping_timeout_s=opts.ping_timeout_s,
+            compression=opts.compression,
         )
         loop = asyncio.get_running_loop()
+        self._server = await loop.create_server(
+            lambda: WsConnection(self, ws_options), opts.host, opts.port, backlog=1024
+        )
         self._sweeper = loop.create_task(self._sweep_forever())
         self._background = [loop.create_task(job()) for job in self.background]
 
@@ -330,7 +213,7 @@ class App:
         server = self._server
         if server is None:
             return
-        server.close(close_connections=False)
+        server.close()  # stop accepting; open connections stay until closed below
         running = [t for s in self.registry.sessions.values() for t in s.running.values()]
         if running:
             await asyncio.wait(running, timeout=self.options.shutdown_timeout_s)
@@ -349,6 +232,10 @@ class App:
                 [asyncio.ensure_future(c) for c in closes],
                 timeout=self.options.shutdown_timeout_s,
             )
+        # Whatever did not close in time (or never got a session: a handshake, an HTTP
+        # request) is dropped.
+        for connection in list(self._connections):
+            connection.abort()
         await server.wait_closed()
         if self._sweeper is not None:
             self._sweeper.cancel()
@@ -393,9 +280,9 @@ class App:
 
     # Handshake
 
-    async def _process_request(
-        self, connection: ServerConnection, request: Request
-    ) -> HttpResponse | None:
+    async def respond(self, connection: WsConnection, request: Request) -> HttpResponse | None:
+        """Answer an HTTP endpoint, refuse, or admit the upgrade (``None``): then the
+        ticket is on the connection, which gives it back when it is lost."""
         parts = urlsplit(request.path)
         path = parts.path
         if path not in WS_PATHS:
@@ -413,17 +300,16 @@ class App:
                 path=path,
                 headers=request.headers,
                 query=parts.query,
-                peer=_peer(connection),
+                peer=connection.peer,
                 subprotocols=offered,
             ),
             hold="socket",
         )
         if isinstance(admitted, Refusal):
             return _refusal(admitted)
-        assert isinstance(connection, AdmittedConnection)
         connection.ticket = admitted
-        # websockets keeps the request for the connection's life: drop the credential
-        # (it is verified, and memory is not where a token should linger).
+        # The credential is verified: drop it from the request (memory is not where a
+        # token should linger), and never offer the token subprotocol back.
         if "Authorization" in request.headers:
             del request.headers["Authorization"]
         if any(p.startswith(SUBPROTOCOL_TOKEN_PREFIX) for p in offered):
@@ -441,65 +327,55 @@ class App:
 
     # Connections
 
-    async def _serve_connection(self, ws: ServerConnection) -> None:
-        assert isinstance(ws, AdmittedConnection)
-        assert ws.ticket is not None
-        identity = ws.ticket.identity
-        transport = WebSocketTransport(ws)
+    def connection_made(self, connection: WsConnection) -> None:
+        self._connections.add(connection)
+
+    def opened(self, connection: WsConnection) -> Receiver:
+        """An upgraded connection gets its session; the connection feeds it."""
+        ticket = connection.ticket
+        assert ticket is not None
+        identity = ticket.identity
         session = Session(
-            transport,
+            connection,
             self.methods,
             identity=identity,
             config=self.session_config,
             stats=self.stats,
             verify_token=self._verify_for_refresh,
             rate_limiter=self.rate_limiter,
-            subprotocol=ws.subprotocol,
+            subprotocol=connection.subprotocol,
             services=self.services,
         )
+        connection.session = session
         self.stats.connections_total += 1
         self.registry.add(session)
-        opened = time.monotonic()
         log.info(
             "session opened",
             extra={
                 "session": session.id,
                 "sub": identity.sub,
                 "tid": identity.tid,
-                "subprotocol": ws.subprotocol,
+                "subprotocol": connection.subprotocol,
             },
         )
-        receive = session.receive
-        recv = ws.recv
-        flush = transport.flush_if_pending
-        incoming = ws.recv_messages.frames  # websockets internals: see WebSocketTransport
-        clock = time.perf_counter
-        turn_ends = clock() + READ_TURN_S
-        try:
-            while True:
-                await receive(await recv(decode=False))
-                if not incoming:
-                    flush()
-                    turn_ends = clock() + READ_TURN_S
-                elif clock() >= turn_ends:
-                    # Messages already buffered are taken without suspending: a client
-                    # with a backlog would keep the loop from every other session.
-                    await asyncio.sleep(0)
-                    turn_ends = clock() + READ_TURN_S
-        except ConnectionClosed:
-            pass
-        finally:
-            session.shutdown()
-            self.registry.remove(session)
-            close = ws.protocol.close_rcvd or ws.protocol.close_sent
-            log.info(
-                "session closed",
-                extra={
-                    "session": session.id,
-                    "code": close.code if close is not None else None,
-                    "seconds": round(time.monotonic() - opened, 3),
-                },
-            )
+        return session.receive
+
+    def lost(self, connection: WsConnection) -> None:
+        self._connections.discard(connection)
+        session = connection.session
+        if session is None:
+            return
+        connection.session = None
+        session.shutdown()
+        self.registry.remove(session)
+        log.info(
+            "session closed",
+            extra={
+                "session": session.id,
+                "code": connection.close_code,
+                "seconds": round(time.monotonic() - connection.opened, 3),
+            },
+        )
 
     # HTTP endpoints
 
@@ -553,29 +429,11 @@ def _playground_page() -> tuple[bytes, str]:
     return body, csp
 
 
-def _select_subprotocol(
-    connection: ServerConnection, offered: Sequence[Subprotocol]
-) -> Subprotocol | None:
-    # Subprotocols are optional: a client that offers none is served plain JSON-RPC.
-    for name in offered:
-        if name in SUBPROTOCOLS:
-            return name
-    return None
-
-
 def _refusal(refusal: Refusal) -> HttpResponse:
     response = _text(HTTPStatus(refusal.status), refusal.reason.encode() + b"\n")
     for name, value in refusal.headers:
         response.headers[name] = value
     return response
-
-
-def _peer(connection: ServerConnection) -> str:
-    try:
-        address = connection.remote_address
-        return f"{address[0]}:{address[1]}"
-    except Exception:
-        return "?"
 
 
 def _make(status: HTTPStatus, body: bytes, content_type: str) -> HttpResponse:
