@@ -295,7 +295,9 @@ class App:
 
     # Lifecycle
 
-    async def start(self) -> None:
+    async def start(self, *, reuse_port: bool = False) -> None:
+        """Listen and start the node's jobs. ``reuse_port``: bind with SO_REUSEPORT, so
+        that several worker processes share the port (docs/deployment.md, Workers)."""
         opts = self.options
         self._server = await serve(
             self._serve_connection,
@@ -309,6 +311,7 @@ class App:
             ping_timeout=opts.ping_timeout_s,
             server_header="Yamabiko",
             create_connection=AdmittedConnection,
+            reuse_port=reuse_port or None,
         )
         loop = asyncio.get_running_loop()
         self._sweeper = loop.create_task(self._sweep_forever())
