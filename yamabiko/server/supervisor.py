@@ -36,7 +36,7 @@ import sys
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Final
+from typing import Any, Final
 from urllib.parse import urlsplit
 
 from yamabiko.server.settings import Settings
@@ -209,8 +209,9 @@ class Supervisor:
         stopping = asyncio.ensure_future(self._stopping.wait())
         try:
             # Every worker listening, the first one failing, or a signal: whichever first.
-            started = asyncio.gather(*starting)
-            await asyncio.wait([started, stopping], return_when=asyncio.FIRST_COMPLETED)
+            started: asyncio.Future[list[str | None]] = asyncio.gather(*starting)
+            either: set[asyncio.Future[Any]] = {started, stopping}
+            await asyncio.wait(either, return_when=asyncio.FIRST_COMPLETED)
             if not started.done():
                 started.cancel()
             failed = [
