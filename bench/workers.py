@@ -45,6 +45,8 @@ SCALING_GOAL = 1.3
 ROUND_TRIPS_GOAL = 0.1
 """Redis round trips per rate-limited message under pipelined load: at most one per ten."""
 LIMITED = ("stream/unsubscribe", {"streamId": "s"})
+RUNNING_LIMIT = 8
+"""``YAMABIKO_MAX_RUNNING_REQUESTS``'s default."""
 
 
 def run(harness: Harness) -> list[Figure]:
@@ -261,6 +263,10 @@ def pipelined(
             }
             if request is not None:
                 config["method"], config["params"] = request
+                # A request that waits (for the limiter) holds one of the session's
+                # running slots: more in flight than YAMABIKO_MAX_RUNNING_REQUESTS (8)
+                # would be refused.
+                config["window"] = min(options.window, RUNNING_LIMIT)
             procs.append(
                 subprocess.Popen(
                     [sys.executable, "-m", "bench.loadgen", json.dumps(config)],
