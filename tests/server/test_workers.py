@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
+import socket
 import subprocess
 import uuid
 from pathlib import Path
@@ -140,3 +141,42 @@ async def test_a_killed_worker_is_restarted_and_its_sibling_keeps_its_sockets(
 def _is_zombie(pid: int) -> bool:
     stat = Path(f"/proc/{pid}/stat").read_text()
     return stat.rpartition(")")[2].split()[0] == "Z"
+
+
+def test_a_port_held_by_anything_else_stops_the_start(redis_url: str, tmp_path: Path) -> None:
+    # A listener with SO_REUSEPORT too: another supervisor's worker would not share it.
+    with socket.socket() as other:
+        other.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+        other.bind(("127.0.0.1", 0))
+        other.listen()
+        port = other.getsockname()[1]
+        command = [*serve_command(tmp_path, "2"), "--port", str(port)]
+        done = subprocess.run(
+            command,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            env=clean_env({"YAMABIKO_REDIS_URL": redis_url}),
+        )
+    assert done.returncode == 1
+    assert done.stdout == ""
+    assert "cannot listen" in done.stderr
+
+
+def test_a_worker_that_cannot_start_stops_the_whole(redis_url: str, tmp_path: Path) -> None:
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        mcp_port = busy.getsockname()[1]
+        command = [*serve_command(tmp_path, "2"), "--mcp-port", str(mcp_port)]
+        done = subprocess.run(
+            command,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            env=clean_env({"YAMABIKO_REDIS_URL": redis_url}),
+        )
+    assert done.returncode == 1  # worker 0's status: its MCP port is busy
+    assert done.stdout == ""
+    assert "MCP HTTP face could not start" in done.stderr
+    assert "worker 0 exited with status 1 before listening" in done.stderr
