@@ -3,6 +3,7 @@ shared buckets allow, with several workers (limiters) on one Redis."""
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import AsyncIterator
 
@@ -79,3 +80,11 @@ async def test_near_the_limit_a_refusal_says_when_to_retry(redis: tuple[Redis, s
     results = [await limiter.admit("acme", "carol") for _ in range(9)]
     assert results[:8] == [0] * 8
     assert 1 <= results[8] <= 100 + 50  # one token at 10/s, give or take the clock
+
+
+async def test_requests_arriving_together_share_one_refill(redis: tuple[Redis, str]) -> None:
+    client, prefix = redis
+    limiter, shared = worker(client, prefix, rate=1000.0, burst=2000)  # chunks of 50
+    results = await asyncio.gather(*(limiter.admit("acme", "dave") for _ in range(200)))
+    assert results == [0] * 200
+    assert shared.round_trips <= 8  # 200 / 50 chunks, plus exact asks while one refills

@@ -33,6 +33,8 @@ SHARE_S: Final = 0.05
 """A chunk is this many seconds of the smaller of the user's and the tenant's rate."""
 SHARE_TTL_S: Final = 1.0
 """Unspent tokens of a share are dropped this long after they were taken."""
+MAX_WAITS: Final = 4
+"""Refills by other requests a request waits for before it asks for its own cost."""
 MAX_SHARES: Final = 10_000
 """Past this many (tenant, user) shares, the expired ones are dropped."""
 
@@ -82,14 +84,21 @@ class LocalShareRateLimiter:
             return 0
         key = (tenant_id, user)
         # A request that arrives while its share is being refilled waits for that one
-        # refill rather than asking for a chunk of its own (once: then it asks).
-        for _ in range(2):
-            if self._spend(key, cost):
-                return 0
+        # refill rather than asking for a chunk of its own; after a few refills that
+        # went to others, it asks for exactly its cost.
+        waits = 0
+        while not self._spend(key, cost):
             pending = self._refills.get(key)
             if pending is None:
                 break
+            if waits == MAX_WAITS:
+                return await self.shared.admit(
+                    tenant_id, user, tenant_rate=tenant_rate, tenant_burst=tenant_burst, cost=cost
+                )
+            waits += 1
             await asyncio.shield(pending)
+        else:
+            return 0
         chunk = min(
             max(cost, min(shared.user_rate, t_rate) * self._share_s),
             max(cost, min(shared.user_burst, t_burst) / 4),
