@@ -57,6 +57,7 @@ def test_more_than_one_worker_without_redis_exits_2_with_one_line(tmp_path: Path
     assert not (tmp_path / "data").exists()  # refused before anything was made
 
 
+@pytest.mark.timeout(120)  # three processes start on a loaded machine
 async def test_a_stream_started_on_one_worker_is_resumed_on_the_other(
     postgres_url: str, redis_url: str, tmp_path: Path
 ) -> None:
@@ -94,6 +95,7 @@ async def test_a_stream_started_on_one_worker_is_resumed_on_the_other(
             assert begun.text + rest.text == script.text
 
 
+@pytest.mark.timeout(120)  # three processes start on a loaded machine
 async def test_a_killed_worker_is_restarted_and_its_sibling_keeps_its_sockets(
     redis_url: str, tmp_path: Path
 ) -> None:
