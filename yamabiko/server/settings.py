@@ -185,7 +185,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     ] = ()
     workers: Annotated[
         int,
-        Meta(ge=0, description="Worker processes on one port; 0 or auto: one per CPU."),
+        Meta(ge=0, le=1024, description="Worker processes on one port; 0 or auto: one per CPU."),
     ] = 1
 
     @property
