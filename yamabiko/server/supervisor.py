@@ -214,6 +214,8 @@ class Supervisor:
             await asyncio.wait(either, return_when=asyncio.FIRST_COMPLETED)
             if not started.done():
                 started.cancel()
+            elif not started.cancelled():
+                started.exception()  # retrieved here; the tasks below say which failed
             failed = [
                 t.exception() for t in starting if t.done() and not t.cancelled() and t.exception()
             ]
