@@ -18,7 +18,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from bench import audio, fanout, ghost, sockets, ttft
+from bench import audio, fanout, ghost, sockets, ttft, workers
 from bench.figures import Figure, render_table
 from bench.harness import Harness, Options
 from bench.proc import raise_nofile_limit
@@ -31,6 +31,7 @@ SCENARIOS: dict[str, Scenario] = {
     "fanout": fanout.run,
     "ghost": ghost.run,
     "audio": audio.run,
+    "workers": workers.run,
 }
 
 

@@ -27,9 +27,10 @@ FIRST_ID = 100_000
 """Ids from here to ``FIRST_ID + RING`` have the same number of digits: equal frames."""
 
 
-def request_ring() -> tuple[bytes, int]:
-    """:data:`RING` prebuilt request frames, twice over, and the size of one frame."""
-    frames = [wsclient.frame(request_payload(FIRST_ID + i)) for i in range(RING)]
+def request_ring(method: str = "ping", params: dict[str, Any] | None = None) -> tuple[bytes, int]:
+    """:data:`RING` prebuilt request frames (``ping``, or ``method`` with ``params``),
+    twice over, and the size of one frame."""
+    frames = [wsclient.frame(request_payload(FIRST_ID + i, method, params)) for i in range(RING)]
     size = len(frames[0])
     assert all(len(f) == size for f in frames), "request frames differ in size"
     return b"".join(frames) * 2, size
@@ -100,7 +101,7 @@ async def pipelined(config: dict[str, Any]) -> dict[str, Any]:
     window = int(config["window"])
     if not 0 < window <= RING:
         raise ValueError(f"window must be in 1..{RING}")
-    ring, size = request_ring()
+    ring, size = request_ring(config.get("method", "ping"), config.get("params"))
     conns = await open_connections(target, int(config["connections"]), ring=ring, frame_size=size)
     try:
         print("ready", flush=True)

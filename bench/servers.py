@@ -53,15 +53,18 @@ YAMABIKO_ENV = {
 }
 
 
-def request_payload(request_id: int) -> bytes:
-    """A ``ping`` request of exactly :data:`REQUEST_BYTES` bytes, as a traced client sends
-    it: a W3C ``traceparent`` and a progress token (padding) in ``_meta``.
+def request_payload(
+    request_id: int, method: str = "ping", params: dict[str, Any] | None = None
+) -> bytes:
+    """A ``ping`` request (or ``method`` with ``params``) of at least
+    :data:`REQUEST_BYTES` bytes, as a traced client sends it: a W3C ``traceparent`` and a
+    progress token (padding) in ``_meta``.
 
     Ids of the same number of digits give payloads of the same size.
     """
-    head = {"jsonrpc": "2.0", "id": request_id, "method": "ping"}
+    head = {"jsonrpc": "2.0", "id": request_id, "method": method}
     meta: dict[str, Any] = {"traceparent": TRACEPARENT, "progressToken": ""}
-    message = {**head, "params": {"_meta": meta}}
+    message = {**head, "params": {**(params or {}), "_meta": meta}}
     size = len(_dumps(message))
     meta["progressToken"] = "p" * max(0, REQUEST_BYTES - size)
     return _dumps(message)

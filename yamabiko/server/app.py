@@ -181,7 +181,9 @@ class App:
 
     # Lifecycle
 
-    async def start(self) -> None:
+    async def start(self, *, reuse_port: bool = False) -> None:
+        """Listen and start the node's jobs. ``reuse_port``: bind with SO_REUSEPORT, so
+        that several worker processes share the port (docs/deployment.md, Workers)."""
         opts = self.options
         ws_options = WsOptions(
             subprotocols=SUBPROTOCOLS,
@@ -192,7 +194,11 @@ class App:
         )
         loop = asyncio.get_running_loop()
         self._server = await loop.create_server(
-            lambda: WsConnection(self, ws_options), opts.host, opts.port, backlog=1024
+            lambda: WsConnection(self, ws_options),
+            opts.host,
+            opts.port,
+            backlog=1024,
+            reuse_port=reuse_port or None,
         )
         self._sweeper = loop.create_task(self._sweep_forever())
         self._background = [loop.create_task(job()) for job in self.background]

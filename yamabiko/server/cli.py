@@ -69,6 +69,13 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         help="do not serve the MCP HTTP face (YAMABIKO_MCP_HTTP=false)",
     )
+    serve.add_argument(
+        "--workers",
+        help="worker processes sharing the port: N or auto, one per CPU (YAMABIKO_WORKERS, "
+        "default 1); more than one needs YAMABIKO_REDIS_URL",
+    )
+    # Set by the supervisor on the workers it starts (yamabiko.server.supervisor).
+    serve.add_argument("--worker-index", type=int, default=None, help=argparse.SUPPRESS)
 
     token = sub.add_parser(
         "token",
@@ -195,17 +202,32 @@ def _serve(args: argparse.Namespace) -> int:
         "log_level": args.log_level,
         "mcp_port": args.mcp_port,
         "mcp_http": args.mcp_http,
+        "workers": args.workers,
     }
     try:
         settings = load_settings(env=os.environ, config_file=args.config, overrides=overrides)
     except SettingsError as exc:
         print(f"yamabiko: bad settings: {exc}", file=sys.stderr)
         return EXIT_USAGE
+    worker: int | None = args.worker_index
+    if worker is None and settings.worker_count > 1:
+        from yamabiko.server.supervisor import refusal
+
+        reason = refusal(settings)
+        if reason is not None:
+            print(f"yamabiko: {reason}", file=sys.stderr)
+            return EXIT_USAGE
     configure_logging(settings.log_level)
     # From here on stderr is JSON log lines only (docs/operations.md, Logs).
     log = logging.getLogger("yamabiko.server")
+    if worker is not None:
+        from yamabiko.server.supervisor import tag_worker_logs
+
+        tag_worker_logs(worker)
     try:
-        return _run(_serve_async(settings))
+        if worker is None and settings.worker_count > 1:
+            return _run(_supervise(args, settings))
+        return _run(_serve_async(settings, worker=worker))
     except DataDirError as exc:
         log.error("cannot use the data dir: %s", exc)
         return EXIT_USAGE
@@ -223,7 +245,40 @@ def _serve(args: argparse.Namespace) -> int:
         return EXIT_ERROR
 
 
-async def _serve_async(settings: Any) -> int:
+async def _supervise(args: argparse.Namespace, settings: Any) -> int:
+    """Run ``settings.worker_count`` workers (docs/deployment.md, Workers): the data
+    dir is made, the migrations run and Redis is checked here, once, before any starts."""
+    from yamabiko.server.datadir import ensure_data_dir
+    from yamabiko.server.supervisor import Supervisor, worker_command
+    from yamabiko.store import migrate
+    from yamabiko.store.redis_clients import check_reachable
+
+    if settings.needs_data_dir:
+        ensure_data_dir(settings.data_path)
+    await check_reachable(settings.redis_url, setting="YAMABIKO_REDIS_URL")
+    await migrate(settings.effective_database_url)
+    base = [sys.executable, "-m", "yamabiko.server.cli", "serve", "--host", settings.host]
+    for flag, value in (
+        ("--data-dir", args.data_dir),
+        ("--config", args.config),
+        ("--log-level", args.log_level),
+    ):
+        if value is not None:
+            base += [flag, value]
+    supervisor = Supervisor(
+        worker_command(base),
+        count=settings.worker_count,
+        host=settings.host,
+        port=settings.port,
+        mcp_port=settings.mcp_port if settings.mcp_http else None,
+        shutdown_timeout_s=settings.shutdown_timeout_s,
+    )
+    return await supervisor.run()
+
+
+async def _serve_async(settings: Any, *, worker: int | None = None) -> int:
+    """Serve one node, or one worker of a supervisor's (``worker``: its index): a worker
+    shares the port with its siblings and drains when its supervisor goes."""
     log = logging.getLogger("yamabiko.server")
     from yamabiko.server.app import tune_gc
     from yamabiko.server.mcp_http import start_mcp_http
@@ -231,7 +286,7 @@ async def _serve_async(settings: Any) -> int:
 
     app = await build_app(settings)
     try:
-        await app.start()
+        await app.start(reuse_port=worker is not None)
     except OSError:
         # Close what build_app opened (the store's worker thread would otherwise keep
         # the process alive), so that a supervisor sees the exit and restarts us.
@@ -256,11 +311,18 @@ async def _serve_async(settings: Any) -> int:
     for sig in (signal.SIGTERM, signal.SIGINT):
         with contextlib.suppress(NotImplementedError):
             loop.add_signal_handler(sig, stop.set)
+    if worker is not None:
+        from yamabiko.server.supervisor import watch_parent
+
+        await watch_parent(stop.set)
     # stdout carries these readiness lines and nothing else (scripts wait for them);
     # stderr carries JSON log lines only.
     url = f"ws://{settings.host}:{app.port}/ws"
     print(f"listening on {url}", flush=True)
-    log.info("listening", extra={"url": url, "mcpUrl": mcp.url if mcp is not None else None})
+    log.info(
+        "listening",
+        extra={"url": url, "mcpUrl": mcp.url if mcp is not None else None, "pid": os.getpid()},
+    )
     if mcp is not None:
         print(f"mcp on {mcp.url}", flush=True)
     await stop.wait()

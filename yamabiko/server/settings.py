@@ -194,6 +194,10 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
         str | None,
         Meta(description="Piper voice (.onnx, .onnx.json beside it) for engine piper; else joe."),
     ] = None
+    workers: Annotated[
+        int,
+        Meta(ge=0, le=1024, description="Worker processes on one port; 0 or auto: one per CPU."),
+    ] = 1
 
     @property
     def data_path(self) -> Path:
@@ -221,6 +225,16 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
         configured), the Fernet key (no ``encryption_keys``) or SQLite (no
         ``database_url``). A server configured with all three creates no data dir."""
         return self.uses_data_dir_secret or not self.encryption_keys or not self.database_url
+
+    @property
+    def worker_count(self) -> int:
+        """``workers``, with 0 (``auto``) resolved to the CPUs this process may use."""
+        if self.workers:
+            return self.workers
+        try:
+            return max(1, len(os.sched_getaffinity(0)))
+        except AttributeError:  # no sched_getaffinity (macOS, Windows)
+            return max(1, os.cpu_count() or 1)
 
     @property
     def dev_mode(self) -> bool:
@@ -315,6 +329,8 @@ def _from_text(name: str, text: str, label: str) -> Any:
         raise SettingsError(f"{label}: expected one of 1/0/true/false/yes/no/on/off, got {text!r}")
     if name == "log_level":
         return text.strip().upper()
+    if name == "workers" and text.strip().lower() == "auto":
+        return 0
     return text
 
 

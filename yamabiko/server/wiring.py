@@ -45,6 +45,7 @@ from yamabiko.store.budget import Budget
 from yamabiko.store.catalogue import CachedCatalogue
 from yamabiko.store.ids import utc_now
 from yamabiko.store.locks import Locks, MemoryLocks, RedisLocks
+from yamabiko.store.rate_shares import LocalShareRateLimiter
 from yamabiko.store.ratelimit import (
     MemoryRateLimiter,
     RateLimiter,
@@ -127,7 +128,10 @@ def rate_limiter(settings: Settings) -> tuple[RateLimiter, Closer | None]:
             tenant_rate=tenant_rate, tenant_burst=tenant_burst,
             timeout_s=max(1.0, settings.redis_pool_timeout_s),
         )  # fmt: skip
-        return limiter, limiter.aclose
+        # Tokens taken in chunks and spent in process: no Redis round trip per request
+        # (docs/decisions/0047-local-rate-shares.md).
+        shares = LocalShareRateLimiter(limiter)
+        return shares, shares.aclose
     memory = MemoryRateLimiter(
         user_rate=user_rate, user_burst=user_burst,
         tenant_rate=tenant_rate, tenant_burst=tenant_burst,
