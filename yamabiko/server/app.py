@@ -29,6 +29,7 @@ from importlib import resources
 from typing import Any, Final
 from urllib.parse import urlsplit
 
+import msgspec
 from websockets.datastructures import Headers
 from websockets.http11 import Request
 from websockets.http11 import Response as HttpResponse
@@ -42,6 +43,8 @@ from yamabiko.server.admission import (
     Refusal,
 )
 from yamabiko.server.auth import TokenRejected, TokenVerifier
+from yamabiko.server.devtoken import PATH as DEV_TOKEN_PATH
+from yamabiko.server.devtoken import DevTokens
 from yamabiko.server.metrics import render_metrics
 from yamabiko.server.ws_connection import Receiver, WsConnection, WsOptions
 from yamabiko.sessions.identity import Identity
@@ -140,8 +143,11 @@ class App:
         revoked: RevokedTokens | None = None,
         closers: Sequence[Closer] = (),
         background: Sequence[Background] = (),
+        dev_tokens: DevTokens | None = None,
     ) -> None:
         self.options = options
+        self.dev_tokens = dev_tokens
+        """Playground tokens at ``GET /dev/token``: dev mode only (see :mod:`.devtoken`)."""
         self.verifier = verifier
         self.methods = methods
         self.session_config = session_config
@@ -291,6 +297,8 @@ class App:
         ticket is on the connection, which gives it back when it is lost."""
         parts = urlsplit(request.path)
         path = parts.path
+        if path == DEV_TOKEN_PATH and self.dev_tokens is not None:
+            return self._dev_token(self.dev_tokens, connection.peer, request, parts.query)
         if path not in WS_PATHS:
             handler = self._http.get(path)
             if handler is None:
@@ -404,6 +412,17 @@ class App:
 
     async def _openrpc(self) -> HttpResponse:
         return _json(HTTPStatus.OK, self.openrpc)
+
+    def _dev_token(
+        self, tokens: DevTokens, peer: str, request: Request, query: str
+    ) -> HttpResponse:
+        if not tokens.allowed(peer, request.headers):
+            # As if the path did not exist: a remote caller learns nothing.
+            return _text(HTTPStatus.NOT_FOUND, b"not found\n")
+        minted = tokens.mint(query)
+        if minted is None:
+            return _text(HTTPStatus.BAD_REQUEST, b"sub: 1-32 of a-z, 0-9, _ and -\n")
+        return _json(HTTPStatus.OK, msgspec.json.encode(minted))
 
     async def _playground(self) -> HttpResponse:
         body, csp = _playground_page()

@@ -26,6 +26,7 @@ from yamabiko.schema.openrpc import PATH as OPENRPC_PATH
 from yamabiko.server.app import App, Closer, ServerOptions
 from yamabiko.server.auth import TokenVerifier
 from yamabiko.server.datadir import DataDir, ensure_data_dir
+from yamabiko.server.devtoken import DevTokens
 from yamabiko.server.retention import AuditRetention
 from yamabiko.server.settings import Settings
 from yamabiko.services.container import Services
@@ -93,6 +94,14 @@ def server_options(settings: Settings) -> ServerOptions:
         handshake_burst=settings.handshake_burst,
         mcp_session_idle_s=settings.mcp_session_idle_s,
     )
+
+
+def dev_tokens(settings: Settings, data_dir: DataDir | None) -> DevTokens | None:
+    """Playground tokens (``GET /dev/token``) only in dev mode with the data dir's own
+    secret: a server with a configured JWT key never mints (docs/playground.md)."""
+    if not settings.dev_mode or not settings.uses_data_dir_secret or data_dir is None:
+        return None
+    return DevTokens(data_dir.jwt_secret)
 
 
 def build_verifier(
@@ -411,4 +420,5 @@ async def build_app(
         ready_checks=[store.ping, broker.ping],
         closers=closers,
         background=[AuditRetention(store.audit, settings.audit_retention_days).run],
+        dev_tokens=dev_tokens(settings, data_dir),
     )

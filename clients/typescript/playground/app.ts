@@ -319,11 +319,23 @@ async function start(): Promise<void> {
   }
 }
 
+/** A token from the dev server itself (`GET /dev/token`: local dev servers only). */
+async function devToken(): Promise<void> {
+  const response = await fetch("/dev/token", { cache: "no-store" });
+  if (!response.ok) {
+    return setStatus("no dev token here: this server is not a local dev server; paste a token", "error");
+  }
+  const { token } = (await response.json()) as { token: string };
+  ($("token") as HTMLInputElement).value = token;
+  await start();
+}
+
 function report(task: Promise<void>): void {
   task.catch((e: Error) => setStatus(e.message, "error"));
 }
 
 $("connect").onclick = () => report(start());
+$("dev-token").onclick = () => report(devToken());
 $("ask").onclick = () => report(ask());
 $("sing").onclick = () => report(sing());
 $("send").onclick = () => report(send());
