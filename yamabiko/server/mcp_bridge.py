@@ -52,6 +52,7 @@ from yamabiko.client.client import Client
 from yamabiko.protocol import errors
 from yamabiko.schema import mcp as schema
 from yamabiko.schema.session import PROGRESS, SESSION_EXPIRING, SESSION_REFRESH
+from yamabiko.server.mcp_methods import METHODS, as_result
 
 log = logging.getLogger("yamabiko.mcp_bridge")
 
@@ -61,21 +62,8 @@ REFRESH_AT: Final = 0.8
 """Refresh when this share of the token's life has passed."""
 _COMMAND_TIMEOUT_S: Final = 30.0
 _MAX_TOKEN_BYTES: Final = 16 << 10
+_DRAIN_S: Final = 5.0
 _LOST: Final = (ConnectionError, ConnectionClosed, OSError)
-
-_PARAMS: Final[dict[str, type[BaseModel]]] = {
-    schema.TOOLS_LIST: types.PaginatedRequestParams,
-    schema.TOOLS_CALL: types.CallToolRequestParams,
-    schema.RESOURCES_LIST: types.PaginatedRequestParams,
-    schema.RESOURCES_TEMPLATES_LIST: types.PaginatedRequestParams,
-    schema.RESOURCES_READ: types.ReadResourceRequestParams,
-    schema.RESOURCES_SUBSCRIBE: types.SubscribeRequestParams,
-    schema.RESOURCES_UNSUBSCRIBE: types.UnsubscribeRequestParams,
-    schema.PROMPTS_LIST: types.PaginatedRequestParams,
-    schema.PROMPTS_GET: types.GetPromptRequestParams,
-    schema.COMPLETION_COMPLETE: types.CompleteRequestParams,
-    schema.LOGGING_SET_LEVEL: types.SetLevelRequestParams,
-}
 
 
 class TokenError(Exception):
@@ -169,7 +157,6 @@ class Bridge:
         self._up = asyncio.Event()
         self._closed = False
         self._progress_ids = itertools.count(1)
-        self._progress: dict[str, ServerSession] = {}
         self._subscribed: set[str] = set()
         self._level: str | None = None
         self._tasks: set[asyncio.Task[Any]] = set()
@@ -199,7 +186,7 @@ class Bridge:
 
     async def _pump(self, client: Client) -> None:
         """Forward the socket's notifications until it closes, then reconnect."""
-        sub = client.subscribe(PROGRESS, schema.RESOURCES_UPDATED, schema.LOGGING_MESSAGE)
+        sub = client.subscribe(schema.RESOURCES_UPDATED, schema.LOGGING_MESSAGE)
         sub_expiring = client.subscribe(SESSION_EXPIRING)
         self._spawn(self._on_expiring(client, sub_expiring))
         async for note in client.iterate(sub):
@@ -210,13 +197,7 @@ class Bridge:
             self._lost()
 
     async def _forward(self, method: str, params: dict[str, Any]) -> None:
-        if method == PROGRESS:
-            target = self._progress.get(str(params.get("progressToken")))
-            if target is not None:
-                await target.report_progress(
-                    params.get("progress", 0), params.get("total"), params.get("message")
-                )
-        elif self.stdio is not None and method == schema.RESOURCES_UPDATED:
+        if self.stdio is not None and method == schema.RESOURCES_UPDATED:
             await self.stdio.send_resource_updated(str(params.get("uri", "")))
         elif self.stdio is not None and method == schema.LOGGING_MESSAGE:
             await self.stdio.send_notification(
@@ -339,13 +320,11 @@ class Bridge:
         there); ``wants_progress``: the request carried a progress token."""
         if stdio is not None:
             self.stdio = stdio
-        progress_key: str | None = None
-        if method == schema.TOOLS_CALL and wants_progress and stdio is not None:
-            progress_key = f"bridge-{next(self._progress_ids)}"
-            self._progress[progress_key] = stdio
-            params = {**params, "_meta": {**params.get("_meta", {}), "progressToken": progress_key}}
         try:
-            result = await self._call(method, params)
+            if method == schema.TOOLS_CALL and wants_progress and stdio is not None:
+                result = await self._call_with_progress(params, stdio)
+            else:
+                result = await self._call(method, params)
         except errors.RemoteError as exc:
             raise MCPError(exc.remote_code, exc.message, exc.data) from None
         except TimeoutError:
@@ -356,9 +335,6 @@ class Bridge:
             if method == schema.TOOLS_CALL:
                 return _error(f"the connection to the server was lost: {exc}")
             raise MCPError(-32603, f"the connection to the server was lost: {exc}") from None
-        finally:
-            if progress_key is not None:
-                self._progress.pop(progress_key, None)
         if method == schema.RESOURCES_SUBSCRIBE:
             self._subscribed.add(str(params.get("uri")))
         elif method == schema.RESOURCES_UNSUBSCRIBE:
@@ -366,6 +342,37 @@ class Bridge:
         elif method == schema.LOGGING_SET_LEVEL:
             self._level = str(params.get("level"))
         return result if isinstance(result, dict) else {}
+
+    async def _call_with_progress(self, params: dict[str, Any], stdio: ServerSession) -> Any:
+        """``tools/call`` with a progress token of the bridge's own; the socket's
+        progress for it is forwarded as it comes, all of it before the result (a client
+        drops progress that arrives after the result)."""
+        key = f"bridge-{next(self._progress_ids)}"
+        params = {**params, "_meta": {**params.get("_meta", {}), "progressToken": key}}
+        client = await self.client()
+        sub = client.subscribe(PROGRESS)  # before the call can report anything
+
+        async def forward() -> None:
+            async for note in client.iterate(sub):
+                got = note.params if isinstance(note.params, dict) else {}
+                if got.get("progressToken") == key:
+                    with contextlib.suppress(Exception):  # the stdio side is gone
+                        await stdio.report_progress(
+                            got.get("progress", 0), got.get("total"), got.get("message")
+                        )
+
+        relay = asyncio.get_running_loop().create_task(forward())
+        try:
+            return await client.call(schema.TOOLS_CALL, params, timeout=self.timeout)
+        finally:
+            # Progress sent before the result is already in the queue: this end
+            # marker comes after it, so the forwarder finishes it first.
+            sub.queue.put_nowait(None)
+            try:
+                async with asyncio.timeout(_DRAIN_S):
+                    await relay
+            except TimeoutError:
+                relay.cancel()
 
     async def _call(self, method: str, params: dict[str, Any]) -> Any:
         client = await self.client()
@@ -386,16 +393,21 @@ def build_server(bridge: Bridge) -> Server[Any]:
     server: Server[Any] = Server("yamabiko-bridge")
 
     def handler(method: str) -> Any:
-        async def handle(ctx: ServerRequestContext[Any, Any], params: Any) -> dict[str, Any]:
+        async def handle(ctx: ServerRequestContext[Any, Any], params: Any) -> BaseModel:
             wants_progress = (ctx.meta or {}).get("progress_token") is not None
-            return await bridge.relay(
+            result = await bridge.relay(
                 method, dict(ctx.params or {}), stdio=ctx.session, wants_progress=wants_progress
             )
+            try:
+                return as_result(method, result)
+            except ValueError:
+                log.exception("a result did not fit the MCP types", extra={"method": method})
+                raise MCPError(-32603, "the server's result could not be encoded") from None
 
         return handle
 
-    for method, params_type in _PARAMS.items():
-        server.add_request_handler(method, params_type, handler(method))
+    for method, types_of in METHODS.items():
+        server.add_request_handler(method, types_of.params, handler(method))
     return server
 
 

@@ -43,7 +43,6 @@ import time
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any, Final
 
-import mcp_types as types
 import msgspec
 import uvicorn
 from mcp.server.auth.middleware.bearer_auth import AuthenticatedUser
@@ -51,11 +50,12 @@ from mcp.server.auth.provider import AccessToken
 from mcp.server.context import ServerRequestContext
 from mcp.server.lowlevel import Server
 from mcp.server.transport_security import TransportSecuritySettings
+from mcp.shared.exceptions import MCPError
 from pydantic import BaseModel
 
-from yamabiko.schema import mcp as schema
 from yamabiko.server.admission import Admission, AdmissionRequest, Refusal, Ticket
 from yamabiko.server.mcp_events import CURRENT, BrokerEventStore, SessionTag, session_of
+from yamabiko.server.mcp_methods import METHODS, as_result
 from yamabiko.server.mcp_relay import Relays
 from yamabiko.sessions.identity import Identity
 from yamabiko.sessions.session import RateLimiter
@@ -107,23 +107,6 @@ def backend_of(app: Any) -> Backend:
     )
 
 
-_PARAMS: Final[dict[str, type[BaseModel]]] = {
-    schema.TOOLS_LIST: types.PaginatedRequestParams,
-    schema.TOOLS_CALL: types.CallToolRequestParams,
-    schema.RESOURCES_LIST: types.PaginatedRequestParams,
-    schema.RESOURCES_TEMPLATES_LIST: types.PaginatedRequestParams,
-    schema.RESOURCES_READ: types.ReadResourceRequestParams,
-    schema.RESOURCES_SUBSCRIBE: types.SubscribeRequestParams,
-    schema.RESOURCES_UNSUBSCRIBE: types.UnsubscribeRequestParams,
-    schema.PROMPTS_LIST: types.PaginatedRequestParams,
-    schema.PROMPTS_GET: types.GetPromptRequestParams,
-    schema.COMPLETION_COMPLETE: types.CompleteRequestParams,
-    schema.LOGGING_SET_LEVEL: types.SetLevelRequestParams,
-}
-"""The MCP methods this face serves: the socket's (:mod:`yamabiko.handlers.mcp_face`,
-:mod:`~yamabiko.handlers.mcp_resources`, :mod:`~yamabiko.handlers.mcp_logging`)."""
-
-
 def build_server(backend: Backend, relays: Relays) -> Server[Any]:
     """The SDK server whose MCP methods run the socket's handlers (see
     :mod:`yamabiko.server.mcp_relay`)."""
@@ -133,7 +116,7 @@ def build_server(backend: Backend, relays: Relays) -> Server[Any]:
     )
 
     def handler(method: str) -> Callable[[ServerRequestContext[Any, Any], Any], Awaitable[Any]]:
-        async def handle(ctx: ServerRequestContext[Any, Any], params: Any) -> dict[str, Any]:
+        async def handle(ctx: ServerRequestContext[Any, Any], params: Any) -> BaseModel:
             scope = getattr(ctx.request, "scope", {})
             identity = scope.get(IDENTITY_KEY)
             if not isinstance(identity, Identity):  # only reachable without McpAdmission
@@ -142,19 +125,25 @@ def build_server(backend: Backend, relays: Relays) -> Server[Any]:
             if session_id is None:  # stateless: a session for this request alone
                 relay = relays.one_off(identity)
                 try:
-                    return await relay.call(
+                    result = await relay.call(
                         ctx.session, ctx.request_id, identity, method, dict(ctx.params or {})
                     )
                 finally:
                     relay.close()
-            return await relays.get(session_id, identity).call(
-                ctx.session, ctx.request_id, identity, method, dict(ctx.params or {})
-            )
+            else:
+                result = await relays.get(session_id, identity).call(
+                    ctx.session, ctx.request_id, identity, method, dict(ctx.params or {})
+                )
+            try:
+                return as_result(method, result)
+            except ValueError:
+                log.exception("a result did not fit the MCP types", extra={"method": method})
+                raise MCPError(-32603, "internal error: the result could not be encoded") from None
 
         return handle
 
-    for method, params_type in _PARAMS.items():
-        server.add_request_handler(method, params_type, handler(method))
+    for method, types_of in METHODS.items():
+        server.add_request_handler(method, types_of.params, handler(method))
     return server
 
 
