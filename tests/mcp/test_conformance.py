@@ -169,9 +169,8 @@ async def test_the_official_conformance_suite(served: tuple[Process, int], tmp_p
     print("\n| scenario | result |\n| --- | --- |")
     for scenario, (outcome, _) in sorted(results.items()):
         not_applicable = scenario in NOT_APPLICABLE and outcome != "PASS"
-        print(
-            f"| {scenario} | {'n/a: the suite' + chr(39) + 's own fixture' if not_applicable else outcome} |"
-        )
+        shown = "n/a: the suite's own fixture" if not_applicable else outcome
+        print(f"| {scenario} | {shown} |")
     assert results, text[-3000:]
     failures = {
         scenario: failed
