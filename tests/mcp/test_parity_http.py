@@ -209,3 +209,28 @@ async def test_a_dropped_get_stream_is_resumed_with_last_event_id(tmp_path: Path
             async with http.stream("GET", face.url, headers=stolen) as stream:
                 assert stream.status_code == 404
         await helper.close()
+
+
+async def test_each_request_has_its_own_tokens_scopes(tmp_path: Path) -> None:
+    """One MCP session, two tokens of the same user: each request sees its own
+    token's scopes, whichever ran before."""
+    async with http_node(tmp_path) as (node, face):
+        wide = {"Authorization": f"Bearer {node.token()}"}
+        narrow = {"Authorization": f"Bearer {node.token(scopes=['ghost'])}"}
+        async with httpx2.AsyncClient(timeout=30) as http:
+            http.headers.update(wide)
+            session_id = await _open_session(http, face.url)
+            listing = {"jsonrpc": "2.0", "id": 3, "method": "tools/list", "params": {}}
+
+            async def tools(headers: dict[str, str]) -> set[str]:
+                http.headers.update(headers)
+                response = await _post(http, face.url, listing, session_id)
+                assert response.status_code == 200, response.text
+                body = response.text
+                data = body[body.index("{") :] if "data:" in body else body
+                found = json.loads(data.splitlines()[0])
+                return {t["name"] for t in found["result"]["tools"]}
+
+            assert "chat" in await tools(wide)
+            assert await tools(narrow) == {"ghost_complete"}
+            assert "chat" in await tools(wide)

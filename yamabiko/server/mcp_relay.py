@@ -22,14 +22,13 @@ session writes back:
 
 The session is in the node's registry while it lives, so ``/metrics`` counts it and the
 sweeper closes it when its token expires; a later request (with a fresh token) gets a
-new one. Each request runs with its own token's identity (the face has bound the MCP
-session to one user; a request's scopes are its own token's).
+new one. Each request runs with its own token's identity: the face has bound the MCP
+session to one user, and a token with other scopes gets a session of its own.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from typing import Any, Final
 
@@ -45,6 +44,8 @@ from yamabiko.sessions.session import Session, State
 
 log = logging.getLogger("yamabiko.mcp_http")
 
+_MAX_SCOPE_SETS: Final = 4
+"""Relays kept per MCP session (one per set of scopes its tokens carried)."""
 _CALL_TIMEOUT_S: Final = 600.0
 """A request that gets no answer from its own session in this long is an internal
 error (the handlers bound their own waits; this only guards against a lost answer)."""
@@ -197,38 +198,37 @@ class Relay:
 
 
 class Relays:
-    """The relays of this node's MCP sessions, by ``Mcp-Session-Id``."""
+    """The relays of this node's MCP sessions, by ``Mcp-Session-Id`` and scopes: a
+    request runs in a session whose identity has its own token's scopes, so two
+    requests of one MCP session with tokens of different scopes never see each
+    other's (the face has already bound the MCP session to one user)."""
 
     def __init__(self, backend: Any) -> None:
         self._backend = backend
-        self._by_session: dict[str, Relay] = {}
+        self._by_session: dict[str, dict[frozenset[str], Relay]] = {}
 
     def __len__(self) -> int:
-        return len(self._by_session)
+        return sum(len(relays) for relays in self._by_session.values())
 
     def get(self, session_id: str, identity: Identity) -> Relay:
-        relay = self._by_session.get(session_id)
+        relays = self._by_session.setdefault(session_id, {})
+        scopes = frozenset(identity.scopes)
+        relay = relays.get(scopes)
         if relay is None or relay.closed:
-            relay = self._by_session[session_id] = Relay(self._backend, identity)
+            if len(relays) >= _MAX_SCOPE_SETS:
+                # Tokens of ever new scope sets on one MCP session: keep the newest.
+                oldest = next(iter(relays))
+                relays.pop(oldest).close()
+            relay = relays[scopes] = Relay(self._backend, identity)
         return relay
 
     def one_off(self, identity: Identity) -> Relay:
         return Relay(self._backend, identity)
 
     def forget(self, session_id: str) -> None:
-        relay = self._by_session.pop(session_id, None)
-        if relay is not None:
+        for relay in self._by_session.pop(session_id, {}).values():
             relay.close()
 
     def close(self) -> None:
         for session_id in list(self._by_session):
             self.forget(session_id)
-
-
-@contextlib.contextmanager
-def closing_one_off(relay: Relay, one_off: bool) -> Any:
-    try:
-        yield relay
-    finally:
-        if one_off:
-            relay.close()
