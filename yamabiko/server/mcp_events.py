@@ -117,7 +117,7 @@ class BrokerEventStore(EventStore):
             log.info("MCP replay refused", extra={"mcpSession": session_id}, exc_info=True)
             return None
         async with subscription:
-            last = subscription.last_seq
+            last = subscription.info.last_seq  # the newest item when subscribed
             if last <= after_seq:
                 return stream_id
             async for item in subscription:
