@@ -80,8 +80,11 @@ class ListResourcesResult(Result):
     next_cursor: str | None = None
 
 
+MAX_URI: Final = 2048
+
+
 class ReadResourceParams(Params):
-    uri: str
+    uri: Annotated[str, Meta(max_length=MAX_URI)]
 
 
 class UpdatedParams(Params):
@@ -126,7 +129,7 @@ class CompletionArgument(Params):
 
 
 class CompletionContext(Params):
-    arguments: dict[str, str] | None = None
+    arguments: Annotated[dict[str, str], Meta(max_length=20)] | None = None
 
 
 class CompleteParams(Params):
@@ -179,8 +182,8 @@ class ListPromptsResult(Result):
 
 
 class GetPromptParams(Params):
-    name: str
-    arguments: dict[str, str] = field(default_factory=dict)
+    name: Annotated[str, Meta(max_length=200)]
+    arguments: Annotated[dict[str, str], Meta(max_length=20)] = field(default_factory=dict)
 
 
 class PromptMessage(Result):
