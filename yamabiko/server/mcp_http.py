@@ -1,5 +1,6 @@
-"""The MCP Streamable HTTP face: the socket's MCP tools through the SDK's low-level
-``Server``, on ``settings.mcp_port`` at ``/mcp``.
+"""The MCP Streamable HTTP face: the socket's MCP server (tools, resources, prompts,
+completion, logging) through the SDK's low-level ``Server``, on ``settings.mcp_port``
+at ``/mcp``; served by uvicorn through its public ``Server.serve``.
 
 Theory of operation
 -------------------
@@ -259,7 +260,9 @@ class McpAdmission:
                 )
             await _send_not_found(send)
             return
-        last_event = next((v for k, v in scope["headers"] if k.lower() == b"last-event-id"), None)
+        last_event = next(
+            (v for k, v in scope["headers"] if k.lower() == LAST_EVENT_ID.encode()), None
+        )
         if last_event is not None and session_of(last_event.decode("latin-1")) != session_id:
             # Another session's events are not this one's to replay.
             await _send_not_found(send)
