@@ -428,6 +428,8 @@ class McpHttp:
             started.cancel()
             server.should_exit = True
             await asyncio.wait({task}, timeout=_STARTED_WITHIN_S)
+            if task.done() and not task.cancelled() and task.exception() is not None:
+                log.error("the MCP HTTP face failed to start", exc_info=task.exception())
             self._close_sockets()
             raise OSError(f"cannot serve MCP on {self.host}:{config.port}: see the log")
         self._server, self._task = server, task
