@@ -317,7 +317,9 @@ async def subscribe(ctx: Context, params: ReadResourceParams) -> EmptyResult:
     """Conversations only: they are what changes (agents change by their owner's hand,
     the other resources are functions of their URI)."""
     if not params.uri.startswith(PREFIX):
-        _segments(params.uri)  # not-found for URIs that are not ours
+        kind, _ = _segments(params.uri)  # not-found for URIs that are not ours
+        if kind not in _READERS:
+            raise errors.NotFound(f"resource not found: {params.uri}")
         raise errors.InvalidParams(
             f"only conversations can be subscribed to ({PREFIX}ID) - at $.uri"
         )
