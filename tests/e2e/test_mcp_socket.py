@@ -106,8 +106,9 @@ async def test_conversations_are_resources_and_presets_are_prompts(server: Runni
     try:
         listed = (await rpc(ws, 2, "resources/list", {}))["result"]["resources"]
         uri = f"yamabiko://conversations/{sent['conversationId']}"
-        assert [r["uri"] for r in listed] == [uri]
-        assert listed[0]["mimeType"] == "application/json"
+        # The model catalogue, then (no agents here) the conversations.
+        assert [r["uri"] for r in listed] == ["yamabiko://models", uri]
+        assert listed[1]["mimeType"] == "application/json"
         read = (await rpc(ws, 3, "resources/read", {"uri": uri}))["result"]
         (contents,) = read["contents"]
         body = json.loads(contents["text"])

@@ -20,6 +20,7 @@ def routers() -> list[Router]:
         conversations,
         ghost,
         mcp_face,
+        mcp_logging,
         mcp_resources,
         mcp_servers,
         music,
@@ -38,5 +39,6 @@ def routers() -> list[Router]:
         mcp_servers.router,
         mcp_face.router,
         mcp_resources.router,
+        mcp_logging.router,
         admin.router,
     ]

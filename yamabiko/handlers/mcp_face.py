@@ -35,6 +35,7 @@ from yamabiko.handlers import chat as chat_handlers
 from yamabiko.handlers import music as music_handlers
 from yamabiko.handlers.audio import notes_of
 from yamabiko.handlers.common import tenant, user
+from yamabiko.handlers.mcp_logging import client_log
 from yamabiko.protocol import errors
 from yamabiko.schema import mcp as schema
 from yamabiko.schema.agent import RunParams, RunResult
@@ -183,7 +184,9 @@ async def _ghost(ctx: Context, params: GhostCompleteArgs) -> tuple[GhostItems, N
     ), None
 
 
-async def _audio(ctx: Context, params: AudioArgs) -> tuple[AudioInfo, list[dict[str, Any]]]:
+async def render_wav(ctx: Context, params: SynthesizeParams) -> tuple[bytes, float]:
+    """The audio as one WAV file and its duration in seconds; at most
+    :data:`MAX_AUDIO_S` (longer audio is for ``audio/synthesize``'s stream)."""
     from yamabiko.engines.audio.base import AudioRequest
     from yamabiko.engines.audio.encode import encoder
 
@@ -206,7 +209,7 @@ async def _audio(ctx: Context, params: AudioArgs) -> tuple[AudioInfo, list[dict[
         raise errors.InvalidParams(str(exc)) from None
     if duration > MAX_AUDIO_S:
         raise errors.InvalidParams(
-            f"a tool returns at most {MAX_AUDIO_S:g} s of audio (this would be {duration:.1f} s):"
+            f"at most {MAX_AUDIO_S:g} s of audio here (this would be {duration:.1f} s):"
             " use audio/synthesize to stream longer audio"
         )
     total = round(duration * params.sample_rate)
@@ -215,7 +218,11 @@ async def _audio(ctx: Context, params: AudioArgs) -> tuple[AudioInfo, list[dict[
     async for block in engine.blocks(request, params.sample_rate // 10):
         chunks.append(codec.encode(block))
     chunks.append(codec.finish())
-    data = b"".join(chunks)
+    return b"".join(chunks), duration
+
+
+async def _audio(ctx: Context, params: AudioArgs) -> tuple[AudioInfo, list[dict[str, Any]]]:
+    data, duration = await render_wav(ctx, params)
     info = AudioInfo(
         duration_ms=round(duration * 1000),
         sample_rate=params.sample_rate,
@@ -284,14 +291,18 @@ async def call_tool(ctx: Context, params: CallToolParams) -> CallToolResult:
         arguments = msgspec.convert(params.arguments, tool.params)
     except msgspec.ValidationError as exc:
         return _error(f"invalid arguments: {str(exc).replace('`', '')}")
+    client_log(ctx, "debug", {"tool": tool.name, "event": "started"})
     try:
         result, content = await tool.run(ctx, arguments)
     except errors.YamabikoError as exc:
+        client_log(ctx, "warning", {"tool": tool.name, "event": "failed", "code": exc.code})
         return _error(exc.message)
     except Exception:
         error_id = uuid.uuid4().hex
         log.exception("tool failed", extra={"tool": tool.name, "errorId": error_id})
+        client_log(ctx, "error", {"tool": tool.name, "event": "failed", "errorId": error_id})
         return _error(f"internal error (errorId {error_id})")
+    client_log(ctx, "info", {"tool": tool.name, "event": "finished"})
     structured = msgspec.to_builtins(result)
     if content is None:
         content = [{"type": "text", "text": msgspec.json.encode(structured).decode()}]

@@ -114,6 +114,18 @@ EXAMPLES: Final[tuple[Example, ...]] = (
     Example("resources/unsubscribe", {"uri": "yamabiko://conversations/${conversationId}"}),
     Example("prompts/list", {}),
     Example("prompts/get", {"name": "mixing-engineer"}),
+    Example("resources/templates/list", {}),
+    Example(
+        "completion/complete",
+        {
+            "ref": {
+                "type": "ref/resource",
+                "uri": "yamabiko://music/{kind}/{key}/{style}/{seed}.mid",
+            },
+            "argument": {"name": "key", "value": "F#"},
+        },
+    ),
+    Example("logging/setLevel", {"level": "info"}),
     Example("mcp/servers/list", {}),
     Example(
         "mcp/servers/add",

@@ -54,8 +54,9 @@ SPECIFIC: Final[dict[str, tuple[int, ...]]] = {
     "mcp/servers/add": (_CF,),
     "mcp/servers/remove": (_NF,),
     "mcp/servers/test": (_NF, _EU),
-    "resources/read": (_NF,),
-    "resources/subscribe": (_NF,),
+    # Each resource kind needs its own scope (docs/mcp.md, Resources).
+    "resources/read": (_NF, E.FORBIDDEN, _EU),
+    "resources/subscribe": (_NF, E.FORBIDDEN),
     "resources/unsubscribe": (_NF,),
     "prompts/get": (_NF,),
     "tools/call": (_NF,),

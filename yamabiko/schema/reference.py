@@ -36,6 +36,8 @@ _NAMESPACES: Final = {
     "tools": "MCP on the socket",
     "resources": "MCP on the socket",
     "prompts": "MCP on the socket",
+    "completion": "MCP on the socket",
+    "logging": "MCP on the socket",
     "mcp": "MCP servers as tools",
     "tenants": "Administration",
     "models": "Administration",

@@ -349,6 +349,13 @@ def _bridge_args(sub: Any) -> None:
         "mcp-bridge", help="an MCP server over stdio relaying tools to a running server"
     )
     _connect_args(bridge, data_dir_help="mint a token (valid 24 h) from this dir's secret")
+    renew = bridge.add_mutually_exclusive_group()
+    renew.add_argument(
+        "--token-file", help="reread this file for a token before the current one expires"
+    )
+    renew.add_argument(
+        "--token-command", help="run this command (its stdout is a token) before expiry"
+    )
 
 
 def _mcp_bridge(args: argparse.Namespace) -> int:
@@ -356,14 +363,26 @@ def _mcp_bridge(args: argparse.Namespace) -> int:
     reached (stdout is the protocol's: messages go to stderr)."""
     from websockets.exceptions import InvalidStatus
 
-    from yamabiko.server.mcp_bridge import serve_stdio
+    from yamabiko.server.mcp_bridge import TokenError, TokenSource, serve_stdio
 
-    token = _client_token(args, ttl_s=86400)
-    if token is None:
-        return EXIT_USAGE
+    tokens: TokenSource
+    if args.token_file or args.token_command:
+        if args.token or args.data_dir:
+            print("yamabiko: --token-file/--token-command replace --token and --data-dir",
+                  file=sys.stderr)  # fmt: skip
+            return EXIT_USAGE
+        tokens = TokenSource(file=args.token_file, command=args.token_command)
+    else:
+        token = _client_token(args, ttl_s=86400)
+        if token is None:
+            return EXIT_USAGE
+        tokens = TokenSource(token=token)
     url = args.url or os.environ.get("YAMABIKO_URL") or "ws://127.0.0.1:8765/ws"
     try:
-        asyncio.run(serve_stdio(url, token))
+        asyncio.run(serve_stdio(url, tokens))
+    except TokenError as exc:
+        print(f"yamabiko: {exc}", file=sys.stderr)
+        return EXIT_ERROR
     except InvalidStatus as exc:
         body = exc.response.body.decode(errors="replace").strip() if exc.response.body else ""
         print(f"yamabiko: refused: HTTP {exc.response.status_code} {body}", file=sys.stderr)

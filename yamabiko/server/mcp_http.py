@@ -1,5 +1,6 @@
-"""The MCP Streamable HTTP face: the socket's MCP tools through the SDK's low-level
-``Server``, on ``settings.mcp_port`` at ``/mcp``.
+"""The MCP Streamable HTTP face: the socket's MCP server (tools, resources, prompts,
+completion, logging) through the SDK's low-level ``Server``, on ``settings.mcp_port``
+at ``/mcp``; served by uvicorn through its public ``Server.serve``.
 
 Theory of operation
 -------------------
@@ -19,14 +20,13 @@ user's token is answered 404, as for an unknown session, for POST, GET and DELET
 The SDK's own check compares the principal of ``scope["user"]``; that principal's
 subject is the JSON pair ``[tenant, subject]``, so the SDK's check binds the tenant too.
 
-For each ``tools/list`` or ``tools/call`` a headless :class:`Session` is built (identity
-from the token; the app's methods, session config and services; state READY) and the
-same handlers as the socket's (:mod:`yamabiko.handlers.mcp_face`) run with a
-:class:`Context` on it. The session's :class:`_Relay` transport drops everything but
-``notifications/progress``, which it forwards to the SDK as progress for the request
-(when the caller sent ``_meta.progressToken``). The session is shut down when the
-request ends. Results are already MCP-shaped and are validated into the SDK's types;
-tool failures are ``isError`` results.
+Every MCP method is the socket's: each SDK request runs the socket's handlers in the
+MCP session's headless :class:`~yamabiko.sessions.session.Session`
+(:mod:`yamabiko.server.mcp_relay`), which is in the node's session registry while the
+MCP session lives. Notifications (progress, log messages, resource updates) come back
+through it to the SDK. With an MCP session, every SSE event has an id and is stored in
+the node's broker first (:mod:`yamabiko.server.mcp_events`), so a dropped stream is
+resumed with ``Last-Event-ID``.
 
 The SDK's server speaks both the ``initialize`` handshake versions (stateful, with
 ``Mcp-Session-Id``) and its stateless per-request era; ``stateless=True`` also makes
@@ -36,16 +36,14 @@ the handshake era stateless (no session ids, no server-to-client stream).
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import logging
 import socket
 import sys
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, MutableMapping
+from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any, Final
 
-import mcp_types as types
 import msgspec
 import uvicorn
 from mcp.server.auth.middleware.bearer_auth import AuthenticatedUser
@@ -53,14 +51,15 @@ from mcp.server.auth.provider import AccessToken
 from mcp.server.context import ServerRequestContext
 from mcp.server.lowlevel import Server
 from mcp.server.transport_security import TransportSecuritySettings
+from mcp.shared.exceptions import MCPError
+from pydantic import BaseModel
 
-from yamabiko.handlers import mcp_face
-from yamabiko.schema.base import RequestMeta
-from yamabiko.schema.mcp import CallToolParams, ListToolsParams
-from yamabiko.schema.session import PROGRESS, ProgressParams
 from yamabiko.server.admission import Admission, AdmissionRequest, Refusal, Ticket
+from yamabiko.server.mcp_events import CURRENT, BrokerEventStore, SessionTag, session_of
+from yamabiko.server.mcp_methods import METHODS, as_result
+from yamabiko.server.mcp_relay import Relays
 from yamabiko.sessions.identity import Identity
-from yamabiko.sessions.session import Context, RateLimiter, Session
+from yamabiko.sessions.session import RateLimiter
 
 log = logging.getLogger("yamabiko.mcp_http")
 
@@ -76,42 +75,10 @@ Message = MutableMapping[str, Any]
 Receive = Callable[[], Awaitable[Message]]
 Send = Callable[[Message], Awaitable[None]]
 ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
-Progress = Callable[[float, float | None, str | None], Awaitable[None]]
-
-
-class _Note(msgspec.Struct):
-    method: str
-    params: ProgressParams | None = None
-
-
-class _Relay:
-    """The headless session's transport: progress notifications go to ``progress``
-    (the SDK's report for the request), everything else nowhere."""
-
-    __slots__ = ("_progress",)
-
-    def __init__(self, progress: Progress | None) -> None:
-        self._progress = progress
-
-    def try_send_text(self, data: bytes) -> bool:
-        return False
-
-    async def send_text(self, data: bytes) -> None:
-        if self._progress is None:
-            return
-        try:
-            note = msgspec.json.decode(data, type=_Note)
-        except (msgspec.DecodeError, msgspec.ValidationError):
-            return
-        if note.method == PROGRESS and note.params is not None:
-            params = note.params
-            await self._progress(params.progress, params.total, params.message)
-
-    async def send_binary(self, data: bytes) -> None:
-        return None
-
-    async def close(self, code: int, reason: str) -> None:
-        return None
+SESSION_KEY: Final = "yamabiko.mcpSession"
+"""Where :class:`McpAdmission` leaves the request's admitted MCP session id."""
+LAST_EVENT_ID: Final = "last-event-id"
+_STARTED_WITHIN_S: Final = 10.0
 
 
 class Backend(msgspec.Struct, frozen=True):
@@ -123,6 +90,9 @@ class Backend(msgspec.Struct, frozen=True):
     services: Any
     rate_limiter: RateLimiter | None = None
     session_idle_s: float = 300.0
+    registry: Any = None
+    """The node's session registry: MCP sessions are counted with the sockets."""
+    stats: Any = None
 
 
 def backend_of(app: Any) -> Backend:
@@ -133,78 +103,49 @@ def backend_of(app: Any) -> Backend:
         app.services,
         app.rate_limiter,
         app.options.mcp_session_idle_s,
+        app.registry,
+        app.stats,
     )
 
 
-@contextlib.asynccontextmanager
-async def _context(backend: Backend, ctx: ServerRequestContext[Any, Any]) -> AsyncIterator[Context]:
-    request = ctx.request
-    identity = getattr(request, "scope", {}).get(IDENTITY_KEY)
-    if not isinstance(identity, Identity):  # only reachable without McpAdmission
-        raise PermissionError("no verified identity for this request")
-    token = (ctx.meta or {}).get("progress_token")
-    progress: Progress | None = None
-    if token is not None:
-        progress = ctx.session.report_progress
-    session = Session(
-        _Relay(progress),
-        backend.methods,
-        identity=identity,
-        config=backend.session_config,
-        services=backend.services,
-        subprotocol="mcp",
-    )
-    session.initialized(ctx.protocol_version)
-    meta = RequestMeta(progress_token=token) if token is not None else None
-    try:
-        yield Context(session, ctx.request_id, meta)
-    finally:
-        with contextlib.suppress(TimeoutError, ConnectionError):
-            async with asyncio.timeout(1.0):
-                await session.outbound.drain()
-        session.shutdown()
-
-
-def build_server(backend: Backend) -> Server[Any]:
-    """The SDK server whose ``tools/list`` and ``tools/call`` run the socket's tools."""
-
-    async def list_tools(
-        ctx: ServerRequestContext[Any, Any], params: types.PaginatedRequestParams | None
-    ) -> types.ListToolsResult:
-        async with _context(backend, ctx) as context:
-            listed = await mcp_face.list_tools(context, ListToolsParams())
-        return types.ListToolsResult.model_validate(msgspec.to_builtins(listed))
-
-    async def call_tool(
-        ctx: ServerRequestContext[Any, Any], params: types.CallToolRequestParams
-    ) -> types.CallToolResult:
-        async with _context(backend, ctx) as context:
-            limiter = backend.rate_limiter
-            if limiter is not None:
-                wait_ms = await limiter(context.identity, "tools/call")
-                if wait_ms > 0:
-                    return _error(f"rate limited: retry in {wait_ms} ms")
-            result = await mcp_face.call_tool(
-                context, CallToolParams(name=params.name, arguments=params.arguments or {})
-            )
-        try:
-            return types.CallToolResult.model_validate(msgspec.to_builtins(result))
-        except ValueError:
-            log.exception("a tool result did not fit the MCP types", extra={"tool": params.name})
-            return _error("internal error: the tool's result could not be encoded")
-
+def build_server(backend: Backend, relays: Relays) -> Server[Any]:
+    """The SDK server whose MCP methods run the socket's handlers (see
+    :mod:`yamabiko.server.mcp_relay`)."""
     config = backend.session_config
-    return Server(
-        config.server_name,
-        version=config.server_version,
-        instructions=config.instructions,
-        on_list_tools=list_tools,
-        on_call_tool=call_tool,
+    server: Server[Any] = Server(
+        config.server_name, version=config.server_version, instructions=config.instructions
     )
 
+    def handler(method: str) -> Callable[[ServerRequestContext[Any, Any], Any], Awaitable[Any]]:
+        async def handle(ctx: ServerRequestContext[Any, Any], params: Any) -> BaseModel:
+            scope = getattr(ctx.request, "scope", {})
+            identity = scope.get(IDENTITY_KEY)
+            if not isinstance(identity, Identity):  # only reachable without McpAdmission
+                raise PermissionError("no verified identity for this request")
+            session_id = scope.get(SESSION_KEY)
+            if session_id is None:  # stateless: a session for this request alone
+                relay = relays.one_off(identity)
+                try:
+                    result = await relay.call(
+                        ctx.session, ctx.request_id, identity, method, dict(ctx.params or {})
+                    )
+                finally:
+                    relay.close()
+            else:
+                result = await relays.get(session_id, identity).call(
+                    ctx.session, ctx.request_id, identity, method, dict(ctx.params or {})
+                )
+            try:
+                return as_result(method, result)
+            except ValueError:
+                log.exception("a result did not fit the MCP types", extra={"method": method})
+                raise MCPError(-32603, "internal error: the result could not be encoded") from None
 
-def _error(message: str) -> types.CallToolResult:
-    return types.CallToolResult(content=[types.TextContent(text=message)], is_error=True)
+        return handle
+
+    for method, types_of in METHODS.items():
+        server.add_request_handler(method, types_of.params, handler(method))
+    return server
 
 
 class _McpSession:
@@ -232,10 +173,12 @@ class McpAdmission:
         inner: ASGIApp,
         backend: Backend,
         *,
+        relays: Relays | None = None,
         stateless: bool = False,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.inner = inner
+        self.relays = relays if relays is not None else Relays(backend)
         self.admission = backend.admission
         self.idle_s = backend.session_idle_s
         self.stateless = stateless
@@ -267,6 +210,7 @@ class McpAdmission:
         identity = admitted.identity
         scope = {**scope, IDENTITY_KEY: identity, "user": _principal(identity)}
         if opening:
+            CURRENT.set(SessionTag(identity.tid, identity.sub))
             await self._open(admitted, scope, receive, send)
         elif session_id is not None:
             await self._within(session_id, identity, scope, receive, send)
@@ -284,8 +228,12 @@ class McpAdmission:
                     if name.lower() == SESSION_HEADER.encode():
                         entry = _McpSession(ticket, self._clock())
                         entry.in_flight = 1
-                        self.sessions[value.decode("latin-1")] = entry
+                        session_id = value.decode("latin-1")
+                        self.sessions[session_id] = entry
                         opened.append(entry)
+                        tag = CURRENT.get()
+                        if tag is not None:  # the session's events are stored under it
+                            tag.session_id = session_id
             await send(message)
 
         try:
@@ -312,6 +260,15 @@ class McpAdmission:
                 )
             await _send_not_found(send)
             return
+        last_event = next(
+            (v for k, v in scope["headers"] if k.lower() == LAST_EVENT_ID.encode()), None
+        )
+        if last_event is not None and session_of(last_event.decode("latin-1")) != session_id:
+            # Another session's events are not this one's to replay.
+            await _send_not_found(send)
+            return
+        CURRENT.set(SessionTag(identity.tid, identity.sub, session_id))
+        scope = {**scope, SESSION_KEY: session_id}
         entry.in_flight += 1
         status: list[int] = []
 
@@ -336,6 +293,7 @@ class McpAdmission:
         if self.sessions.get(session_id) is entry:
             del self.sessions[session_id]
         entry.ticket.release()
+        self.relays.forget(session_id)
 
     def _sweep(self) -> None:
         """Give back the places of sessions idle past the limit (the SDK closes them on
@@ -391,28 +349,57 @@ async def _send_not_found(send: Send) -> None:
     await send({"type": "http.response.body", "body": _NOT_FOUND})
 
 
-def build_asgi(backend: Backend, *, host: str = "127.0.0.1", stateless: bool = False) -> ASGIApp:
+def build_asgi(
+    backend: Backend, *, host: str = "127.0.0.1", stateless: bool = False
+) -> McpAdmission:
     """The ASGI app: admission in front of the SDK's Streamable HTTP app at ``/mcp``."""
-    server = build_server(backend)
+    relays = Relays(backend)
+    server = build_server(backend, relays)
     inner = server.streamable_http_app(
         streamable_http_path=PATH,
         stateless_http=stateless,
         host=host,
         session_idle_timeout=backend.session_idle_s,
+        event_store=None if stateless else BrokerEventStore(backend.services.broker),
         # Origins are the admission's (YAMABIKO_ALLOWED_ORIGINS, as on the socket); the
         # SDK's localhost-only guard would refuse an origin the operator allowed.
         transport_security=TransportSecuritySettings(enable_dns_rebinding_protection=False),
     )
-    return McpAdmission(inner, backend, stateless=stateless)
+    return McpAdmission(inner, backend, relays=relays, stateless=stateless)
+
+
+class _Started:
+    """ASGI wrapper that tells when the app's lifespan startup is complete (uvicorn
+    then serves the socket it was given, already listening)."""
+
+    def __init__(self, inner: ASGIApp) -> None:
+        self.inner = inner
+        self.event = asyncio.Event()
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "lifespan":
+            await self.inner(scope, receive, send)
+            return
+
+        async def watch(message: Message) -> None:
+            await send(message)
+            if message["type"] == "lifespan.startup.complete":
+                self.event.set()
+
+        await self.inner(scope, receive, watch)
 
 
 class McpHttp:
-    """The face's HTTP server (uvicorn, in this event loop): :meth:`start`, :meth:`stop`."""
+    """The face's HTTP server: uvicorn's public ``Server.serve`` in a task of this
+    event loop, on a socket we bind (so a busy port is our error, said at once);
+    :meth:`start` returns once it serves, :meth:`stop` asks it to exit and waits."""
 
     def __init__(self, backend: Backend, host: str, port: int, *, stateless: bool = False) -> None:
         self.host = host
+        self.app = build_asgi(backend, host=host, stateless=stateless)
+        self._started = _Started(self.app)
         self._config = uvicorn.Config(
-            build_asgi(backend, host=host, stateless=stateless),
+            self._started,
             host=host,
             port=port,
             lifespan="on",
@@ -421,22 +408,35 @@ class McpHttp:
             timeout_graceful_shutdown=5,
         )
         self._server: uvicorn.Server | None = None
-        self._sockets: list[Any] = []
+        self._task: asyncio.Task[None] | None = None
+        self._sockets: list[socket.socket] = []
 
     async def start(self) -> None:
         config = self._config
-        config.load()
-        server = uvicorn.Server(config)
-        server.lifespan = config.lifespan_class(config)
         family = socket.AF_INET6 if ":" in self.host else socket.AF_INET
         try:
             self._sockets = [socket.create_server((self.host, config.port), family=family)]
         except OSError as exc:
             raise OSError(f"cannot listen on {self.host}:{config.port}: {exc.strerror}") from None
-        await server.startup(sockets=self._sockets)
-        if server.should_exit:  # startup failed (it logged why)
+        server = uvicorn.Server(config)
+        task = asyncio.get_running_loop().create_task(server.serve(sockets=self._sockets))
+        started = asyncio.ensure_future(self._started.event.wait())
+        done, _ = await asyncio.wait(
+            {task, started}, timeout=_STARTED_WITHIN_S, return_when=asyncio.FIRST_COMPLETED
+        )
+        if started not in done:
+            started.cancel()
+            server.should_exit = True
+            await asyncio.wait({task}, timeout=_STARTED_WITHIN_S)
+            if task.done() and not task.cancelled() and task.exception() is not None:
+                log.error("the MCP HTTP face failed to start", exc_info=task.exception())
+            self._close_sockets()
             raise OSError(f"cannot serve MCP on {self.host}:{config.port}: see the log")
-        self._server = server
+        self._server, self._task = server, task
+
+    def _close_sockets(self) -> None:
+        for sock in self._sockets:
+            sock.close()
 
     @property
     def port(self) -> int:
@@ -448,8 +448,14 @@ class McpHttp:
 
     async def stop(self) -> None:
         server, self._server = self._server, None
-        if server is not None:
-            await server.shutdown(sockets=self._sockets)
+        task, self._task = self._task, None
+        if server is None or task is None:
+            return
+        server.should_exit = True
+        # uvicorn bounds its own graceful shutdown (timeout_graceful_shutdown).
+        await task
+        self.app.relays.close()
+        self._close_sockets()
 
 
 async def start_mcp_http(app: Any, host: str, port: int) -> McpHttp | None:

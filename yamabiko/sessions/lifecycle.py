@@ -54,8 +54,10 @@ async def initialize(ctx: Context, params: InitializeParams) -> InitializeResult
         server_info=Implementation(name=config.server_name, version=config.server_version),
         capabilities={
             "tools": {"listChanged": False},
-            "resources": {"listChanged": False},
+            "resources": {"listChanged": False, "subscribe": True},
             "prompts": {"listChanged": False},
+            "completions": {},
+            "logging": {},
             "experimental": {"yamabiko": {"version": YAMABIKO_PROTOCOL}},
         },
         session_id=session.id,

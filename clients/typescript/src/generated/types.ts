@@ -242,15 +242,28 @@ export interface CloseResult {
   closed: boolean;
 }
 
-export interface CompleteParams {
-  docId: string;
-  version?: number | null;
+export interface Completion {
+  values: string[];
+  total?: number | null;
+  hasMore?: boolean;
+}
+
+export interface CompletionArgument {
+  name: string;
+  value?: string;
   _meta?: RequestMeta | null;
 }
 
-export interface CompleteResult {
-  version: number;
-  items: Suggestion[];
+export interface CompletionContext {
+  arguments?: { [key: string]: string } | null;
+  _meta?: RequestMeta | null;
+}
+
+export interface CompletionRef {
+  type: "ref/prompt" | "ref/resource";
+  name?: string | null;
+  uri?: string | null;
+  _meta?: RequestMeta | null;
 }
 
 /** The session's ghost settings; fields left out keep their value. */
@@ -487,6 +500,11 @@ export interface ListPromptsResult {
   nextCursor?: string | null;
 }
 
+export interface ListResourceTemplatesResult {
+  resourceTemplates: ResourceTemplate[];
+  nextCursor?: string | null;
+}
+
 export interface ListResourcesResult {
   resources: Resource[];
   nextCursor?: string | null;
@@ -500,6 +518,13 @@ export interface ListToolsParams {
 export interface ListToolsResult {
   tools: ToolDescription[];
   nextCursor?: string | null;
+}
+
+export interface LogMessageParams {
+  _meta?: RequestMeta | null;
+  level: "alert" | "critical" | "debug" | "emergency" | "error" | "info" | "notice" | "warning";
+  logger?: string | null;
+  data: Record<string, never>;
 }
 
 /**
@@ -800,10 +825,17 @@ export interface Project {
   tracks: Track[];
 }
 
+export interface PromptArgument {
+  name: string;
+  description?: string | null;
+  required?: boolean;
+}
+
 export interface PromptDescription {
   name: string;
   title: string;
   description: string;
+  arguments?: PromptArgument[] | null;
 }
 
 export interface PromptMessage {
@@ -851,10 +883,23 @@ export interface Resource {
   mimeType: string;
 }
 
+/**
+ * One resource's contents: ``text``, or ``blob`` (base64) for binary forms (MIDI,
+ * WAV).
+ */
 export interface ResourceContents {
   uri: string;
   mimeType: string;
-  text: string;
+  text?: string | null;
+  blob?: string | null;
+}
+
+export interface ResourceTemplate {
+  uriTemplate: string;
+  name: string;
+  title?: string | null;
+  description: string;
+  mimeType: string;
 }
 
 export interface ResyncParams {
@@ -938,6 +983,11 @@ export interface SetKey {
   type: "setKey";
   description: string;
   key: string;
+}
+
+export interface SetLevelParams {
+  level: "alert" | "critical" | "debug" | "emergency" | "error" | "info" | "notice" | "warning";
+  _meta?: RequestMeta | null;
 }
 
 export interface SetTempo {
@@ -1149,6 +1199,28 @@ export interface AudioEndParams {
   _meta?: RequestMeta | null;
 }
 
+export interface GhostCompleteParams {
+  docId: string;
+  version?: number | null;
+  _meta?: RequestMeta | null;
+}
+
+export interface GhostCompleteResult {
+  version: number;
+  items: Suggestion[];
+}
+
+export interface McpCompleteParams {
+  ref: CompletionRef;
+  argument: CompletionArgument;
+  context?: CompletionContext | null;
+  _meta?: RequestMeta | null;
+}
+
+export interface McpCompleteResult {
+  completion: Completion;
+}
+
 export interface StreamCancelResult {
   cancelled: boolean;
 }
@@ -1327,6 +1399,16 @@ export interface ClientRequests {
     };
     result: ChatSendResult;
   };
+  /** MCP: values for a prompt argument or a resource template variable. */
+  "completion/complete": {
+    params: {
+      ref: CompletionRef;
+      argument: CompletionArgument;
+      context?: CompletionContext | null;
+      _meta?: RequestMeta | null;
+    };
+    result: McpCompleteResult;
+  };
   /** Archive (hide from lists) or restore a conversation. */
   "conversations/archive": {
     params: {
@@ -1396,7 +1478,7 @@ export interface ClientRequests {
       version?: number | null;
       _meta?: RequestMeta | null;
     };
-    result: CompleteResult;
+    result: GhostCompleteResult;
   };
   /** Set the session's debounce, item and length limits, engine. */
   "ghost/configure": {
@@ -1433,6 +1515,14 @@ export interface ClientRequests {
       _meta?: RequestMeta | null;
     };
     result: InitializeResult;
+  };
+  /** MCP: the least severe notifications/message this session gets. */
+  "logging/setLevel": {
+    params: {
+      level: "alert" | "critical" | "debug" | "emergency" | "error" | "info" | "notice" | "warning";
+      _meta?: RequestMeta | null;
+    };
+    result: EmptyResult;
   };
   /** Add an MCP server (stdio from the allowlist, or Streamable HTTP) for agents. */
   "mcp/servers/add": {
@@ -1550,7 +1640,7 @@ export interface ClientRequests {
     };
     result: GetPromptResult;
   };
-  /** MCP: the agent presets as prompts. */
+  /** MCP: the agent presets and compose. */
   "prompts/list": {
     params: {
       cursor?: string | null;
@@ -1558,7 +1648,7 @@ export interface ClientRequests {
     };
     result: ListPromptsResult;
   };
-  /** MCP: the caller's conversations as yamabiko://conversations/{id}. */
+  /** MCP: the caller's conversations and agents, and the model catalogue. */
   "resources/list": {
     params: {
       cursor?: string | null;
@@ -1566,7 +1656,7 @@ export interface ClientRequests {
     };
     result: ListResourcesResult;
   };
-  /** MCP: a conversation and its messages, as JSON. */
+  /** MCP: a resource or a template's instance (JSON, MIDI or WAV). */
   "resources/read": {
     params: {
       uri: string;
@@ -1574,13 +1664,21 @@ export interface ClientRequests {
     };
     result: ReadResourceResult;
   };
-  /** MCP: be told (notifications/resources/updated) when the conversation changes. */
+  /** MCP: be told (notifications/resources/updated) when the resource changes. */
   "resources/subscribe": {
     params: {
       uri: string;
       _meta?: RequestMeta | null;
     };
     result: EmptyResult;
+  };
+  /** MCP: the resource templates (agents, models, music, audio, conversations). */
+  "resources/templates/list": {
+    params: {
+      cursor?: string | null;
+      _meta?: RequestMeta | null;
+    };
+    result: ListResourceTemplatesResult;
   };
   /** MCP: stop being told. */
   "resources/unsubscribe": {
@@ -1794,6 +1892,13 @@ export interface ServerNotifications {
       requestId: number | string;
       reason?: string | null;
       _meta?: RequestMeta | null;
+    };
+  /** MCP: a log message for this session, at or above its level. */
+  "notifications/message": {
+      _meta?: RequestMeta | null;
+      level: "alert" | "critical" | "debug" | "emergency" | "error" | "info" | "notice" | "warning";
+      logger?: string | null;
+      data: Record<string, never>;
     };
   /** Progress of a request whose params carried _meta.progressToken. */
   "notifications/progress": {
