@@ -284,15 +284,19 @@ class McpProbe(NamedTuple):
 
 class _WatchedStream:
     """The read stream handed to the SDK, noting when it ends: that is how the pool
-    learns that a session died between requests. Everything else is the inner
-    stream's (``last_context`` included, which the dispatcher reads)."""
+    learns that a session died between requests. It is the SDK's documented read-stream
+    shape (``receive``, ``aclose``, async iteration, async context) and nothing more;
+    the one optional attribute that shape names, ``last_context`` (the sender's context,
+    read with ``getattr(stream, "last_context", None)``), is passed through by name,
+    not by forwarding every attribute to the stream we wrap."""
 
     def __init__(self, inner: Any) -> None:
         self._inner = inner
         self.ended = False
 
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._inner, name)
+    @property
+    def last_context(self) -> Any:
+        return getattr(self._inner, "last_context", None)
 
     async def receive(self) -> SessionMessage | Exception:
         try:
