@@ -183,6 +183,17 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
         tuple[str, ...],
         Meta(description="Private hosts/networks[:port] HTTP MCP servers may be at (comma list)."),
     ] = ()
+    stream_history_bytes: Annotated[
+        int,
+        Meta(
+            ge=1 << 16,
+            description="Bytes of stream history one node keeps in memory; the first ended "
+            "streams are evicted first.",
+        ),
+    ] = 64 << 20
+    stream_audio_retention_s: Annotated[
+        Positive, Meta(description="Seconds an audio stream's frames are kept after it ends.")
+    ] = 120.0
 
     @property
     def data_path(self) -> Path:
