@@ -4,8 +4,8 @@
 (:mod:`bench.soakers`): each types ghost text at 5 keys/s, sends a ``chat/send`` every
 8 s (the offline ``local`` engine), a four-note song every 20 s and a ``ping`` every
 second, for ``soak_s`` (120 s; 900 s with ``python -m bench --soak``; 30 s with
-``--quick``). Every :data:`SAMPLE_S` the server's resident memory and CPU time are read
-from ``/proc``.
+``--quick``). Every :data:`SAMPLE_S` (less in a short run) the server's resident memory and CPU
+time are read from ``/proc``.
 
 Figures (docs/streams.md, "Retention", says what bounds the memory):
 
@@ -14,8 +14,8 @@ Figures (docs/streams.md, "Retention", says what bounds the memory):
 - **CPU per minute drift**: the server's CPU seconds per minute in the last third of
   the run against the first third after :data:`WARMUP_S`, in percent, as an absolute
   value (goal: 10%): a heap that grows makes the same load cost more;
-- **ping p99** while all this runs, and, in the notes, errors, closed sockets, replies
-  and songs completed, the load generator's own CPU.
+- **ping p99** while all this runs (after the warm-up), and, in the notes, errors,
+  closed sockets, replies and songs completed, the load generator's own CPU.
 """
 
 from __future__ import annotations
@@ -33,7 +33,8 @@ from bench.servers import ROOT, YAMABIKO
 
 SAMPLE_S = 5.0
 WARMUP_S = 20.0
-"""Left out of the CPU comparison: sessions, documents and caches are still forming."""
+"""Left out of the CPU comparison and the ping figure (a quarter of a shorter run):
+sessions, documents, caches and the engines' first loads are still forming."""
 RSS_GOAL_MB = 300.0
 DRIFT_GOAL_PCT = 10.0
 START_IN_S = 0.5
@@ -70,7 +71,7 @@ def run(harness: Harness) -> list[Figure]:
             assert worker.stdin is not None
             worker.stdin.write(f"go {t0!r}\n".encode())
             worker.stdin.flush()
-            samples = _sample(target.pid, t0, duration, harness)
+            samples = _sample(target.pid, t0, duration, harness, min(SAMPLE_S, duration / 24))
             line = read_line(worker, timeout_s=60.0, what="the soak's load generator")
             if line != "done":
                 raise RuntimeError(f"the soak's load generator said {line!r}")
@@ -82,20 +83,20 @@ def run(harness: Harness) -> list[Figure]:
 
 
 def _sample(
-    pid: int, t0: float, duration: float, harness: Harness
+    pid: int, t0: float, duration: float, harness: Harness, every: float
 ) -> list[tuple[float, float, float]]:
-    """(seconds since T0, RSS MB, CPU s) every :data:`SAMPLE_S` until the end."""
+    """(seconds since T0, RSS MB, CPU s) every ``every`` seconds until the end."""
     samples: list[tuple[float, float, float]] = []
     next_at = t0
     while True:
         time.sleep(max(0.0, next_at - time.monotonic()))
         now = time.monotonic() - t0
         samples.append((now, rss_kib(pid) / 1024, cpu_seconds(pid)))
-        if len(samples) % max(1, round(60 / SAMPLE_S)) == 0:
+        if len(samples) % max(1, round(60 / every)) == 0:
             harness.progress(f"soak: {now:.0f} s, RSS {samples[-1][1]:.0f} MB")
         if now >= duration:
             return samples
-        next_at += SAMPLE_S
+        next_at += every
 
 
 def _rate(samples: list[tuple[float, float, float]], start: float, end: float) -> float:
@@ -124,24 +125,30 @@ def _figures(
     record: dict[str, Any],
     duration: float,
 ) -> list[Figure]:
-    third = (duration - WARMUP_S) / 3
-    first_cpu = _rate(samples, WARMUP_S, WARMUP_S + third)
+    warmup = min(WARMUP_S, duration / 4)
+    third = (duration - warmup) / 3
+    first_cpu = _rate(samples, warmup, warmup + third)
     last_cpu = _rate(samples, duration - third, duration)
     drift = (last_cpu - first_cpu) / first_cpu * 100 if first_cpu else float("nan")
     plateau = max(rss for t, rss, _ in samples if t >= duration - duration / 3)
     growth = _slope([(t / 60, rss) for t, rss, _ in samples if t >= duration / 2])
-    rtts = sorted(rtt for _, rtt in record["pings"])
+    start = record["t0"] + warmup
+    rtts = sorted(rtt for sent, rtt in record["pings"] if sent >= start)
+    worst = max((rtt for _, rtt in record["pings"]), default=float("nan")) * 1000
     p99 = rtts[int(len(rtts) * 0.99)] * 1000 if rtts else float("nan")
     minutes = duration / 60
-    every = max(1, round(20 / SAMPLE_S))
-    trace = ", ".join(f"{rss:.0f}" for _, rss, _ in samples[::every])
+    step = duration / 6
+    trace = ", ".join(
+        f"{min(samples, key=lambda s: abs(s[0] - k * step))[1]:.0f}" for k in range(7)
+    )
     harness.note(
         f"soak: {duration:.0f} s, RSS {samples[0][1]:.0f} -> {samples[-1][1]:.0f} MB "
-        f"(every {every * SAMPLE_S:.0f} s: {trace}); "
+        f"(every {step:.0f} s: {trace}); "
         f"server CPU {first_cpu:.1f} s/min after warm-up, {last_cpu:.1f} s/min at the end"
     )
     harness.note(
-        f"soak: {len(rtts)} pings, {record['unanswered_pings']} unanswered, "
+        f"soak: {len(rtts)} pings after the warm-up ({warmup:.0f} s), worst of all "
+        f"{worst:.0f} ms, {record['unanswered_pings']} unanswered, "
         f"{record['error_count']} errors, {record['closed']} closed sockets, "
         f"{record['stream_ends']} replies and {record['audio_ends']} songs ended "
         f"({record['audio_frames']} audio frames); load generator CPU "

@@ -243,6 +243,7 @@ async def run(config: dict[str, Any]) -> None:
         await asyncio.sleep(0.05)
     late.sort()
     record = {
+        "t0": t0,
         "pings": [p for u in users for p in u.reader.pings],
         "unanswered_pings": sum(len(u.reader.ping_sent) for u in users),
         "errors": [e for u in users for e in u.reader.errors][:20],
