@@ -48,6 +48,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--soak", action="store_true", help=f"run the soak for {SOAK_LONG_S / 60:.0f} minutes"
     )
+    parser.add_argument("--soak-users", type=int, default=None, help="users of the soak (200)")
     parser.add_argument(
         "--strict", action="store_true", help="exit with status 1 when a goal is missed"
     )
@@ -67,6 +68,8 @@ def main(argv: list[str] | None = None) -> int:
         options = options.quick()
     if args.soak:
         options = dataclasses.replace(options, soak_s=SOAK_LONG_S)
+    if args.soak_users is not None:
+        options = dataclasses.replace(options, soak_users=args.soak_users)
     if args.workers is not None:
         options = dataclasses.replace(options, workers=args.workers)
     if args.profile is not None:

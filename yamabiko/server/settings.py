@@ -190,7 +190,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
             description="Bytes of stream history one node keeps in memory; the first ended "
             "streams are evicted first.",
         ),
-    ] = 64 << 20
+    ] = 32 << 20
     stream_audio_retention_s: Annotated[
         Positive, Meta(description="Seconds an audio stream's frames are kept after it ends.")
     ] = 120.0

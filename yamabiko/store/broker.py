@@ -55,7 +55,7 @@ from __future__ import annotations
 import asyncio
 import time
 from array import array
-from collections import deque
+from collections import OrderedDict, deque
 from collections.abc import Awaitable, Callable
 from types import TracebackType
 from typing import Literal, Protocol
@@ -73,7 +73,7 @@ DEFAULT_IDLE_TIMEOUT_S = 600.0
 DEFAULT_AUDIO_RETENTION_S = 120.0
 """How long an ended audio stream's frames are kept: long enough for a client to
 reconnect and resume (docs/streams.md, "Retention")."""
-DEFAULT_HISTORY_BYTES = 64 << 20
+DEFAULT_HISTORY_BYTES = 32 << 20
 """The node-wide budget of retained history (memory broker), in bytes."""
 MAX_EXPIRED_RECORDS = 100_000
 """Streams remembered as expired at once (about 150 bytes each); the oldest go first."""
@@ -644,9 +644,11 @@ class MemoryBroker:
         self._prune_interval_s = prune_interval_s
         self._clock = clock
         self._streams: dict[str, _MemoryStream] = {}
-        # Ended streams in the order they ended: the first is evicted first.
-        self._ended: dict[str, _MemoryStream] = {}
-        self._expired: dict[str, ExpiredStream] = {}
+        # Ended streams in the order they ended: the first is evicted first. Ordered
+        # dicts (their first entry is one link away), because a plain dict emptied from
+        # the front makes each look at its first entry skip every slot deleted before.
+        self._ended: OrderedDict[str, _MemoryStream] = OrderedDict()
+        self._expired: OrderedDict[str, ExpiredStream] = OrderedDict()
         self._bytes = 0
         self._next_prune = 0.0
         self._closed = False
@@ -784,7 +786,7 @@ class MemoryBroker:
             # Remembered, so that a resume hears "expired" rather than "unknown".
             expired = self._expired
             while len(expired) >= MAX_EXPIRED_RECORDS:
-                del expired[next(iter(expired))]
+                expired.popitem(last=False)
             expired[stream.stream_id] = ExpiredStream(
                 stream.stream_id,
                 stream.tail.last_seq,
