@@ -37,6 +37,10 @@ test-slow: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python -m bench
 
+# The 15-minute soak alone (memory and CPU drift under a mixed load; bench/soak.py).
+bench-soak: $(STAMP)
+	$(BIN)/python -m bench --only soak --soak
+
 eval: $(STAMP)
 	$(BIN)/python -m evals
 

@@ -18,9 +18,9 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from bench import audio, fanout, ghost, sockets, ttft, workers
+from bench import audio, fanout, ghost, soak, sockets, ttft, workers
 from bench.figures import Figure, render_table
-from bench.harness import Harness, Options
+from bench.harness import SOAK_LONG_S, Harness, Options
 from bench.proc import raise_nofile_limit
 
 Scenario = Callable[[Harness], list[Figure]]
@@ -32,6 +32,7 @@ SCENARIOS: dict[str, Scenario] = {
     "ghost": ghost.run,
     "audio": audio.run,
     "workers": workers.run,
+    "soak": soak.run,
 }
 
 
@@ -45,6 +46,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--workers", type=int, default=None, help="pipelined load-generator processes (1)"
     )
+    parser.add_argument(
+        "--soak", action="store_true", help=f"run the soak for {SOAK_LONG_S / 60:.0f} minutes"
+    )
+    parser.add_argument("--soak-users", type=int, default=None, help="users of the soak (200)")
     parser.add_argument(
         "--strict", action="store_true", help="exit with status 1 when a goal is missed"
     )
@@ -68,6 +73,10 @@ def main(argv: list[str] | None = None) -> int:
     options = Options()
     if args.quick:
         options = options.quick()
+    if args.soak:
+        options = dataclasses.replace(options, soak_s=SOAK_LONG_S)
+    if args.soak_users is not None:
+        options = dataclasses.replace(options, soak_users=args.soak_users)
     if args.workers is not None:
         options = dataclasses.replace(options, workers=args.workers)
     if args.idle_connections is not None:

@@ -17,6 +17,8 @@ from pathlib import Path
 
 from bench.servers import FAKE_OPENAI, YAMABIKO, ServerProcess
 
+SOAK_LONG_S = 900.0
+"""The long soak (``python -m bench --soak``): 15 minutes."""
 FAKE_OPENAI_KEY = "sk-bench"
 """The key the bench's Yamabiko sends to the fake OpenAI server (which checks none)."""
 
@@ -67,6 +69,10 @@ class Options:
     """Realtime-paced streams at once, one connection each."""
     audio_stream_s: float = 10.0
     """How long each realtime stream's melody lasts."""
+    soak_users: int = 200
+    """Users of the soak (:mod:`bench.soak`), one connection each."""
+    soak_s: float = 120.0
+    """How long the soak runs; ``--soak``: :data:`SOAK_LONG_S`."""
     profile_dir: str | None = None
     """When set, every server process runs under cProfile and writes NAME-PID.prof here."""
 
@@ -91,6 +97,8 @@ class Options:
             audio_render_rounds=1,
             audio_latency_requests=30,
             audio_stream_s=3.0,
+            soak_users=50,
+            soak_s=30.0,
         )
 
 

@@ -5,7 +5,9 @@ Waits are bounded; the few that poll do so because Redis expiry has no event to 
 from __future__ import annotations
 
 import asyncio
+import gc
 import random
+import tracemalloc
 import uuid
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
@@ -22,6 +24,7 @@ from yamabiko.store.broker import (
     SeqOutOfRange,
     StreamEnded,
     StreamExists,
+    StreamExpired,
     StreamGap,
     StreamItem,
     StreamNotFound,
@@ -548,3 +551,162 @@ async def test_a_crowd_asking_about_one_stream_shares_reads(nodes: Make) -> None
     await producer.end(stream_id)
     readers = await asyncio.gather(*(collect(s) for s in subscriptions))
     assert {tuple(seqs(r)) for r in readers} == {(2, 3, 4)}
+
+
+# -- retention: the byte budget, audio, expired records -------------------------------
+
+
+async def test_memory_budget_evicts_the_stream_that_ended_first_not_the_first_made() -> None:
+    broker = MemoryBroker(history_bytes=2_500)  # two ended streams of 1,000 bytes fit
+    first, second, third = [await new_stream(broker) for _ in range(3)]
+    for stream_id in (first, second, third):
+        await broker.publish(stream_id, "delta", b"x" * 1_000)
+    await broker.end(second)  # ended first, though made second: over the budget, it goes
+    await broker.end(first)
+    await broker.end(third)
+    assert await broker.info(second) is None
+    assert await broker.info(first) is not None
+    assert await broker.info(third) is not None
+    with pytest.raises(StreamExpired) as caught:
+        await broker.subscribe(second, 0)
+    assert caught.value.data == {"reason": "expired", "lastSeq": 2}
+    assert broker.retained_bytes <= 2_500
+
+
+async def test_memory_budget_never_evicts_a_live_stream() -> None:
+    broker = MemoryBroker(history_bytes=2_000)
+    live = await new_stream(broker)
+    ended = await new_stream(broker, items=1)
+    await broker.end(ended)
+    for _ in range(10):
+        await broker.publish(live, "delta", b"x" * 500)
+    assert await broker.info(ended) is None  # evicted to make room
+    info = await broker.info(live)
+    assert info is not None
+    assert (info.first_seq, info.last_seq) == (1, 10)
+    assert seqs(await collect_until(await broker.subscribe(live), 10)) == list(range(1, 11))
+
+
+async def collect_until(subscription: Subscription, last: int) -> list[StreamItem]:
+    items: list[StreamItem] = []
+    async with asyncio.timeout(WAIT_S), subscription:
+        async for item in subscription:
+            items.append(item)
+            if item.seq == last:
+                break
+    return items
+
+
+async def test_memory_audio_has_its_own_retention_and_expired_records_lapse() -> None:
+    clock = Clock()
+    broker = MemoryBroker(retention_s=600, audio_retention_s=60, clock=clock)
+    audio = str(uuid.uuid4())
+    await broker.create(audio, owner_tenant="acme", owner_user="alice", kind="audio")
+    await broker.publish(audio, "frame", b"\x00" * 960)
+    await broker.end(audio)
+    text = await new_stream(broker, items=1)
+    await broker.end(text)
+    clock.now += 59.9
+    assert seqs(await collect(await broker.subscribe(audio))) == [1, 2]
+    clock.now += 0.2
+    assert await broker.info(audio) is None
+    assert await broker.info(text) is not None
+    record = await broker.expired(audio)
+    assert record is not None
+    assert (record.last_seq, record.owner_tenant, record.owner_user) == (2, "acme", "alice")
+    with pytest.raises(StreamExpired):
+        await broker.subscribe(audio)
+    clock.now += 600  # the record itself is forgotten after a retention window
+    assert await broker.expired(audio) is None
+    with pytest.raises(StreamNotFound) as caught:
+        await broker.subscribe(audio)
+    assert not isinstance(caught.value, StreamExpired)
+
+
+async def test_memory_ended_history_reads_back_exactly_from_its_packed_form() -> None:
+    broker = MemoryBroker()
+    stream_id = await new_stream(broker)
+    payloads = [bytes([i % 251]) * (i % 7) for i in range(300)]
+    kinds = ["delta", "frame", "error"]
+    for i, payload in enumerate(payloads):
+        await broker.publish(stream_id, kinds[i % 3], payload)
+    reader = await broker.subscribe(stream_id, 0)
+    assert (await anext(reader)).payload == payloads[0]  # read live, then packed
+    await broker.end(stream_id, "end", b"{}")
+    rest = await collect(reader)
+    replay = await collect(await broker.subscribe(stream_id, 150))
+    expected = [StreamItem(i + 1, kinds[i % 3], payload) for i, payload in enumerate(payloads)] + [
+        StreamItem(301, "end", b"{}")
+    ]
+    assert rest == expected[1:]
+    assert replay == expected[150:]
+
+
+async def test_memory_of_retained_streams_stays_under_the_budget_and_out_of_the_collector() -> None:
+    budget = 4 << 20
+    payload = b'{"jsonrpc":"2.0","method":"stream/delta","params":{"seq":1,"text":" word"}}'
+
+    async def fill(broker: MemoryBroker, streams: int, items: int) -> None:
+        for _ in range(streams):
+            stream_id = await new_stream(broker)
+            for _ in range(items):
+                await broker.publish(stream_id, "delta", payload)
+            await broker.end(stream_id)
+
+    async def measure() -> tuple[int, int, int, int]:
+        broker = MemoryBroker(history_bytes=budget)
+        gc.collect()
+        tracked = len(gc.get_objects())
+        tracemalloc.start()
+        try:
+            # Forty times the budget goes through; the budget's worth stays.
+            await fill(broker, streams=400, items=1_000)
+            gc.collect()
+            held, _ = tracemalloc.get_traced_memory()
+        finally:
+            tracemalloc.stop()
+        per_stream = (len(gc.get_objects()) - tracked) / max(1, broker.streams)
+        small = MemoryBroker()
+        gc.collect()
+        before = len(gc.get_objects())
+        await fill(small, streams=20, items=5_000)
+        gc.collect()
+        per_big_stream = (len(gc.get_objects()) - before) / small.streams
+        return held, broker.streams, round(per_stream), round(per_big_stream)
+
+    held, streams, per_stream, per_big_stream = await measure()
+    assert 0 < streams < 400  # the first ended were evicted
+    # The retained history, and what the broker keeps besides, stays within the budget
+    # plus a little (the expired records: a few hundred bytes each).
+    assert held < budget * 1.25, f"{held / 1e6:.1f} MB traced for a {budget / 1e6:.1f} MB budget"
+    # The collector sees a few objects per stream, however many items it holds.
+    assert per_stream <= 8
+    assert per_big_stream <= 8
+
+
+@pytest.mark.redis
+async def test_redis_audio_retention_and_the_expired_record(nodes: Make) -> None:
+    broker = nodes(retention_s=30, audio_retention_s=0.3, idle_timeout_s=30)
+    assert isinstance(broker, RedisBroker)
+    audio = str(uuid.uuid4())
+    await broker.create(audio, owner_tenant="acme", owner_user="alice", kind="audio")
+    await broker.publish(audio, "frame", b"\x00" * 960)
+    await broker.end(audio)
+    text = await new_stream(broker, items=1)
+    await broker.end(text)
+    for key in broker.keys(audio):
+        assert 0 < await broker.client.pttl(key) <= 300
+    for key in broker.keys(text):
+        assert 10_000 < await broker.client.pttl(key) <= 30_000
+    assert await broker.expired(audio) is None  # its history is still there
+    async with asyncio.timeout(WAIT_S):
+        while await broker.info(audio) is not None:
+            await asyncio.sleep(0.02)  # key expiry has no event to wait on
+    record = await broker.expired(audio)
+    assert record is not None
+    assert (record.last_seq, record.owner_tenant, record.owner_user) == (2, "acme", "alice")
+    with pytest.raises(StreamExpired) as caught:
+        await broker.subscribe(audio, 0)
+    assert caught.value.data == {"reason": "expired", "lastSeq": 2}
+    # The record outlives the history by one text retention, then goes too.
+    assert 20_000 < await broker.client.pttl(broker.gone_key(audio)) <= 30_300

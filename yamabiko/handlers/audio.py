@@ -133,7 +133,7 @@ async def synthesize(ctx: Context, params: SynthesizeParams) -> SynthesizeResult
         )
     session.subscriptions.check_room()
     stream_id = new_id()
-    await svc.broker.create(stream_id, owner_tenant=tenant(ctx), owner_user=user(ctx))
+    await svc.broker.create(stream_id, owner_tenant=tenant(ctx), owner_user=user(ctx), kind="audio")
     progress = Progress()
     await subscribe_session(ctx, stream_id, 0, progress)
     total = round(duration * params.sample_rate) if name in EXACT_ENGINES else None

@@ -41,7 +41,7 @@ from yamabiko.services.synthesis import Progress
 from yamabiko.sessions.methods import Router
 from yamabiko.sessions.outbound import Mergeable
 from yamabiko.sessions.session import Context, Session
-from yamabiko.store.broker import StreamInfo, Subscription
+from yamabiko.store.broker import StreamExpired, StreamInfo, Subscription
 
 router = Router()
 
@@ -222,10 +222,24 @@ async def subscribe_session(
     return subscription
 
 
+async def _raise_if_expired(ctx: Context, stream_id: str) -> None:
+    """A stream whose history is gone answers "expired" with its last seq, to the ones
+    who could read it (docs/streams.md, "Retention"); to anyone else it stays unknown."""
+    record = await services(ctx).broker.expired(stream_id)
+    if record is None:
+        return
+    identity = ctx.identity
+    if record.owner_tenant == identity.tid and (record.owner_user == identity.sub or is_admin(ctx)):
+        raise StreamExpired(stream_id, record.last_seq)
+
+
 @router.method(schema.STREAM_SUBSCRIBE)
 async def subscribe(ctx: Context, params: SubscribeParams) -> SubscribeResult:
     svc = services(ctx)
-    info = readable(ctx, await svc.broker.info(params.stream_id), params.stream_id)
+    info = await svc.broker.info(params.stream_id)
+    if info is None:
+        await _raise_if_expired(ctx, params.stream_id)
+    info = readable(ctx, info, params.stream_id)
     if info.producer_lost:  # ended first, so the answer is not "live" for ever
         readable(ctx, await svc.orphans.settle(info), params.stream_id)
     subscription = await subscribe_session(ctx, params.stream_id, params.after_seq)

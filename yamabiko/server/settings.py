@@ -198,6 +198,17 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
         int,
         Meta(ge=0, le=1024, description="Worker processes on one port; 0 or auto: one per CPU."),
     ] = 1
+    stream_history_bytes: Annotated[
+        int,
+        Meta(
+            ge=1 << 16,
+            description="Bytes of stream history one node keeps in memory; the first ended "
+            "streams are evicted first.",
+        ),
+    ] = 32 << 20
+    stream_audio_retention_s: Annotated[
+        Positive, Meta(description="Seconds an audio stream's frames are kept after it ends.")
+    ] = 120.0
 
     @property
     def data_path(self) -> Path:

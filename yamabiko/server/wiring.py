@@ -175,6 +175,7 @@ async def stream_backends(settings: Settings) -> tuple[Broker, Locks, Signals, l
         broker = RedisBroker.from_url(
             url,
             retention_s=retention,
+            audio_retention_s=settings.stream_audio_retention_s,
             max_items=max_items,
             max_connections=settings.redis_max_connections,
             pool_timeout_s=settings.redis_pool_timeout_s,
@@ -192,7 +193,12 @@ async def stream_backends(settings: Settings) -> tuple[Broker, Locks, Signals, l
             signals,
             [signals.close, broker.close, locks_client.aclose],
         )
-    memory = MemoryBroker(retention_s=retention, max_items=max_items)
+    memory = MemoryBroker(
+        retention_s=retention,
+        audio_retention_s=settings.stream_audio_retention_s,
+        history_bytes=settings.stream_history_bytes,
+        max_items=max_items,
+    )
     return memory, MemoryLocks(), MemorySignals(), [memory.close]
 
 

@@ -23,9 +23,22 @@ The consumer (the session) applies its own flow control on top (merging text del
 a slow client, docs/protocol.md, Flow control); it reads its subscriptions promptly into its own
 bounded queue, so lagging out of a 10,000-item history means its task was stalled.
 
+Memory. History costs memory for as long as it is kept, so a node bounds it three ways
+(docs/streams.md, "Retention"): per stream (``max_items``), in time (``retention_s`` after
+the end; ``audio_retention_s`` for audio streams, whose frames weigh far more than text
+deltas) and node-wide (``history_bytes``: past it, the streams that ended first are
+evicted first; live streams are never evicted, since their producer still writes). An
+ended stream's items are packed into one ``bytes`` (payloads back to back), one offset
+array and one kind code per item: a few objects per stream, none per item, none of them
+walked by the garbage collector. Live items are :class:`StreamItem` structs, which the
+collector does not track either. A stream whose history is gone (evicted, or past its
+retention) leaves a small record behind for another ``retention_s`` so that a resume
+answers :class:`StreamExpired` with the last seq there was, rather than "unknown".
+
 Errors, drawn once::
 
     StreamNotFound (-32004)     unknown stream, past its retention, or abandoned
+    └── StreamExpired           its history was evicted or expired (data.reason, lastSeq)
     StreamExists (-32009)       create() with an id already in use
     StreamEnded (-32009)        publish() or end() after end()
     SeqOutOfRange (-32602)      afterSeq < 0, or beyond the stream's lastSeq
@@ -41,7 +54,8 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections import deque
+from array import array
+from collections import OrderedDict, deque
 from collections.abc import Awaitable, Callable
 from types import TracebackType
 from typing import Literal, Protocol
@@ -56,8 +70,21 @@ DEFAULT_MAX_ITEMS = 10_000
 """Items kept per stream; older ones are trimmed (docs/streams.md)."""
 DEFAULT_IDLE_TIMEOUT_S = 600.0
 """A live stream with no item for this long is abandoned (its producer died) and dropped."""
+DEFAULT_AUDIO_RETENTION_S = 120.0
+"""How long an ended audio stream's frames are kept: long enough for a client to
+reconnect and resume (docs/streams.md, "Retention")."""
+DEFAULT_HISTORY_BYTES = 32 << 20
+"""The node-wide budget of retained history (memory broker), in bytes."""
+MAX_EXPIRED_RECORDS = 100_000
+"""Streams remembered as expired at once (about 150 bytes each); the oldest go first."""
+ITEM_OVERHEAD_BYTES = 120
+"""What a live item costs beyond its payload: the struct, its seq and its bytes header."""
+PACKED_OVERHEAD_BYTES = 5
+"""What a packed item costs beyond its payload: its end offset and its kind code."""
 
 StreamStatus = Literal["live", "ended"]
+StreamKind = Literal["text", "audio"]
+"""What a stream carries, which decides its retention: text deltas or audio frames."""
 
 
 class StreamItem(msgspec.Struct, frozen=True, gc=False):
@@ -66,6 +93,18 @@ class StreamItem(msgspec.Struct, frozen=True, gc=False):
     seq: int
     kind: str
     payload: bytes
+
+
+class ExpiredStream(msgspec.Struct, frozen=True, gc=False):
+    """What is remembered of a stream whose history is gone: enough to authorize the
+    asker (the owner) and to tell it where the stream had got to."""
+
+    stream_id: str
+    last_seq: int
+    owner_tenant: str
+    owner_user: str
+    until: float = 0.0
+    """When this record itself is forgotten (the broker's clock)."""
 
 
 class StreamInfo(msgspec.Struct, frozen=True, kw_only=True):
@@ -94,6 +133,19 @@ LostHandler = Callable[[str], Awaitable[None]]
 
 class StreamNotFound(NotFound):
     default_message = "stream not found (unknown, or past its retention window)"
+
+
+class StreamExpired(StreamNotFound):
+    """The stream existed, but its history is no longer kept: evicted for the node's
+    byte budget, or past its retention. ``data: {reason: "expired", lastSeq}``; nothing
+    can be resumed (docs/streams.md, "Retention")."""
+
+    def __init__(self, stream_id: str, last_seq: int) -> None:
+        super().__init__(
+            f"stream {stream_id} has expired: its history is no longer kept",
+            {"reason": "expired", "lastSeq": last_seq},
+        )
+        self.last_seq = last_seq
 
 
 class StreamExists(Conflict):
@@ -204,8 +256,11 @@ class Broker(Protocol):
     - ``info`` and ``subscribe`` see every item whose ``publish`` has returned.
     """
 
-    async def create(self, stream_id: str, *, owner_tenant: str, owner_user: str) -> None:
-        """Start a live, empty stream. Raises :class:`StreamExists` if the id is taken."""
+    async def create(
+        self, stream_id: str, *, owner_tenant: str, owner_user: str, kind: StreamKind = "text"
+    ) -> None:
+        """Start a live, empty stream. Raises :class:`StreamExists` if the id is taken.
+        ``kind`` picks its retention once ended (``audio``: ``audio_retention_s``)."""
         ...
 
     async def publish(self, stream_id: str, kind: str, payload: bytes) -> int:
@@ -223,10 +278,16 @@ class Broker(Protocol):
         subscribers against its owner)."""
         ...
 
+    async def expired(self, stream_id: str) -> ExpiredStream | None:
+        """What is left of a stream whose history is gone (evicted or past its
+        retention), for a while (see :class:`StreamExpired`); None otherwise."""
+        ...
+
     async def subscribe(self, stream_id: str, after_seq: int = 0) -> Subscription:
-        """Start reading after ``after_seq``. Raises :class:`StreamNotFound`,
-        :class:`SeqOutOfRange` (negative, or beyond ``last_seq``: the caller cannot have
-        seen it) or :class:`StreamGap` (history before ``after_seq + 1`` is gone)."""
+        """Start reading after ``after_seq``. Raises :class:`StreamNotFound`
+        (:class:`StreamExpired` when its history is gone), :class:`SeqOutOfRange`
+        (negative, or beyond ``last_seq``: the caller cannot have seen it) or
+        :class:`StreamGap` (history before ``after_seq + 1`` is gone)."""
         ...
 
     async def ping(self) -> None:
@@ -272,20 +333,72 @@ def check_after_seq(info: StreamInfo, after_seq: int) -> None:
 ErrorFactory = Callable[[], Exception]
 
 
+_KINDS: list[str] = []
+_KIND_CODES: dict[str, int] = {}
+
+
+def _kind_code(kind: str) -> int:
+    """A kind's one-byte code in packed history (kinds are the server's own few names)."""
+    code = _KIND_CODES.get(kind)
+    if code is None:
+        if len(_KINDS) >= 256:
+            raise ValueError("more than 256 stream item kinds")
+        code = _KIND_CODES[kind] = len(_KINDS)
+        _KINDS.append(kind)
+    return code
+
+
+class PackedItems:
+    """Items ``first_seq..`` of an ended stream in three flat objects: the payloads back
+    to back, where each ends, and each one's kind code. Nothing per item is kept as an
+    object; :meth:`get` makes the :class:`StreamItem` a reader asks for."""
+
+    __slots__ = ("blob", "ends", "first_seq", "kinds")
+
+    def __init__(self, items: deque[StreamItem]) -> None:
+        self.first_seq = items[0].seq if items else 0
+        self.blob = b"".join([item.payload for item in items])
+        ends = array("I")
+        offset = 0
+        for item in items:
+            offset += len(item.payload)
+            ends.append(offset)
+        self.ends = ends
+        self.kinds = bytes([_kind_code(item.kind) for item in items])
+
+    def __len__(self) -> int:
+        return len(self.kinds)
+
+    @property
+    def nbytes(self) -> int:
+        return len(self.blob) + len(self.kinds) * PACKED_OVERHEAD_BYTES
+
+    def get(self, index: int) -> StreamItem:
+        ends = self.ends
+        start = ends[index - 1] if index else 0
+        return StreamItem(
+            self.first_seq + index, _KINDS[self.kinds[index]], self.blob[start : ends[index]]
+        )
+
+
 class Tail:
     """The newest items of one stream on this node, contiguous in seq, and the readers
     waiting for more. The memory broker's history is a tail; on Redis, each node keeps a
     short tail per stream it reads, filled by one reader task.
 
     ``error`` (a factory: each reader raises its own instance) is raised to readers that
-    have read everything before it.
+    have read everything before it. Once the stream has ended, :meth:`seal` packs the
+    items (:class:`PackedItems`); read them with :meth:`get` either way.
     """
 
-    __slots__ = ("_loop", "_waiters", "end_seq", "error", "items", "last_seq")
+    __slots__ = ("_loop", "_waiters", "end_seq", "error", "items", "last_seq", "nbytes", "packed")
 
     def __init__(self, max_items: int, last_seq: int = 0) -> None:
         self.items: deque[StreamItem] = deque(maxlen=max_items)
+        self.packed: PackedItems | None = None
         self.last_seq = last_seq
+        self.nbytes = 0
+        """What the items held cost, roughly (payloads plus per-item overhead)."""
         self.end_seq: int | None = None
         self.error: ErrorFactory | None = None
         self._waiters: list[asyncio.Future[None]] = []
@@ -293,17 +406,36 @@ class Tail:
 
     @property
     def first_seq(self) -> int:
-        return self.last_seq - len(self.items) + 1
+        held = len(self.items) if self.packed is None else len(self.packed)
+        return self.last_seq - held + 1
+
+    def get(self, seq: int) -> StreamItem:
+        """The item ``seq``, which must be held (``first_seq <= seq <= last_seq``)."""
+        index = seq - self.first_seq
+        packed = self.packed
+        return self.items[index] if packed is None else packed.get(index)
 
     def append(self, item: StreamItem) -> None:
         """Add the next item (``item.seq == last_seq + 1``); call :meth:`wake` after a batch."""
-        self.items.append(item)
+        items = self.items
+        if len(items) == items.maxlen:
+            self.nbytes -= len(items[0].payload) + ITEM_OVERHEAD_BYTES
+        items.append(item)
+        self.nbytes += len(item.payload) + ITEM_OVERHEAD_BYTES
         self.last_seq = item.seq
+
+    def seal(self) -> None:
+        """Pack the items: the stream has ended, nothing will be appended."""
+        if self.packed is None:
+            self.packed = PackedItems(self.items)
+            self.items.clear()
+            self.nbytes = self.packed.nbytes
 
     def restart(self, last_seq: int) -> None:
         """Forget the items held: the next one will be ``last_seq + 1`` (items in between
         were trimmed upstream before this tail saw them)."""
         self.items.clear()
+        self.nbytes = 0
         self.last_seq = last_seq
 
     def fail(self, error: ErrorFactory) -> None:
@@ -389,7 +521,7 @@ class TailSubscription:
                 return item
             if tail is not None and seq >= tail.first_seq:
                 if seq <= tail.last_seq:
-                    item = tail.items[seq - tail.first_seq]
+                    item = tail.get(seq)
                     self._last = seq
                     return item
                 if tail.error is not None:
@@ -446,12 +578,15 @@ class TailSubscription:
 
 
 class _MemoryStream:
-    __slots__ = ("deadline", "owner_tenant", "owner_user", "stream_id", "tail")
+    __slots__ = ("deadline", "kind", "owner_tenant", "owner_user", "stream_id", "tail")
 
-    def __init__(self, stream_id: str, owner_tenant: str, owner_user: str, tail: Tail) -> None:
+    def __init__(
+        self, stream_id: str, owner_tenant: str, owner_user: str, kind: StreamKind, tail: Tail
+    ) -> None:
         self.stream_id = stream_id
         self.owner_tenant = owner_tenant
         self.owner_user = owner_user
+        self.kind = kind
         self.tail = tail
         self.deadline = 0.0
 
@@ -477,16 +612,23 @@ def _abandoned_error() -> Exception:
 
 class MemoryBroker:
     """The in-process broker: the default for one node. Each stream's history is a
-    :class:`Tail` of ``max_items``; subscriptions are cursors into it. Everything runs
-    on the event loop, so no locks. Expired streams are dropped when touched and by a
-    sweep at most once per ``prune_interval_s`` of ``clock`` during other calls (an idle
-    broker holds what it held, and gains nothing).
+    :class:`Tail` of ``max_items``, packed when the stream ends; subscriptions are
+    cursors into it. Everything runs on the event loop, so no locks.
+
+    Memory is bounded (see the module docstring): past ``history_bytes`` of history in
+    all, the ended streams are evicted in the order they ended; ended streams are
+    dropped ``retention_s`` after their end (``audio_retention_s`` for audio), live
+    ones after ``idle_timeout_s`` without an item. Expired streams are dropped when
+    touched and by a sweep at most once per ``prune_interval_s`` of ``clock`` during
+    other calls (an idle broker holds what it held, and gains nothing).
     """
 
     def __init__(
         self,
         *,
         retention_s: float = DEFAULT_RETENTION_S,
+        audio_retention_s: float = DEFAULT_AUDIO_RETENTION_S,
+        history_bytes: int = DEFAULT_HISTORY_BYTES,
         max_items: int = DEFAULT_MAX_ITEMS,
         idle_timeout_s: float = DEFAULT_IDLE_TIMEOUT_S,
         prune_interval_s: float = 1.0,
@@ -495,19 +637,42 @@ class MemoryBroker:
         if max_items < 1:
             raise ValueError("max_items must be at least 1")
         self.retention_s = retention_s
+        self.audio_retention_s = audio_retention_s
+        self.history_bytes = history_bytes
         self.max_items = max_items
         self.idle_timeout_s = idle_timeout_s
         self._prune_interval_s = prune_interval_s
         self._clock = clock
         self._streams: dict[str, _MemoryStream] = {}
+        # Ended streams in the order they ended: the first is evicted first. Ordered
+        # dicts (their first entry is one link away), because a plain dict emptied from
+        # the front makes each look at its first entry skip every slot deleted before.
+        self._ended: OrderedDict[str, _MemoryStream] = OrderedDict()
+        self._expired: OrderedDict[str, ExpiredStream] = OrderedDict()
+        self._bytes = 0
         self._next_prune = 0.0
         self._closed = False
+        self.evicted = 0
+        """Streams evicted for the byte budget so far."""
 
-    async def create(self, stream_id: str, *, owner_tenant: str, owner_user: str) -> None:
+    @property
+    def retained_bytes(self) -> int:
+        """What the history of every stream held costs now, roughly."""
+        return self._bytes
+
+    @property
+    def streams(self) -> int:
+        """Streams held (live and ended)."""
+        return len(self._streams)
+
+    async def create(
+        self, stream_id: str, *, owner_tenant: str, owner_user: str, kind: StreamKind = "text"
+    ) -> None:
         now = self._now()
         if self._get(stream_id, now) is not None:
             raise StreamExists()
-        stream = _MemoryStream(stream_id, owner_tenant, owner_user, Tail(self.max_items))
+        self._expired.pop(stream_id, None)
+        stream = _MemoryStream(stream_id, owner_tenant, owner_user, kind, Tail(self.max_items))
         stream.deadline = now + self.idle_timeout_s
         self._streams[stream_id] = stream
 
@@ -526,22 +691,38 @@ class MemoryBroker:
         if tail.end_seq is not None:
             raise StreamEnded()
         seq = tail.last_seq + 1
+        before = tail.nbytes
         tail.append(StreamItem(seq, kind, payload))
         if final:
             tail.end_seq = seq
-            stream.deadline = now + self.retention_s
+            tail.seal()
+            retention = self.audio_retention_s if stream.kind == "audio" else self.retention_s
+            stream.deadline = now + retention
+            self._ended[stream_id] = stream
         else:
             stream.deadline = now + self.idle_timeout_s
+        self._bytes += tail.nbytes - before
         tail.wake()
+        if self._bytes > self.history_bytes:
+            self._evict(now)
         return seq
 
     async def info(self, stream_id: str) -> StreamInfo | None:
         stream = self._get(stream_id, self._now())
         return None if stream is None else stream.info()
 
+    async def expired(self, stream_id: str) -> ExpiredStream | None:
+        now = self._now()
+        record = self._expired.get(stream_id)
+        return None if record is None or now >= record.until else record
+
     async def subscribe(self, stream_id: str, after_seq: int = 0) -> Subscription:
-        stream = self._get(stream_id, self._now())
+        now = self._now()
+        stream = self._get(stream_id, now)
         if stream is None:
+            record = self._expired.get(stream_id)
+            if record is not None and now < record.until:
+                raise StreamExpired(stream_id, record.last_seq)
             raise StreamNotFound()
         info = stream.info()
         check_after_seq(info, after_seq)
@@ -563,6 +744,9 @@ class MemoryBroker:
         for stream in self._streams.values():
             stream.tail.fail(_closed_error)
         self._streams.clear()
+        self._ended.clear()
+        self._expired.clear()
+        self._bytes = 0
 
     def _now(self) -> float:
         if self._closed:
@@ -571,17 +755,44 @@ class MemoryBroker:
         if now >= self._next_prune:
             self._next_prune = now + self._prune_interval_s
             for stream in [s for s in self._streams.values() if now >= s.deadline]:
-                self._drop(stream)
+                self._drop(stream, now)
+            expired = self._expired
+            while expired:
+                record = next(iter(expired.values()))
+                if now < record.until:
+                    break
+                del expired[record.stream_id]
         return now
 
     def _get(self, stream_id: str, now: float) -> _MemoryStream | None:
         stream = self._streams.get(stream_id)
         if stream is not None and now >= stream.deadline:
-            self._drop(stream)
+            self._drop(stream, now)
             return None
         return stream
 
-    def _drop(self, stream: _MemoryStream) -> None:
+    def _evict(self, now: float) -> None:
+        """Drop ended streams, the first ended first, until the history fits the budget
+        (live streams stay: their producer is still writing)."""
+        ended = self._ended
+        while self._bytes > self.history_bytes and ended:
+            self._drop(next(iter(ended.values())), now)
+            self.evicted += 1
+
+    def _drop(self, stream: _MemoryStream, now: float) -> None:
         del self._streams[stream.stream_id]
+        self._bytes -= stream.tail.nbytes
+        if self._ended.pop(stream.stream_id, None) is not None:
+            # Remembered, so that a resume hears "expired" rather than "unknown".
+            expired = self._expired
+            while len(expired) >= MAX_EXPIRED_RECORDS:
+                expired.popitem(last=False)
+            expired[stream.stream_id] = ExpiredStream(
+                stream.stream_id,
+                stream.tail.last_seq,
+                stream.owner_tenant,
+                stream.owner_user,
+                until=now + self.retention_s,
+            )
         # Readers of an ended stream finish reading what they hold; a live one's wait.
         stream.tail.fail(_abandoned_error)

@@ -3,17 +3,24 @@
 Layout, per stream (one hash tag, so both keys share a cluster slot)::
 
     {prefix}stream:{<id>}:meta   hash: status (live|ended), last, tenant, user,
-                                 leased (the stream has a producer's lease)
+                                 leased (the stream has a producer's lease),
+                                 kind (text|audio: which retention applies)
     {prefix}stream:{<id>}:items  Redis stream; entry id 0-<seq>, fields k (kind),
                                  p (payload), e (present on the final item)
     {prefix}stream:{<id>}:lease  the producing node's id, expiring after ``lease_s``
+    {prefix}stream:{<id>}:gone   hash: last, tenant, user; written at the end, it
+                                 outlives the other keys by ``retention_s`` so that a
+                                 resume after them answers "expired" (StreamExpired)
 
 Producing. One Lua script per item checks the stream is live, increments ``last`` and
 ``XADD``s the item with the explicit id ``0-<seq>``, trimming with ``MAXLEN ~``; the
-final item also sets ``status`` to ended. It then sets both keys' expiry: the retention
-window after the end, the idle timeout while live (so a stream whose producer died
-vanishes too). The seq is thus assigned by Redis, contiguous, and the entry id *is* the
-seq: "the items after seq k" is ``XREAD``/``XRANGE`` from ``0-k``.
+final item also sets ``status`` to ended and writes the ``gone`` record. It then sets
+both keys' expiry: the retention window after the end (``audio_retention_s`` for an
+audio stream), the idle timeout while live (so a stream whose producer died vanishes
+too). The seq is thus assigned by Redis, contiguous, and the entry id *is* the seq:
+"the items after seq k" is ``XREAD``/``XRANGE`` from ``0-k``. Memory in Redis is
+bounded per stream by ``MAXLEN`` and in time by the expiry; in all, by Redis's own
+``maxmemory`` (docs/streams.md, "Retention").
 
 Consuming: one reader per node per stream. The first local subscription to a live stream
 starts a *feed*: a task looping on ``XREAD BLOCK`` from the last id it saw, appending to
@@ -61,16 +68,20 @@ from redis.asyncio import Redis
 from redis.exceptions import RedisError, ResponseError
 
 from yamabiko.store.broker import (
+    DEFAULT_AUDIO_RETENTION_S,
     DEFAULT_IDLE_TIMEOUT_S,
     DEFAULT_MAX_ITEMS,
     DEFAULT_RETENTION_S,
     BrokerUnavailable,
+    ExpiredStream,
     Lagged,
     LostHandler,
     StreamEnded,
     StreamExists,
+    StreamExpired,
     StreamInfo,
     StreamItem,
+    StreamKind,
     StreamNotFound,
     Subscription,
     Tail,
@@ -93,12 +104,12 @@ DEFAULT_LEASE_S = 5.0
 _RENEW_BATCH = 1000
 """Leases renewed by one pipeline."""
 
-# ARGV: tenant, user, idle ms, node id, lease ms
+# ARGV: tenant, user, idle ms, node id, lease ms, kind
 _CREATE_LUA = """
 if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
-redis.call('DEL', KEYS[2])
+redis.call('DEL', KEYS[2], KEYS[4])
 redis.call('HSET', KEYS[1], 'status', 'live', 'last', 0, 'tenant', ARGV[1], 'user', ARGV[2],
-           'leased', 1)
+           'leased', 1, 'kind', ARGV[6])
 redis.call('PEXPIRE', KEYS[1], ARGV[3])
 redis.call('SET', KEYS[3], ARGV[4], 'PX', ARGV[5])
 return 1
@@ -112,7 +123,8 @@ if redis.call('SET', KEYS[2], ARGV[1], 'NX', 'PX', ARGV[2]) then return 1 end
 return 0
 """
 
-# ARGV: kind, payload, final (0|1), maxlen, idle ms, retention ms
+# KEYS: meta, items, lease, gone
+# ARGV: kind, payload, final (0|1), maxlen, idle ms, retention ms, audio retention ms
 _PUBLISH_LUA = """
 local status = redis.call('HGET', KEYS[1], 'status')
 if not status then return redis.error_reply('YAMABIKO_NOSTREAM') end
@@ -125,6 +137,10 @@ if ARGV[3] == '1' then
   redis.call('HSET', KEYS[1], 'status', 'ended')
   redis.call('DEL', KEYS[3])
   ttl = ARGV[6]
+  if redis.call('HGET', KEYS[1], 'kind') == 'audio' then ttl = ARGV[7] end
+  local owner = redis.call('HMGET', KEYS[1], 'tenant', 'user')
+  redis.call('HSET', KEYS[4], 'last', seq, 'tenant', owner[1], 'user', owner[2])
+  redis.call('PEXPIRE', KEYS[4], ttl + ARGV[6])
 else
   redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[4], '0-' .. seq, 'k', ARGV[1], 'p', ARGV[2])
 end
@@ -203,6 +219,9 @@ class _RedisSubscription(TailSubscription):
         # Trimmed under us (or the whole stream expired).
         info = await broker.info(self._info.stream_id)
         if info is None:
+            record = await broker.expired(self._info.stream_id)
+            if record is not None:
+                raise StreamExpired(record.stream_id, record.last_seq)
             raise StreamNotFound()
         raise Lagged(after_seq=first - 1, first_seq=info.first_seq)
 
@@ -242,6 +261,7 @@ class RedisBroker:
         *,
         prefix: str = "yamabiko:",
         retention_s: float = DEFAULT_RETENTION_S,
+        audio_retention_s: float = DEFAULT_AUDIO_RETENTION_S,
         max_items: int = DEFAULT_MAX_ITEMS,
         idle_timeout_s: float = DEFAULT_IDLE_TIMEOUT_S,
         window: int = 1024,
@@ -259,6 +279,7 @@ class RedisBroker:
         self.client = client
         self.prefix = prefix
         self.retention_s = retention_s
+        self.audio_retention_s = audio_retention_s
         self.max_items = max_items
         self.idle_timeout_s = idle_timeout_s
         self.window = window
@@ -319,6 +340,10 @@ class RedisBroker:
         """The key naming the node that produces a live stream, while it lives."""
         return f"{self.prefix}stream:{{{stream_id}}}:lease"
 
+    def gone_key(self, stream_id: str) -> str:
+        """The key remembering an ended stream for ``retention_s`` after its history."""
+        return f"{self.prefix}stream:{{{stream_id}}}:gone"
+
     @property
     def produced(self) -> int:
         """How many live streams this node produces (holds the lease of)."""
@@ -329,17 +354,20 @@ class RedisBroker:
         """How many streams this node is reading (one blocked connection each)."""
         return len(self._feeds)
 
-    async def create(self, stream_id: str, *, owner_tenant: str, owner_user: str) -> None:
+    async def create(
+        self, stream_id: str, *, owner_tenant: str, owner_user: str, kind: StreamKind = "text"
+    ) -> None:
         self._check_open()
         try:
             created = await self._create(
-                keys=[*self.keys(stream_id), self.lease_key(stream_id)],
+                keys=[*self.keys(stream_id), self.lease_key(stream_id), self.gone_key(stream_id)],
                 args=[
                     owner_tenant,
                     owner_user,
                     _ms(self.idle_timeout_s),
                     self.node_id,
                     _ms(self.lease_s),
+                    kind,
                 ],
             )
         except RedisError as exc:
@@ -441,13 +469,11 @@ class RedisBroker:
             self.max_items,
             _ms(self.idle_timeout_s),
             _ms(self.retention_s),
+            _ms(self.audio_retention_s),
         ]
+        keys = [*self.keys(stream_id), self.lease_key(stream_id), self.gone_key(stream_id)]
         try:
-            seq = int(
-                await self._publish(
-                    keys=[*self.keys(stream_id), self.lease_key(stream_id)], args=args
-                )
-            )
+            seq = int(await self._publish(keys=keys, args=args))
         except ResponseError as exc:
             if str(exc).startswith(("YAMABIKO_NOSTREAM", "YAMABIKO_ENDED")):
                 self._produced.discard(stream_id)
@@ -517,9 +543,26 @@ class RedisBroker:
             owner_user=(user or b"").decode(),
         )
 
+    async def expired(self, stream_id: str) -> ExpiredStream | None:
+        self._check_open()
+        meta_key, _ = self.keys(stream_id)
+        try:
+            async with self.client.pipeline(transaction=True) as pipe:
+                pipe.exists(meta_key)
+                pipe.hmget(self.gone_key(stream_id), ["last", "tenant", "user"])
+                exists, (last, tenant, user) = await pipe.execute()
+        except RedisError as exc:
+            raise self._unavailable(exc) from exc
+        if exists or last is None:
+            return None
+        return ExpiredStream(stream_id, int(last), (tenant or b"").decode(), (user or b"").decode())
+
     async def subscribe(self, stream_id: str, after_seq: int = 0) -> Subscription:
         info = await self.info(stream_id)
         if info is None:
+            record = await self.expired(stream_id)
+            if record is not None:
+                raise StreamExpired(stream_id, record.last_seq)
             raise StreamNotFound()
         check_after_seq(info, after_seq)
         if info.status == "ended":
