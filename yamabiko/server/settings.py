@@ -28,7 +28,9 @@ REDIS_SCHEMES = ("redis://", "rediss://", "unix://")
 SECRET_FIELDS = frozenset({"jwt_secret", "encryption_keys", "database_url", "redis_url"})
 
 Port = Annotated[int, Meta(ge=0, le=65535)]
-Positive = Annotated[float, Meta(gt=0)]
+Positive = Annotated[float, Meta(gt=0.0)]
+"""(``gt=0.0``, not ``0``: typing caches equal ``Annotated`` aliases, so an int bound here
+would become the bound of an equal alias in the schema when settings load first.)"""
 AtLeastOne = Annotated[int, Meta(ge=1)]
 
 
