@@ -167,6 +167,13 @@ async def test_playground_daw_agent_ghost_audio_and_chat_in_chromium(tmp_path: P
         http = f"http://127.0.0.1:{server.app.port}"
 
         async def scenario() -> None:
+            # Before connecting, a control says what to do instead of failing silently.
+            await page.send("Page.navigate", url=f"{http}/")
+            await page.wait_for("document.getElementById('send') !== null")
+            await page.eval("document.getElementById('send').click()")
+            await page.wait_for(
+                "document.getElementById('status').textContent.startsWith('connect first')"
+            )
             await page.send("Page.navigate", url=f"{http}/?token={server.token()}")
             await page.wait_for("document.getElementById('status')?.dataset.state === 'open'")
             # the token left the address bar

@@ -163,8 +163,13 @@ function roll(t: Track): HTMLCanvasElement {
 
 // -- actions ---------------------------------------------------------------------
 
+/** Every control needs a session: before one, say so rather than do nothing. */
+function notConnected(): void {
+  setStatus("connect first: press Dev token (a local dev server) or paste a token", "error");
+}
+
 async function fill(t: Track): Promise<void> {
-  if (!client) return;
+  if (!client) return notConnected();
   const kind = t.type === "drum" ? "drum_pattern" : /bass/i.test(t.name) ? "bassline" : "melody";
   const result = await client.call("music/generate", { kind, key: project.key, tempo: project.tempo, bars: 2 });
   t.notes = result.notes.map(withId);
@@ -172,7 +177,7 @@ async function fill(t: Track): Promise<void> {
 }
 
 async function ask(): Promise<void> {
-  if (!client || !prompt) return;
+  if (!client || !prompt) return notConnected();
   const text = prompt.text.trim();
   if (!text) return;
   const out = $("agent");
@@ -183,7 +188,7 @@ async function ask(): Promise<void> {
 }
 
 async function sing(): Promise<void> {
-  if (!client) return;
+  if (!client) return notConnected();
   const status = $("audio");
   let melody = project.tracks.find((t) => t.type === "midi" && !/bass/i.test(t.name) && (t.notes ?? []).length > 0);
   if (!melody) {
@@ -239,7 +244,7 @@ async function play(stream: AudioStream): Promise<{ played: number; underruns: n
 }
 
 async function send(): Promise<void> {
-  if (!client) return;
+  if (!client) return notConnected();
   const reply = $("reply");
   reply.textContent = "";
   reply.dataset["state"] = "streaming";
