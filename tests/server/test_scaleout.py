@@ -3,11 +3,7 @@ bucket, the streams and the conversation locks."""
 
 from __future__ import annotations
 
-import os
 import secrets
-import signal
-import subprocess
-import sys
 import uuid
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
@@ -17,6 +13,7 @@ import pytest
 from redis.asyncio import Redis
 
 from tests.fakes import FakeOpenAI, Script
+from tests.server.nodes import serve_node
 from tests.support import STREAM_METHODS, postgres_schema, read_stream
 from yamabiko.client import Client, RemoteError
 from yamabiko.server.auth import mint_token
@@ -24,41 +21,10 @@ from yamabiko.server.auth import mint_token
 
 @contextmanager
 def node(tmp: Path, name: str, env: dict[str, str]) -> Iterator[str]:
-    """A ``yamabiko serve`` process; yields its socket URL."""
-    clean = {k: v for k, v in os.environ.items() if not k.startswith("YAMABIKO_")}
-    with (
-        (tmp / f"{name}.log").open("w") as log,
-        subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "yamabiko.server.cli",
-                "serve",
-                "--port",
-                "0",
-                "--mcp-port",
-                "0",
-                "--data-dir",
-                str(tmp / name),
-            ],
-            stdout=subprocess.PIPE,
-            stderr=log,
-            text=True,
-            env={**clean, **env},
-        ) as proc,
-    ):
-        try:
-            assert proc.stdout is not None
-            line = proc.stdout.readline()
-            assert line.startswith("listening on "), (tmp / f"{name}.log").read_text()
-            yield line.split()[-1]
-        finally:
-            proc.send_signal(signal.SIGTERM)
-            try:
-                proc.wait(10)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
+    """A ``yamabiko serve`` process (:func:`tests.server.nodes.serve_node`); yields its
+    socket URL."""
+    with serve_node(tmp, name, env) as running:
+        yield running.url
 
 
 async def test_two_processes_share_one_bucket_through_redis(redis_url: str, tmp_path: Path) -> None:
