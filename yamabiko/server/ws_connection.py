@@ -9,9 +9,11 @@ events: first the HTTP request, then frames. The request goes to the server's
 an HTTP response (an endpoint, a refusal) or ``None`` to accept the upgrade; a
 connection that is not upgraded is closed once its answer is written. Frames become
 messages (fragmented ones joined; the protocol bounds their size and closes with 1009)
-queued for the session, read by a task that exists only while messages wait, so an
-idle connection holds no task. When more than ``READ_QUEUE_BYTES`` wait (the session
-is backed up), reading from the socket pauses until the session catches up.
+queued for the session and handed to it at once, in ``data_received``; a reader task
+exists only while the session waits on something (``eager.py``), so an idle
+connection holds no task and most messages never need one. When more than
+``READ_QUEUE_BYTES`` wait (the session is backed up), reading from the socket pauses
+until the session catches up.
 
 Writes: the connection is the session's write-only
 :class:`~yamabiko.sessions.transport.Transport`. A message is framed into the
@@ -48,6 +50,7 @@ from websockets.protocol import State
 from websockets.server import ServerProtocol
 from websockets.typing import Subprotocol
 
+from yamabiko.server.eager import start_eagerly
 from yamabiko.sessions.transport import WS_1011_INTERNAL_ERROR
 
 if TYPE_CHECKING:
@@ -214,7 +217,7 @@ class WsConnection(asyncio.Protocol):
         if self._out or self._eof:
             self._flush()
         if self._incoming and self._reader is None and self._receive is not None:
-            self._reader = self._loop.create_task(self._read())
+            self._reader = start_eagerly(self._loop, self._read())
 
     def _feed(self, data: bytes) -> None:
         """Hand bytes to the protocol object and act on what it parsed."""
@@ -527,7 +530,7 @@ class WsConnection(asyncio.Protocol):
         self._set_timer(self._options.ping_interval_s, self._ping)
         self._receive = self._listener.opened(self)
         if self._incoming and self._reader is None:
-            self._reader = self._loop.create_task(self._read())
+            self._reader = start_eagerly(self._loop, self._read())
 
     def _ping(self) -> None:
         self._timer = None

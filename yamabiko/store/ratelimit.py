@@ -395,8 +395,9 @@ class RedisRateLimiter:
         if self._sender is None or self._sender.done():
             self._sender = asyncio.create_task(self._send(), name="rate-limiter-batches")
         try:
-            async with asyncio.timeout(self._timeout_s):
-                return await asyncio.shield(future)
+            # wait_for, not asyncio.timeout: this runs in a connection's reader, which
+            # may not be a task yet (server/eager.py).
+            return await asyncio.wait_for(asyncio.shield(future), self._timeout_s)
         except TimeoutError as exc:
             # The batch may still run and take a token: the caller refuses or admits
             # this request without one, never twice.

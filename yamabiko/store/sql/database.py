@@ -69,6 +69,11 @@ class Database(Executor, Protocol):
         methods wait for the block to end."""
         ...
 
+    def fetch_now(self, sql: str, *args: object) -> list[Row] | None:
+        """The rows of a small point read done at once on the caller's thread, or None
+        when this database cannot read without waiting (then use ``fetch``)."""
+        ...
+
     async def ping(self) -> None:
         """Returns when the database answers; raises otherwise."""
         ...

@@ -6,6 +6,8 @@ import time
 
 from yamabiko.store.sql.database import Database
 
+_IS_REVOKED = "SELECT 1 AS found FROM revoked_tokens WHERE tenant_id = $1 AND jti = $2"
+
 
 class SqlRevokedTokens:
     """:class:`~yamabiko.store.revocations.RevokedTokens` in SQL. A revocation is
@@ -34,12 +36,12 @@ class SqlRevokedTokens:
             )
 
     async def is_revoked(self, tenant_id: str, jti: str) -> bool:
-        row = await self._db.fetchrow(
-            "SELECT 1 AS found FROM revoked_tokens WHERE tenant_id = $1 AND jti = $2",
-            tenant_id,
-            jti,
-        )
-        return row is not None
+        # Every handshake asks: read at once where the database can (the embedded
+        # file), else through the pool.
+        rows = self._db.fetch_now(_IS_REVOKED, tenant_id, jti)
+        if rows is None:
+            rows = await self._db.fetch(_IS_REVOKED, tenant_id, jti)
+        return bool(rows)
 
     async def revoked_since(self, since: float) -> list[tuple[str, str]]:
         rows = await self._db.fetch(

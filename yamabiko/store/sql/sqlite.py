@@ -1,4 +1,5 @@
-"""The embedded backend: one SQLite connection through aiosqlite.
+"""The embedded backend: one SQLite connection on a thread of its own
+(``sqlite_thread.py``).
 
 One connection serves the whole process, so statements are serialized by a lock and a
 transaction holds it to its end (``BEGIN IMMEDIATE``: the write lock is taken at the
@@ -9,20 +10,21 @@ The file is in WAL mode, with foreign keys on.
 from __future__ import annotations
 
 import asyncio
-import logging
+import functools
 import re
 import sqlite3
-from collections.abc import AsyncIterator
+import time
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from functools import lru_cache
 from pathlib import Path
 
-import aiosqlite
 import msgspec
 
 from yamabiko.store.errors import StoreConfigError
 from yamabiko.store.sql.database import Dialect, Executor, Row
+from yamabiko.store.sql.sqlite_thread import SqliteThread
 
 TIMESTAMP_FORMAT = "%Y-%m-%dT%H:%M:%S.%fZ"
 """Fixed width, so that text order is time order in comparisons and ORDER BY."""
@@ -32,10 +34,6 @@ _WAL_ATTEMPTS = 20
 _WAL_RETRY_S = 0.025
 """Backoff step: 20 attempts wait at most ~5 s in all, like busy_timeout."""
 
-# aiosqlite logs every call with its arguments at DEBUG, and our arguments are prompts and
-# ciphertexts, which must never reach a log line whatever level the root logger is at.
-# An operator who really wants them can lower this logger's level again.
-logging.getLogger("aiosqlite").setLevel(logging.INFO)
 
 SQLITE = Dialect(
     name="sqlite",
@@ -95,63 +93,96 @@ def _statements(script: str) -> list[str]:
     return statements
 
 
-async def _use_wal(conn: aiosqlite.Connection) -> None:
+def _connect(path: str) -> sqlite3.Connection:
+    """Open the file as the store uses it (runs on the store's thread)."""
+    # isolation_level=None: the driver never opens transactions behind our back;
+    # transaction() does it explicitly. check_same_thread=False: the connection is
+    # made here and used only here, but ``close`` may come from another thread.
+    conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    try:
+        conn.row_factory = sqlite3.Row
+        conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+        conn.execute("PRAGMA foreign_keys = ON")
+        if path != ":memory:":
+            _use_wal(conn)
+            conn.execute("PRAGMA synchronous = NORMAL")
+    except BaseException:
+        conn.close()
+        raise
+    return conn
+
+
+def _use_wal(conn: sqlite3.Connection) -> None:
     """Switches the file to WAL mode (a no-op when it already is).
 
     The switch needs a lock that SQLite refuses at once, without waiting out
     busy_timeout, while another connection is writing: two processes opening a fresh
-    file together hit it. Retried a bounded number of times, then raised.
+    file together hit it. Retried a bounded number of times (on the store's thread,
+    so waiting there holds nothing else up), then raised.
     """
     for attempt in range(_WAL_ATTEMPTS):
         try:
-            await conn.execute("PRAGMA journal_mode = WAL")
+            conn.execute("PRAGMA journal_mode = WAL")
             return
         except sqlite3.OperationalError as exc:
             if "locked" not in str(exc) or attempt == _WAL_ATTEMPTS - 1:
                 raise
-            await asyncio.sleep(_WAL_RETRY_S * (attempt + 1))
+            time.sleep(_WAL_RETRY_S * (attempt + 1))
 
 
-def _rowcount(conn: sqlite3.Connection, sql: str, args: list[object]) -> int:
-    """Run one statement (on the connection's thread); the number of rows it changed."""
-    cursor = conn.execute(sql, args)
-    try:
-        return int(cursor.rowcount)
-    finally:
-        cursor.close()
+def _rows(sql: str, args: list[object]) -> Callable[[sqlite3.Connection], list[Row]]:
+    def job(conn: sqlite3.Connection) -> list[Row]:
+        cursor = conn.execute(sql, args)
+        try:
+            return [dict(row) for row in cursor.fetchall()]
+        finally:
+            cursor.close()
+
+    return job
+
+
+def _rowcount(sql: str, args: list[object]) -> Callable[[sqlite3.Connection], int]:
+    def job(conn: sqlite3.Connection) -> int:
+        cursor = conn.execute(sql, args)
+        try:
+            return int(cursor.rowcount)
+        finally:
+            cursor.close()
+
+    return job
+
+
+def _script(statements: list[str]) -> Callable[[sqlite3.Connection], None]:
+    # Not executescript: it commits any open transaction first, and a migration must
+    # run inside one.
+    def job(conn: sqlite3.Connection) -> None:
+        for statement in statements:
+            conn.execute(statement).close()
+
+    return job
 
 
 class _Connection:
-    """The statements themselves, with no locking: used under the database's lock."""
+    """The statements themselves, with no locking: used under the database's lock.
+    Each statement is one trip to the store's thread, its rows made into dicts there."""
 
     dialect = SQLITE
 
-    def __init__(self, conn: aiosqlite.Connection) -> None:
-        self._conn = conn
+    def __init__(self, thread: SqliteThread) -> None:
+        self._thread = thread
 
     async def fetch(self, sql: str, *args: object) -> list[Row]:
-        rows = await self._conn.execute_fetchall(_translate(sql), [_adapt(a) for a in args])
-        return [dict(row) for row in rows]
+        return await self._thread.run(_rows(_translate(sql), [_adapt(a) for a in args]))
 
     async def fetchrow(self, sql: str, *args: object) -> Row | None:
         rows = await self.fetch(sql, *args)
         return rows[0] if rows else None
 
     async def execute(self, sql: str, *args: object) -> int:
-        # One trip to the connection's thread, where ``conn.execute`` and closing its
-        # cursor would take two: a transaction is a handful of statements, each a
-        # thread hop that waits for the event loop to pick its result up. This uses
-        # aiosqlite's ``_execute`` (queue a function on its thread), hence the pin.
-        changed = await self._conn._execute(  # type: ignore[no-untyped-call]
-            _rowcount, self._conn._conn, _translate(sql), [_adapt(a) for a in args]
-        )
-        return int(changed)
+        return await self._thread.run(_rowcount(_translate(sql), [_adapt(a) for a in args]))
 
     async def script(self, sql: str) -> None:
-        # Not executescript: it commits any open transaction first, and a migration
-        # must run inside one.
-        for statement in _statements(sql):
-            await self._conn.execute(statement)
+        await self._thread.run(_script(_statements(sql)))
 
 
 class SqliteDatabase:
@@ -159,11 +190,13 @@ class SqliteDatabase:
 
     dialect = SQLITE
 
-    def __init__(self, conn: aiosqlite.Connection) -> None:
-        self._conn = conn
-        self._raw = _Connection(conn)
+    def __init__(self, thread: SqliteThread, path: str) -> None:
+        self._thread = thread
+        self._raw = _Connection(thread)
         self._lock = asyncio.Lock()
         self._closed = False
+        self._path = path
+        self._reader: sqlite3.Connection | None = None
 
     @classmethod
     async def open(cls, path: str) -> SqliteDatabase:
@@ -171,20 +204,7 @@ class SqliteDatabase:
             raise StoreConfigError("sqlite URL has no path: use sqlite:///PATH")
         if path != ":memory:" and not Path(path).parent.is_dir():
             raise StoreConfigError(f"sqlite database folder does not exist: {Path(path).parent}")
-        # isolation_level=None: the driver never opens transactions behind our back;
-        # transaction() does it explicitly.
-        conn = await aiosqlite.connect(path, isolation_level=None)
-        try:
-            conn.row_factory = sqlite3.Row
-            await conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
-            await conn.execute("PRAGMA foreign_keys = ON")
-            if path != ":memory:":
-                await _use_wal(conn)
-                await conn.execute("PRAGMA synchronous = NORMAL")
-        except BaseException:
-            await conn.close()
-            raise
-        return cls(conn)
+        return cls(await SqliteThread.start(functools.partial(_connect, path)), path)
 
     async def fetch(self, sql: str, *args: object) -> list[Row]:
         async with self._lock:
@@ -193,6 +213,36 @@ class SqliteDatabase:
     async def fetchrow(self, sql: str, *args: object) -> Row | None:
         async with self._lock:
             return await self._raw.fetchrow(sql, *args)
+
+    def fetch_now(self, sql: str, *args: object) -> list[Row] | None:
+        """Rows read at once, on the caller's thread, or None when that cannot be done
+        without waiting (then ``fetch``).
+
+        For the few point reads on a hot path (the revocation check of every
+        handshake): a lookup by key in a small table takes microseconds, where a trip
+        to the store's thread costs about a tenth of a millisecond of CPU. It reads
+        through a read-only connection of its own in WAL mode, where readers never
+        wait for writers; it sees every committed write, as the store's thread does.
+        An in-memory database has no second connection; a busy file (recovery) or an
+        error gives None.
+        """
+        if self._closed or self._path == ":memory:":
+            return None
+        reader = self._reader
+        try:
+            if reader is None:
+                uri = f"{Path(self._path).absolute().as_uri()}?mode=ro"
+                reader = sqlite3.connect(uri, uri=True, isolation_level=None)
+                reader.row_factory = sqlite3.Row
+                reader.execute("PRAGMA busy_timeout = 0")
+                self._reader = reader
+            cursor = reader.execute(_translate(sql), [_adapt(a) for a in args])
+            try:
+                return [dict(row) for row in cursor.fetchall()]
+            finally:
+                cursor.close()
+        except sqlite3.Error:
+            return None
 
     async def execute(self, sql: str, *args: object) -> int:
         async with self._lock:
@@ -210,14 +260,14 @@ class SqliteDatabase:
                 yield self._raw
             except BaseException:
                 # SQLite has already rolled back after some errors (a full disk, say).
-                if self._conn.in_transaction:
+                if self._thread.in_transaction:
                     await self._raw.execute("ROLLBACK")
                 raise
             try:
                 await self._raw.execute("COMMIT")
             except BaseException:
                 # A failed COMMIT (say SQLITE_BUSY) leaves the transaction open.
-                if self._conn.in_transaction:
+                if self._thread.in_transaction:
                     await self._raw.execute("ROLLBACK")
                 raise
 
@@ -228,5 +278,8 @@ class SqliteDatabase:
         if self._closed:
             return
         self._closed = True
+        if self._reader is not None:
+            self._reader.close()
+            self._reader = None
         async with self._lock:
-            await self._conn.close()
+            await self._thread.close()
